@@ -1,0 +1,47 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { installErrorHandlers } from './http-errors.js';
+import { hooksRoute } from './ingress/hooks-route.js';
+import type { IngressDeps } from './ingress/ingress-deps.js';
+import { isReady } from './queue/redis-connection.js';
+
+/**
+ * The ingress as a Fastify instance, without listening: tests build it on port 0 or inject into it, the
+ * process start (server.ts) listens. Request logging is ours (one line per webhook), not Fastify's two.
+ */
+export function buildIngressApp(deps: IngressDeps): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.log.child({ role: 'ingress' }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    trustProxy: deps.config.ingress.trustProxy,
+    bodyLimit: deps.config.ingress.bodyLimit,
+    // Bitbucket Data Center's breaker counts slow answers as failures: never keep it waiting long.
+    connectionTimeout: 30_000,
+    requestTimeout: 15_000,
+    keepAliveTimeout: 5_000,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  });
+  installErrorHandlers(app);
+
+  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/readyz', async (_req, reply) => {
+    if (!isReady(deps.redis)) {
+      return reply
+        .code(503)
+        .header('retry-after', '2')
+        .send({ error: 'NOT_READY', message: 'redis unreachable' });
+    }
+    try {
+      await deps.redis.ping();
+    } catch {
+      return reply
+        .code(503)
+        .header('retry-after', '2')
+        .send({ error: 'NOT_READY', message: 'redis unreachable' });
+    }
+    return { ok: true };
+  });
+
+  app.register(async (scope) => hooksRoute(scope, deps));
+  return app;
+}

@@ -1,0 +1,195 @@
+import { createHash } from 'node:crypto';
+import type { Platform } from '../config/types.js';
+import type { CommitInfo, Envelope, Person, PullRequestInfo } from './envelope.js';
+import { eventFamily } from './event-keys.js';
+
+// biome-ignore lint/suspicious/noExplicitAny: payloads have been validated by ajv for the fields read here
+type Json = any;
+
+const ZERO_HASH = /^0+$/;
+
+function parseRaw(raw: unknown): Pick<Person, 'name' | 'email'> {
+  // Cloud commit authors come as "Name <email>".
+  if (typeof raw !== 'string') return {};
+  const match = /^(.*?)\s*<([^>]*)>\s*$/.exec(raw);
+  return match ? { name: match[1] || undefined, email: match[2] || undefined } : { name: raw };
+}
+
+function clean<T extends object>(obj: T): T {
+  for (const key of Object.keys(obj) as (keyof T)[]) if (obj[key] === undefined) delete obj[key];
+  return obj;
+}
+
+function cloudPerson(user: Json): Person | undefined {
+  if (!user || typeof user !== 'object') return undefined;
+  return clean({
+    name: user.nickname ?? user.display_name ?? user.username,
+    accountId: user.account_id,
+    uuid: user.uuid,
+  });
+}
+
+function cloudAuthor(author: Json): Person | undefined {
+  if (!author || typeof author !== 'object') return undefined;
+  return clean({ ...parseRaw(author.raw), ...cloudPerson(author.user), ...parseRaw(author.raw) });
+}
+
+function dcPerson(user: Json): Person | undefined {
+  if (!user || typeof user !== 'object') return undefined;
+  return clean({
+    name: user.name ?? user.displayName,
+    email: user.emailAddress,
+    accountId: user.id === undefined ? undefined : String(user.id),
+    uuid: user.slug,
+  });
+}
+
+function cloudCommit(c: Json): CommitInfo | undefined {
+  if (!c || typeof c.hash !== 'string') return undefined;
+  return clean({ hash: c.hash, message: c.message, author: cloudAuthor(c.author) });
+}
+
+function normaliseCloud(eventKey: string, p: Json): Omit<Envelope, 'platform' | 'eventKey' | 'deliveryId'> {
+  const env: Omit<Envelope, 'platform' | 'eventKey' | 'deliveryId'> = {
+    repository: p.repository?.full_name ?? null,
+    repositoryUuid: p.repository?.uuid,
+    refs: [],
+    commits: [],
+    actor: cloudPerson(p.actor),
+  };
+  const family = eventFamily('cloud', eventKey);
+  if (family === 'push') {
+    for (const change of p.push.changes as Json[]) {
+      const state = change.new ?? change.old;
+      if (!state) continue;
+      env.refs.push({
+        name: state.name,
+        kind: state.type === 'tag' ? 'tag' : 'branch',
+        oldHash: change.old?.target?.hash ?? null,
+        newHash: change.new?.target?.hash ?? null,
+        created: change.created === true || change.old === null,
+        deleted: change.closed === true || change.new === null,
+        forced: change.forced === true,
+        truncated: change.truncated === true,
+      });
+      if (Array.isArray(change.commits)) {
+        for (const c of change.commits) {
+          const commit = cloudCommit(c);
+          if (commit) env.commits.push(commit);
+        }
+      }
+    }
+    const head = (p.push.changes as Json[]).find((c) => c.new?.target?.hash);
+    if (head) env.headCommit = cloudCommit(head.new.target);
+  } else if (family === 'pullrequest') {
+    const pr = p.pullrequest;
+    env.pullRequest = clean<PullRequestInfo>({
+      id: pr.id,
+      title: pr.title,
+      state: pr.state,
+      sourceBranch: pr.source?.branch?.name,
+      sourceHash: pr.source?.commit?.hash,
+      destinationBranch: pr.destination?.branch?.name,
+      destinationHash: pr.destination?.commit?.hash,
+      mergeCommit: pr.merge_commit?.hash,
+    });
+  }
+  return clean(env);
+}
+
+function dcRepoKey(repo: Json): string | null {
+  return repo?.project?.key && repo?.slug ? `${repo.project.key}/${repo.slug}` : null;
+}
+
+function dcCommit(c: Json): CommitInfo | undefined {
+  if (!c || typeof c.id !== 'string') return undefined;
+  return clean({ hash: c.id, message: c.message, author: dcPerson(c.author) });
+}
+
+function normaliseDc(eventKey: string, p: Json): Omit<Envelope, 'platform' | 'eventKey' | 'deliveryId'> {
+  const family = eventFamily('datacenter', eventKey);
+  const env: Omit<Envelope, 'platform' | 'eventKey' | 'deliveryId'> = {
+    repository: dcRepoKey(p.repository) ?? dcRepoKey(p.pullRequest?.toRef?.repository),
+    refs: [],
+    commits: [],
+    actor: dcPerson(p.actor),
+  };
+  if (family === 'push') {
+    for (const change of p.changes as Json[]) {
+      const created = change.type === 'ADD' || ZERO_HASH.test(change.fromHash);
+      const deleted = change.type === 'DELETE' || ZERO_HASH.test(change.toHash);
+      env.refs.push({
+        name: change.ref.displayId,
+        kind: change.ref.type === 'TAG' ? 'tag' : 'branch',
+        oldHash: created ? null : change.fromHash,
+        newHash: deleted ? null : change.toHash,
+        created,
+        deleted,
+        forced: false,
+        truncated: false,
+      });
+    }
+    if (Array.isArray(p.commits)) {
+      for (const c of p.commits) {
+        const commit = dcCommit(c);
+        if (commit) env.commits.push(commit);
+      }
+    }
+    env.headCommit = dcCommit(p.toCommit) ?? env.commits[0];
+  } else if (family === 'pullrequest') {
+    const pr = p.pullRequest;
+    env.pullRequest = clean<PullRequestInfo>({
+      id: pr.id,
+      title: pr.title,
+      state: pr.state,
+      sourceBranch: pr.fromRef?.displayId,
+      sourceHash: pr.fromRef?.latestCommit,
+      destinationBranch: pr.toRef?.displayId,
+      destinationHash: pr.toRef?.latestCommit,
+      mergeCommit: pr.properties?.mergeCommit?.id,
+    });
+  }
+  return clean(env);
+}
+
+export interface NormaliseInput {
+  platform: Platform;
+  eventKey: string;
+  deliveryId: string;
+  hookId?: string;
+  attempt?: number;
+  payload: unknown;
+}
+
+export function normalise(input: NormaliseInput): Envelope {
+  const body =
+    input.platform === 'cloud'
+      ? normaliseCloud(input.eventKey, input.payload)
+      : normaliseDc(input.eventKey, input.payload);
+  return clean({
+    platform: input.platform,
+    eventKey: input.eventKey,
+    deliveryId: input.deliveryId,
+    hookId: input.hookId,
+    attempt: input.attempt,
+    ...body,
+  });
+}
+
+/**
+ * A key for "the same change": a repository hook and a project hook firing for one push carry different
+ * request ids but describe the same ref updates. Pushes key on their ref transitions, merges on the PR and its
+ * merge commit; everything else on the body bytes (a PR update or comment may legitimately repeat its state).
+ */
+export function contentKey(sourceId: string, env: Envelope, body: Buffer): string {
+  const hash = createHash('sha256').update(`${sourceId}\0${env.eventKey}\0${env.repository ?? ''}`);
+  const pr = env.pullRequest;
+  if (env.refs.length > 0) {
+    for (const r of env.refs) hash.update(`\0${r.kind}:${r.name}:${r.oldHash ?? '-'}:${r.newHash ?? '-'}`);
+  } else if (pr && (env.eventKey === 'pullrequest:fulfilled' || env.eventKey === 'pr:merged')) {
+    hash.update(`\0pr:${pr.id}:${pr.mergeCommit ?? ''}`);
+  } else {
+    hash.update('\0').update(body);
+  }
+  return hash.digest('base64url');
+}

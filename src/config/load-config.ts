@@ -1,0 +1,236 @@
+import { readFileSync } from 'node:fs';
+import { Ajv, type ErrorObject } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import { parseDocument } from 'yaml';
+import { ConfigError } from '../errors.js';
+import { toMs } from './duration.js';
+import { configSchema } from './schema.js';
+import type { Config, RetryPolicy, TargetConfig } from './types.js';
+
+// ajv-formats ships CJS with a default export that ESM sees one level down.
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+// verbose: errors carry their schema, so an anyOf failure can say what it wanted (a duration, …).
+const ajv = new Ajv({
+  allErrors: true,
+  useDefaults: true,
+  discriminator: true,
+  strict: false,
+  verbose: true,
+});
+addFormats(ajv);
+const validate = ajv.compile(configSchema);
+
+/** `a/0/b` (JSON pointer) → `a[0].b`, the way people read config paths. */
+export function pointerToPath(pointer: string): string {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((path, part) => (/^\d+$/.test(part) ? `${path}[${part}]` : path ? `${path}.${part}` : part), '');
+}
+
+function describe(err: ErrorObject): { path: string; message: string } {
+  const base = pointerToPath(err.instancePath);
+  const join = (key: string) => (base ? `${base}.${key}` : key);
+  switch (err.keyword) {
+    case 'required':
+      return { path: join(String(err.params.missingProperty)), message: 'is required' };
+    case 'additionalProperties':
+      return { path: join(String(err.params.additionalProperty)), message: 'is not a known key' };
+    case 'format':
+      return {
+        path: base,
+        message: err.params.format === 'uri' ? 'must be a URL' : `must be a ${err.params.format}`,
+      };
+    case 'pattern':
+      if (/(^|\.)(url|jwksUrl|tokenUrl)$/.test(base))
+        return { path: base, message: 'must be a URL (http or https)' };
+      if (/^redis\.url$/.test(base)) return { path: base, message: 'must be a redis:// or rediss:// URL' };
+      return { path: base, message: `must match ${err.params.pattern}` };
+    case 'enum':
+      return { path: base, message: `must be one of: ${(err.params.allowedValues as unknown[]).join(', ')}` };
+    case 'anyOf':
+      if (err.parentSchema && JSON.stringify(err.parentSchema).includes('(ms|s|m|h|d)')) {
+        return { path: base, message: 'must be a duration (milliseconds, or like "30s", "5m", "2h")' };
+      }
+      return { path: base, message: err.message ?? 'is invalid' };
+    case 'discriminator':
+      return { path: join('type'), message: 'must be one of: bearer, basic, token, oauth2' };
+    default:
+      return { path: base, message: err.message ?? 'is invalid' };
+  }
+}
+
+/** Keep one message per path, and drop the branch noise that anyOf/oneOf produce next to their summary. */
+function formatAjvErrors(errors: ErrorObject[]): string[] {
+  const anyOfPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  const seen = new Map<string, string>();
+  for (const err of errors) {
+    if (err.keyword !== 'anyOf' && anyOfPaths.has(err.instancePath)) continue;
+    if (err.keyword === 'if' || err.keyword === 'oneOf') continue;
+    const { path, message } = describe(err);
+    if (!seen.has(path)) seen.set(path, message);
+  }
+  return [...seen].map(([path, message]) => `${path || '(root)'}: ${message}`);
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/**
+ * Replace `${VAR}` and `${VAR:-default}` inside string values. Done on the parsed tree, not the raw text, so an
+ * environment value can never inject YAML structure.
+ */
+function interpolate(value: unknown, path: string, env: NodeJS.ProcessEnv, problems: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (_match, name: string, fallback: string | undefined) => {
+      const found = env[name];
+      if (found !== undefined) return found;
+      if (fallback !== undefined) return fallback;
+      problems.push(
+        `${path || '(root)'}: environment variable ${name} is not set (use \${${name}:-} to allow empty)`,
+      );
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((item, i) => interpolate(item, `${path}[${i}]`, env, problems));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) {
+      out[key] = interpolate(item, path ? `${path}.${key}` : key, env, problems);
+    }
+    return out;
+  }
+  return value;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const item of Object.values(value)) deepFreeze(item);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+function parseHostPort(entry: string): { host: string; port: number } {
+  const at = entry.lastIndexOf(':');
+  return { host: entry.slice(0, at), port: Number(entry.slice(at + 1)) };
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the raw tree has just been validated against the schema
+type Raw = any;
+
+function normaliseRetry(raw: Raw): RetryPolicy {
+  return {
+    attempts: raw.attempts,
+    ...(raw.schedule ? { scheduleMs: raw.schedule.map(toMs) } : {}),
+    delayMs: toMs(raw.delay),
+    maxDelayMs: toMs(raw.maxDelay),
+    maxRetryAfterMs: toMs(raw.maxRetryAfter),
+    maxAgeMs: toMs(raw.maxAge),
+  };
+}
+
+function crossCheck(raw: Raw): string[] {
+  const problems: string[] = [];
+  const unique = (list: { id?: string }[], name: string) => {
+    const seen = new Set<string>();
+    list.forEach((item, i) => {
+      if (item.id === undefined) return;
+      if (seen.has(item.id)) problems.push(`${name}[${i}].id: duplicate id "${item.id}"`);
+      seen.add(item.id);
+    });
+  };
+  unique(raw.sources, 'sources');
+  unique(raw.targets, 'targets');
+  unique(raw.routes, 'routes');
+  const sources = new Set(raw.sources.map((s: Raw) => s.id));
+  const targets = new Set(raw.targets.map((t: Raw) => t.id));
+  raw.sources.forEach((source: Raw, i: number) => {
+    if (!source.secrets.some((s: string) => s.length > 0)) {
+      problems.push(`sources[${i}].secrets: needs at least one non-empty secret`);
+    }
+  });
+  raw.routes.forEach((route: Raw, i: number) => {
+    if (!sources.has(route.source)) problems.push(`routes[${i}].source: unknown source "${route.source}"`);
+    route.targets.forEach((t: string, j: number) => {
+      if (!targets.has(t)) problems.push(`routes[${i}].targets[${j}]: unknown target "${t}"`);
+    });
+  });
+  raw.targets.forEach((target: Raw, i: number) => {
+    if (target.type === 'teamcity' && !target.locator) {
+      problems.push(`targets[${i}].locator: is required for type teamcity`);
+    }
+  });
+  const redisModes = ['url', 'sentinels', 'cluster'].filter((k) => raw.redis[k] !== undefined);
+  if (redisModes.length > 1)
+    problems.push(`redis: set only one of url, sentinels, cluster (got ${redisModes.join(', ')})`);
+  if (raw.redis.sentinels && !raw.redis.name) problems.push('redis.name: is required with redis.sentinels');
+  return problems;
+}
+
+function normalise(raw: Raw): Config {
+  return {
+    relay: raw.relay,
+    redis: {
+      ...raw.redis,
+      ...(raw.redis.sentinels ? { sentinels: raw.redis.sentinels.map(parseHostPort) } : {}),
+      ...(raw.redis.cluster ? { cluster: raw.redis.cluster.map(parseHostPort) } : {}),
+    },
+    ingress: raw.ingress,
+    admin: raw.admin,
+    sources: raw.sources.map((s: Raw) => ({ ...s, secrets: s.secrets.filter((x: string) => x.length > 0) })),
+    targets: raw.targets.map(
+      (t: Raw): TargetConfig => ({
+        ...t,
+        retry: normaliseRetry(t.retry),
+        circuit: { failureThreshold: t.circuit.failureThreshold, cooldownMs: toMs(t.circuit.cooldown) },
+        ...(t.rateLimit
+          ? { rateLimit: { max: t.rateLimit.max, durationMs: toMs(t.rateLimit.duration) } }
+          : {}),
+      }),
+    ),
+    routes: raw.routes.map((r: Raw, i: number) => ({ ...r, id: r.id ?? `route-${i}` })),
+    loop: raw.loop,
+    retention: {
+      eventsMs: toMs(raw.retention.events),
+      completedJobsMs: toMs(raw.retention.completedJobs),
+      deadLettersMs: toMs(raw.retention.deadLetters),
+    },
+    log: raw.log,
+  };
+}
+
+/** Validate an already-parsed config tree. Throws ConfigError listing every problem by path. */
+export function buildConfig(tree: unknown, env: NodeJS.ProcessEnv = process.env, file?: string): Config {
+  const problems: string[] = [];
+  const raw = interpolate(tree ?? {}, '', env, problems);
+  if (!validate(raw)) problems.push(...formatAjvErrors(validate.errors ?? []));
+  if (problems.length > 0) throw new ConfigError(problems, file);
+  const cross = crossCheck(raw);
+  if (cross.length > 0) throw new ConfigError(cross, file);
+  return deepFreeze(normalise(raw));
+}
+
+export function parseConfigText(text: string, env: NodeJS.ProcessEnv = process.env, file?: string): Config {
+  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map(
+        (e) => `YAML ${e.linePos?.[0] ? `line ${e.linePos[0].line}` : ''}: ${e.message.split('\n')[0]}`,
+      ),
+      file,
+    );
+  }
+  return buildConfig(doc.toJS(), env, file);
+}
+
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`cannot read file: ${(err as Error).message}`], file);
+  }
+  return parseConfigText(text, env, file);
+}

@@ -1,0 +1,103 @@
+/** The validated, normalised and frozen config. Durations are milliseconds here, whatever the file said. */
+
+export type Platform = 'cloud' | 'datacenter';
+export type Durability = 'fast' | 'fsync' | 'replicated';
+export type TargetType = 'http' | 'jenkins-generic' | 'teamcity' | 'buildkite';
+
+export type TargetAuth =
+  | { type: 'bearer'; token: string }
+  | { type: 'basic'; username: string; password: string }
+  | { type: 'token'; token: string; header?: string; query?: string }
+  | {
+      type: 'oauth2';
+      tokenUrl: string;
+      clientId: string;
+      clientSecret: string;
+      scope?: string;
+      audience?: string;
+    };
+
+export interface RetryPolicy {
+  attempts: number;
+  /** Explicit delays before retry n (index n-1); the last entry repeats. Absent: exponential full jitter. */
+  scheduleMs?: number[];
+  delayMs: number;
+  maxDelayMs: number;
+  maxRetryAfterMs: number;
+  maxAgeMs: number;
+}
+
+export interface TargetConfig {
+  id: string;
+  type: TargetType;
+  url: string;
+  timeoutMs: number;
+  auth?: TargetAuth;
+  headers?: Record<string, string>;
+  signingSecret?: string;
+  concurrency: number;
+  rateLimit?: { max: number; durationMs: number };
+  retry: RetryPolicy;
+  circuit: { failureThreshold: number; cooldownMs: number };
+  locator?: string;
+}
+
+export interface SourceConfig {
+  id: string;
+  platform: Platform;
+  /** Non-empty secrets only: an empty key would let anyone sign. Several = rotation. */
+  secrets: string[];
+}
+
+export interface RouteConfig {
+  id: string;
+  source: string;
+  events: string[];
+  repos: string[];
+  branches?: string[];
+  targets: string[];
+  coalesce: 'none' | 'latest-per-ref';
+}
+
+export interface Config {
+  relay: { id: string };
+  redis: {
+    url?: string;
+    sentinels?: { host: string; port: number }[];
+    name?: string;
+    sentinelPassword?: string;
+    password?: string;
+    cluster?: { host: string; port: number }[];
+    prefix: string;
+    durability: Durability;
+    replicas: number;
+    commandTimeoutMs: number;
+    dataDir: string;
+  };
+  ingress: {
+    host: string;
+    port: number;
+    bodyLimit: number;
+    trustProxy: boolean | string[];
+    dedupe: { deliveryIdSeconds: number; contentSeconds: number };
+  };
+  admin: {
+    host: string;
+    port: number;
+    publicBasePath: string;
+    tokens: { name: string; token: string; role: 'viewer' | 'operator' }[];
+    oidc?: { issuer: string; audience: string; jwksUrl: string; rolesClaim: string };
+  };
+  sources: SourceConfig[];
+  targets: TargetConfig[];
+  routes: RouteConfig[];
+  loop: {
+    skipMarkers: string[];
+    ignoreActors: string[];
+    maxTriggersPerRef: { count: number; windowSeconds: number };
+    collapseMergePush: boolean;
+    collapseWindowSeconds: number;
+  };
+  retention: { eventsMs: number; completedJobsMs: number; deadLettersMs: number };
+  log: { level: string };
+}

@@ -1,0 +1,64 @@
+/**
+ * The one error catalogue. Every rejection the relay makes (ingress, admin API, CLI) uses a code from here, so
+ * clients and dashboards can rely on `error` staying stable while `message` may be reworded.
+ */
+export const ERRORS = {
+  SOURCE_NOT_FOUND: { status: 404, message: 'unknown webhook source' },
+  NOT_FOUND: { status: 404, message: 'not found' },
+  PAYLOAD_TOO_LARGE: { status: 413, message: 'request body is larger than the configured limit' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'content type must be application/json' },
+  SIGNATURE_MISSING: { status: 401, message: 'X-Hub-Signature header is missing' },
+  SIGNATURE_INVALID: { status: 401, message: 'signature does not match any secret of this source' },
+  SIGNATURE_ALGORITHM_UNSUPPORTED: { status: 401, message: 'signature algorithm must be sha256' },
+  HEADER_MISSING: { status: 400, message: 'a required header is missing' },
+  EVENT_KEY_UNKNOWN: { status: 400, message: 'X-Event-Key is not a known event for this platform' },
+  BODY_INVALID_JSON: { status: 400, message: 'body is not valid JSON' },
+  PAYLOAD_INVALID: { status: 400, message: 'payload does not match the schema of its event' },
+  LOOP_DETECTED: { status: 508, message: 'request already passed through this relay' },
+  EVENT_IN_PROGRESS: { status: 503, message: 'the same delivery is being stored right now, retry' },
+  QUEUE_UNAVAILABLE: { status: 503, message: 'event store unavailable, retry later' },
+  NOT_READY: { status: 503, message: 'not ready' },
+  UNAUTHORIZED: { status: 401, message: 'missing or invalid credentials' },
+  FORBIDDEN: { status: 403, message: 'this identity may not do that' },
+  BAD_REQUEST: { status: 400, message: 'bad request' },
+  FILTER_REQUIRED: { status: 400, message: 'a filter is required for bulk actions' },
+  INTERNAL: { status: 500, message: 'internal error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export interface ErrorBody {
+  error: ErrorCode;
+  message: string;
+}
+
+export class RelayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Seconds a client should wait before retrying; set on 503s so Bitbucket and scripts back off. */
+  readonly retryAfter: number | undefined;
+
+  constructor(code: ErrorCode, message?: string, opts: { retryAfter?: number; cause?: unknown } = {}) {
+    super(message ?? ERRORS[code].message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'RelayError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.retryAfter = opts.retryAfter;
+  }
+
+  toBody(): ErrorBody {
+    // 5xx bodies stay generic: the detail goes to the log, never to the caller.
+    const message = this.status >= 500 ? ERRORS[this.code].message : this.message;
+    return { error: this.code, message };
+  }
+}
+
+/** A config file that cannot be used; `problems` each name the path of the bad key. */
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[], file?: string) {
+    super(`${file ? `${file}: ` : ''}invalid config\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}

@@ -1,0 +1,239 @@
+import { isUtf8 } from 'node:buffer';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { v7 as uuidv7 } from 'uuid';
+import { DELIVERY_ID_HEADER, eventFamily, isKnownEventKey } from '../bitbucket/event-keys.js';
+import { contentKey, normalise } from '../bitbucket/normalise.js';
+import { validatePayload } from '../bitbucket/payload-schemas.js';
+import { JsonRejected, safeJsonParse } from '../bitbucket/safe-json.js';
+import { verifySignature } from '../bitbucket/signature.js';
+import type { SourceConfig } from '../config/types.js';
+import { ERRORS, type ErrorCode } from '../errors.js';
+import { isReady } from '../queue/redis-connection.js';
+import { HOP_HEADER, hasPassedThisRelay } from './hop-marker.js';
+import type { IngressDeps } from './ingress-deps.js';
+
+/** The Bitbucket headers a target gets back byte for byte; everything else (Authorization first) is dropped. */
+const FORWARDED_HEADERS = [
+  'content-type',
+  'user-agent',
+  'x-event-key',
+  'x-request-uuid',
+  'x-request-id',
+  'x-hook-uuid',
+  'x-attempt-number',
+  'x-hub-signature',
+  HOP_HEADER,
+] as const;
+
+const JSON_CONTENT_TYPE = /^application\/(?:json|[\w.+-]+\+json)\s*(?:;|$)/i;
+
+/** What the one log line and the metrics of a request say. */
+interface Outcome {
+  source?: string;
+  eventKey?: string;
+  deliveryId?: string;
+  eventId?: string;
+  outcome?: string;
+  targets?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    hr: Outcome;
+    hrSource?: SourceConfig;
+  }
+}
+
+function header(req: FastifyRequest, name: string): string | undefined {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function reject(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  code: ErrorCode,
+  message?: string,
+  retryAfter?: number,
+) {
+  req.hr.outcome = code;
+  const status = ERRORS[code].status;
+  if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
+  return reply
+    .code(status)
+    .send({ error: code, message: status >= 500 || !message ? ERRORS[code].message : message });
+}
+
+export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promise<void> {
+  const { config, store, router, metrics } = deps;
+  const sources = new Map(config.sources.map((s) => [s.id, s]));
+
+  // Raw bytes in, always: the signature is computed over exactly what Bitbucket sent, and targets get them back.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    '*',
+    { parseAs: 'buffer', bodyLimit: config.ingress.bodyLimit },
+    (_req, body, done) => done(null, body),
+  );
+
+  app.decorateRequest('hr', null as unknown as Outcome);
+  app.addHook('onRequest', async (req) => {
+    req.hr = {};
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const hr = req.hr;
+    const source = hr.source ?? 'unknown';
+    metrics.ingressRequests.inc({ source, outcome: hr.outcome ?? String(reply.statusCode) });
+    metrics.ingressDuration.observe({ source }, reply.elapsedTime / 1000);
+    // One line per request; never headers, body or signature.
+    req.log.info(
+      {
+        ip: req.ip,
+        source: hr.source,
+        eventKey: hr.eventKey,
+        deliveryId: hr.deliveryId,
+        eventId: hr.eventId,
+        targets: hr.targets,
+        outcome: hr.outcome,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 10) / 10,
+      },
+      'webhook',
+    );
+  });
+
+  app.post<{ Params: { sourceId: string } }>(
+    '/hooks/:sourceId',
+    {
+      bodyLimit: config.ingress.bodyLimit,
+      // Cheap checks before a single body byte is read.
+      onRequest: async (req, reply) => {
+        const source = sources.get(req.params.sourceId);
+        if (!source) return reject(req, reply, 'SOURCE_NOT_FOUND', `no source "${req.params.sourceId}"`);
+        req.hrSource = source;
+        req.hr.source = source.id;
+        req.hr.eventKey = header(req, 'x-event-key')?.slice(0, 64);
+        if (hasPassedThisRelay(config.relay.id, req.headers)) return reject(req, reply, 'LOOP_DETECTED');
+        const length = Number(header(req, 'content-length') ?? 0);
+        if (length > config.ingress.bodyLimit) return reject(req, reply, 'PAYLOAD_TOO_LARGE');
+        const type = header(req, 'content-type');
+        if (!type || !JSON_CONTENT_TYPE.test(type)) {
+          return reject(req, reply, 'UNSUPPORTED_MEDIA_TYPE', 'content type must be application/json');
+        }
+      },
+    },
+    async (req, reply) => {
+      const source = req.hrSource!;
+      const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const eventKey = header(req, 'x-event-key');
+
+      // 2. Signature over the raw bytes. Data Center's "Test connection" comes unsigned.
+      const signature = header(req, 'x-hub-signature');
+      if (source.platform === 'datacenter' && eventKey === 'diagnostics:ping' && !signature) {
+        req.hr.outcome = 'ping';
+        return reply.code(200).send({ ok: true, ping: true });
+      }
+      const check = verifySignature(signature, body, source.secrets);
+      if (check === 'missing') return reject(req, reply, 'SIGNATURE_MISSING');
+      if (check === 'unsupported-algorithm') return reject(req, reply, 'SIGNATURE_ALGORITHM_UNSUPPORTED');
+      if (check !== 'ok') return reject(req, reply, 'SIGNATURE_INVALID');
+
+      // 3. Headers, then the body.
+      if (!eventKey) return reject(req, reply, 'HEADER_MISSING', 'X-Event-Key header is missing');
+      if (!isKnownEventKey(source.platform, eventKey)) {
+        return reject(req, reply, 'EVENT_KEY_UNKNOWN', `unknown ${source.platform} event key`);
+      }
+      if (eventKey === 'diagnostics:ping') {
+        req.hr.outcome = 'ping';
+        return reply.code(200).send({ ok: true, ping: true });
+      }
+      const idHeader = DELIVERY_ID_HEADER[source.platform];
+      const deliveryId = header(req, idHeader);
+      if (!deliveryId || deliveryId.length > 128 || !/^[\w{}.:-]+$/.test(deliveryId)) {
+        return reject(req, reply, 'HEADER_MISSING', `${idHeader} header is missing or malformed`);
+      }
+      req.hr.deliveryId = deliveryId;
+      if (!isUtf8(body)) return reject(req, reply, 'BODY_INVALID_JSON', 'body is not valid UTF-8');
+      let payload: unknown;
+      try {
+        payload = safeJsonParse(body.toString('utf8'));
+      } catch (err) {
+        const reason = err instanceof JsonRejected ? err.message : 'body is not valid JSON';
+        return reject(req, reply, 'BODY_INVALID_JSON', reason);
+      }
+      const problem = validatePayload(source.platform, eventFamily(source.platform, eventKey), payload);
+      if (problem) return reject(req, reply, 'PAYLOAD_INVALID', problem);
+
+      // 4. One envelope for both platforms.
+      const attemptHeader = header(req, 'x-attempt-number');
+      const hookId = header(req, 'x-hook-uuid');
+      const envelope = normalise({
+        platform: source.platform,
+        eventKey,
+        deliveryId,
+        payload,
+        ...(hookId ? { hookId } : {}),
+        ...(attemptHeader && /^\d{1,3}$/.test(attemptHeader) ? { attempt: Number(attemptHeader) } : {}),
+      });
+
+      if (!isReady(deps.redis)) return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
+
+      // 5. Dedupe on the delivery id and on the content.
+      const eventId = uuidv7();
+      const dedupe = {
+        delivery: deps.keys.dedupeDelivery(source.id, deliveryId),
+        ...(config.ingress.dedupe.contentSeconds > 0
+          ? { content: deps.keys.dedupeContent(contentKey(source.id, envelope, body)) }
+          : {}),
+      };
+      let claim: Awaited<ReturnType<typeof store.claim>>;
+      try {
+        claim = await store.claim(dedupe, eventId);
+      } catch (err) {
+        req.log.warn({ err: (err as Error).message }, 'dedupe claim failed');
+        return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
+      }
+      if (claim.state === 'done') {
+        req.hr.outcome = 'duplicate';
+        req.hr.eventId = claim.id;
+        metrics.ingressDuplicates.inc({ source: source.id });
+        return reply.code(200).send({ id: claim.id, duplicate: true });
+      }
+      if (claim.state === 'pending') return reject(req, reply, 'EVENT_IN_PROGRESS', undefined, 1);
+
+      // 6. Route, then 7. store event and jobs atomically before answering.
+      const { targets } = router.match(source.id, envelope);
+      const headers: Record<string, string> = {};
+      for (const name of FORWARDED_HEADERS) {
+        const v = header(req, name);
+        if (v !== undefined) headers[name] = v;
+      }
+      try {
+        await store.commit(
+          {
+            id: eventId,
+            sourceId: source.id,
+            receivedAt: Date.now(),
+            envelope,
+            headers,
+            body,
+            targets,
+            clientIp: req.ip,
+          },
+          dedupe,
+        );
+      } catch (err) {
+        req.log.warn({ err: (err as Error).message, eventId }, 'event store failed');
+        store.release(dedupe, eventId).catch(() => {
+          // The claim expires on its own within seconds.
+        });
+        return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
+      }
+      req.hr.outcome = 'accepted';
+      req.hr.eventId = eventId;
+      req.hr.targets = targets.length;
+      return reply.code(202).send({ id: eventId, duplicate: false, targets });
+    },
+  );
+}

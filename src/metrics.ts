@@ -1,0 +1,64 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/**
+ * One registry per process. Labels are ids from config (source, target), outcomes and reasons from fixed
+ * lists: never anything taken from a payload, so cardinality stays bounded and nothing secret leaks.
+ */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({
+    register: registry,
+    prefix: 'hookrelay_process_',
+    eventLoopMonitoringPrecision: 20,
+  });
+  const m = {
+    registry,
+    ingressRequests: new Counter({
+      name: 'hookrelay_ingress_requests_total',
+      help: 'Webhook requests by source and outcome (accepted, duplicate, ping, or the error code)',
+      labelNames: ['source', 'outcome'] as const,
+      registers: [registry],
+    }),
+    ingressDuplicates: new Counter({
+      name: 'hookrelay_ingress_duplicates_total',
+      help: 'Webhook requests answered as duplicates, by source and by which key matched',
+      labelNames: ['source'] as const,
+      registers: [registry],
+    }),
+    ingressDuration: new Histogram({
+      name: 'hookrelay_ingress_request_duration_seconds',
+      help: 'Time from request start to answer on the ingress',
+      labelNames: ['source'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5],
+      registers: [registry],
+    }),
+    deliveries: new Counter({
+      name: 'hookrelay_deliveries_total',
+      help: 'Delivery attempts by target and outcome (delivered, retry, dead, suppressed, coalesced)',
+      labelNames: ['target', 'outcome'] as const,
+      registers: [registry],
+    }),
+    attemptDuration: new Histogram({
+      name: 'hookrelay_delivery_attempt_duration_seconds',
+      help: 'Duration of one HTTP attempt to a target',
+      labelNames: ['target'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    loopSuppressed: new Counter({
+      name: 'hookrelay_loop_suppressed_total',
+      help: 'Deliveries held back by the loop guard, by target and reason',
+      labelNames: ['target', 'reason'] as const,
+      registers: [registry],
+    }),
+    circuitState: new Gauge({
+      name: 'hookrelay_circuit_open',
+      help: '1 while the circuit breaker of a target is open',
+      labelNames: ['target'] as const,
+      registers: [registry],
+    }),
+  };
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

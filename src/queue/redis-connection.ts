@@ -1,0 +1,51 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { Config } from '../config/types.js';
+
+export type RedisClient = Redis | Cluster;
+
+/**
+ * Two kinds of connection, as BullMQ recommends for production. The ingress is a producer and must fail fast
+ * (no offline queue, a command timeout) so that it answers 503 instead of hanging until Bitbucket's 10 s
+ * timeout. Workers block on Redis and must retry forever (`maxRetriesPerRequest: null`).
+ */
+export function createRedis(config: Config, role: 'producer' | 'worker', name = role): RedisClient {
+  const r = config.redis;
+  const common: RedisOptions = {
+    connectionName: `hookrelay-${name}`,
+    lazyConnect: false,
+    ...(r.password ? { password: r.password } : {}),
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    ...(role === 'producer'
+      ? {
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 1,
+          commandTimeout: r.commandTimeoutMs,
+          enableAutoPipelining: true,
+        }
+      : { maxRetriesPerRequest: null, enableOfflineQueue: true }),
+  };
+  if (r.cluster) {
+    return new Cluster(r.cluster, {
+      redisOptions: common,
+      enableOfflineQueue: common.enableOfflineQueue ?? true,
+      enableAutoPipelining: role === 'producer',
+      clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
+    });
+  }
+  if (r.sentinels) {
+    return new Redis({
+      ...common,
+      sentinels: r.sentinels,
+      name: r.name!,
+      ...(r.sentinelPassword ? { sentinelPassword: r.sentinelPassword } : {}),
+      // After a failover the old primary may answer READONLY for a moment: reconnect to the new one.
+      reconnectOnError: (err) => err.message.startsWith('READONLY'),
+    });
+  }
+  if (!r.url) throw new Error('redis.url is not set and no embedded Redis was started');
+  return new Redis(r.url, { ...common, reconnectOnError: (err) => err.message.startsWith('READONLY') });
+}
+
+export function isReady(client: RedisClient): boolean {
+  return client.status === 'ready';
+}

@@ -1,0 +1,72 @@
+import type { JobsOptions, Queue } from 'bullmq';
+import type { Config } from './config/types.js';
+import { Router } from './ingress/routing.js';
+import type { Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { EventStore } from './queue/event-store.js';
+import { deliveryJobOptions } from './queue/job-options.js';
+import { type Keys, makeKeys } from './queue/keys.js';
+import { createTargetQueues } from './queue/queues.js';
+import { createRedis, type RedisClient } from './queue/redis-connection.js';
+
+/** The shared pieces of a relay process, built once from the frozen config. */
+export interface Runtime {
+  config: Config;
+  log: Logger;
+  keys: Keys;
+  redis: RedisClient;
+  queues: Map<string, Queue>;
+  store: EventStore;
+  router: Router;
+  metrics: Metrics;
+  close(): Promise<void>;
+}
+
+export async function createRuntime(
+  config: Config,
+  log: Logger,
+  metrics: Metrics = createMetrics(),
+): Promise<Runtime> {
+  const keys = makeKeys(config);
+  const redis = createRedis(config, 'producer');
+  let lastError = '';
+  redis.on('error', (err: Error) => {
+    // ioredis repeats the same error on every reconnect attempt; say it once per change.
+    if (err.message !== lastError) log.warn({ err: err.message }, 'redis connection error');
+    lastError = err.message;
+  });
+  redis.on('ready', () => {
+    if (lastError) log.info('redis connection ready again');
+    lastError = '';
+  });
+  const queues = createTargetQueues(config, keys, redis);
+  const jobOptions = new Map<string, JobsOptions>(
+    config.targets.map((t) => [t.id, deliveryJobOptions(config, t)]),
+  );
+  const store = new EventStore(redis, keys, config, queues, jobOptions);
+  const router = new Router(config);
+  return {
+    config,
+    log,
+    keys,
+    redis,
+    queues,
+    store,
+    router,
+    metrics,
+    async close() {
+      await Promise.allSettled([...queues.values()].map((q) => q.close()));
+      redis.disconnect();
+    },
+  };
+}
+
+/** Resolves once Redis answers (the ingress may start before Redis and become ready later). */
+export async function waitForRedis(redis: RedisClient, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (redis.status === 'ready') return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}

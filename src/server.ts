@@ -1,0 +1,78 @@
+import type { FastifyInstance } from 'fastify';
+import { startDeliveryWorkers } from '../workers/delivery-worker.js';
+import { buildIngressApp } from './app.js';
+import type { Config } from './config/types.js';
+import type { Logger } from './log.js';
+import { type EmbeddedRedis, startEmbeddedRedis } from './queue/embedded-redis.js';
+import { createRuntime, waitForRedis } from './runtime.js';
+
+export interface Roles {
+  ingress: boolean;
+  worker: boolean;
+}
+
+export interface RunningRelay {
+  ingressUrl?: string;
+  redisUrl: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Process start: builds the runtime, starts the roles asked for, and stops them in the right order — stop
+ * taking webhooks, let in-flight deliveries finish, close Redis, then stop an embedded Redis.
+ */
+export async function runRelay(config: Config, roles: Roles, log: Logger): Promise<RunningRelay> {
+  let embedded: EmbeddedRedis | undefined;
+  let effective = config;
+  if (!config.redis.url && !config.redis.sentinels && !config.redis.cluster) {
+    embedded = await startEmbeddedRedis({ dir: config.redis.dataDir });
+    log.info({ url: embedded.url, dir: embedded.dir }, 'embedded redis-server started (AOF on)');
+    effective = Object.freeze({ ...config, redis: Object.freeze({ ...config.redis, url: embedded.url }) });
+  }
+  const rt = await createRuntime(effective, log);
+  if (!(await waitForRedis(rt.redis, 5000)))
+    log.warn('redis not reachable yet; /readyz answers 503 until it is');
+
+  let app: FastifyInstance | undefined;
+  let ingressUrl: string | undefined;
+  if (roles.ingress) {
+    app = buildIngressApp(rt);
+    ingressUrl = await app.listen({ host: effective.ingress.host, port: effective.ingress.port });
+    log.info({ url: ingressUrl }, 'ingress listening');
+  }
+  const workers = roles.worker ? startDeliveryWorkers(rt) : undefined;
+  if (workers) log.info({ targets: effective.targets.map((t) => t.id) }, 'delivery workers started');
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      await app?.close();
+      await workers?.close();
+      await rt.close();
+      await embedded?.stop();
+    })();
+    return stopping;
+  };
+  return { ...(ingressUrl ? { ingressUrl } : {}), redisUrl: effective.redis.url ?? '', stop };
+}
+
+/** SIGTERM/SIGINT: stop gracefully within a bound, then exit. */
+export function exitOnSignals(relay: RunningRelay, log: Logger, graceMs = 30_000): void {
+  const handler = (signal: string) => {
+    log.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => {
+      log.error('shutdown took too long, exiting');
+      process.exit(1);
+    }, graceMs);
+    timer.unref();
+    relay.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', handler);
+  process.once('SIGINT', handler);
+}

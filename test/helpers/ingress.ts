@@ -1,0 +1,30 @@
+import type { FastifyInstance } from 'fastify';
+import { buildIngressApp } from '../../src/app.js';
+import type { Config } from '../../src/config/types.js';
+import type { Logger } from '../../src/log.js';
+import { createRuntime, type Runtime, waitForRedis } from '../../src/runtime.js';
+
+export interface TestIngress {
+  url: string;
+  app: FastifyInstance;
+  rt: Runtime;
+  close(): Promise<void>;
+}
+
+/** The real ingress on 127.0.0.1:0 against a real Redis. */
+export async function startIngress(config: Config, log: Logger): Promise<TestIngress> {
+  const rt = await createRuntime(config, log);
+  await waitForRedis(rt.redis, 5000);
+  await Promise.all([...rt.queues.values()].map((q) => q.waitUntilReady()));
+  const app = buildIngressApp(rt);
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  return {
+    url,
+    app,
+    rt,
+    async close() {
+      await app.close();
+      await rt.close();
+    },
+  };
+}

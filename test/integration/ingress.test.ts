@@ -1,0 +1,522 @@
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { sign } from '../../src/bitbucket/signature.js';
+import type { Config } from '../../src/config/types.js';
+import {
+  cloudPullRequest,
+  cloudPush,
+  dcCommentAdded,
+  dcPrMerged,
+  dcRefsChanged,
+  HASH,
+} from '../fixtures/payloads.js';
+import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
+import { SECRETS, testConfig } from '../helpers/config.js';
+import { startIngress, type TestIngress } from '../helpers/ingress.js';
+import { captureLogs } from '../helpers/logs.js';
+import { startTestRedis } from '../helpers/redis.js';
+
+let redis: Awaited<ReturnType<typeof startTestRedis>>;
+let inspect: Redis;
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  inspect = new Redis(redis.url);
+});
+afterAll(async () => {
+  inspect.disconnect();
+  await redis.cleanup();
+});
+
+const open: TestIngress[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((i) => i.close()));
+});
+
+async function ingress(overrides: Record<string, unknown> = {}) {
+  const config = testConfig(redis.url, overrides);
+  const logs = captureLogs();
+  const ing = await startIngress(config, logs.log);
+  open.push(ing);
+  return { ing, config, logs };
+}
+
+async function jobCount(config: Config, target = 'ci'): Promise<number> {
+  const p = `${config.redis.prefix}:deliver-${target}`;
+  return (
+    (await inspect.llen(`${p}:wait`)) +
+    (await inspect.zcard(`${p}:prioritized`)) +
+    (await inspect.zcard(`${p}:delayed`))
+  );
+}
+
+async function eventCount(config: Config): Promise<number> {
+  return inspect.zcard(`${config.redis.prefix}:events`);
+}
+
+describe('accepting webhooks', () => {
+  it('stores a signed Cloud push once and queues one delivery per target, then answers 202', async () => {
+    const { ing, config } = await ingress({
+      targets: [
+        { id: 'ci', url: 'http://127.0.0.1:9/a' },
+        { id: 'ci2', url: 'http://127.0.0.1:9/b' },
+      ],
+      routes: [{ source: 'cloud', targets: ['ci', 'ci2'] }],
+    });
+    const req = cloudRequest('repo:push', cloudPush());
+    const res = await send(ing.url, 'cloud', req);
+    expect(res.status).toBe(202);
+    expect(res.json.duplicate).toBe(false);
+    expect(res.json.targets).toEqual(['ci', 'ci2']);
+    const id = String(res.json.id);
+    expect(await jobCount(config, 'ci')).toBe(1);
+    expect(await jobCount(config, 'ci2')).toBe(1);
+    const job = await ing.rt.queues.get('ci')!.getJob(`${id}.ci`);
+    expect(job?.data).toMatchObject({ e: id, t: 'ci', k: `${id}.ci` });
+    const stored = await ing.rt.store.read(id);
+    expect(stored?.body.equals(req.body)).toBe(true);
+    expect(stored?.headers['x-hub-signature']).toBe(req.headers['x-hub-signature']);
+    expect(stored?.headers['x-request-uuid']).toBe(req.headers['x-request-uuid']);
+    expect(stored?.envelope).toMatchObject({
+      platform: 'cloud',
+      eventKey: 'repo:push',
+      repository: 'acme/widgets',
+    });
+    // The payload is stored once, whatever the number of targets.
+    expect(await inspect.keys(`${config.redis.prefix}:ev:*`)).toHaveLength(1);
+  });
+
+  it('accepts the old secret during rotation', async () => {
+    const { ing } = await ingress();
+    const res = await send(
+      ing.url,
+      'cloud',
+      cloudRequest('repo:push', cloudPush(), { secret: SECRETS.cloudOld }),
+    );
+    expect(res.status).toBe(202);
+  });
+
+  it('accepts a signed Data Center refs_changed with charset in the content type', async () => {
+    const { ing, config } = await ingress();
+    const res = await send(ing.url, 'dc', dcRequest('repo:refs_changed', dcRefsChanged()));
+    expect(res.status).toBe(202);
+    expect(await jobCount(config)).toBe(1);
+    const stored = await ing.rt.store.read(String(res.json.id));
+    expect(stored?.envelope.repository).toBe('ACME/widgets');
+    expect(stored?.envelope.refs[0]).toMatchObject({ name: 'main', oldHash: HASH.a, newHash: HASH.b });
+  });
+
+  it('answers Data Center "Test connection" (unsigned diagnostics:ping) with 200 and queues nothing', async () => {
+    const { ing, config } = await ingress();
+    const res = await send(ing.url, 'dc', dcRequest('diagnostics:ping', { test: true }, { secret: null }));
+    expect(res.status).toBe(200);
+    expect(res.json).toEqual({ ok: true, ping: true });
+    expect(await eventCount(config)).toBe(0);
+  });
+
+  it('stores an event that matches no route (so ops can see it arrived) but queues nothing', async () => {
+    const { ing, config } = await ingress({
+      routes: [{ source: 'cloud', events: ['pullrequest:*'], targets: ['ci'] }],
+    });
+    const res = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush()));
+    expect(res.status).toBe(202);
+    expect(res.json.targets).toEqual([]);
+    expect(await jobCount(config)).toBe(0);
+    expect(await eventCount(config)).toBe(1);
+  });
+});
+
+describe('rejections', () => {
+  it('404 for an unknown source', async () => {
+    const { ing } = await ingress();
+    const res = await send(ing.url, 'nope', cloudRequest('repo:push', cloudPush()));
+    expect(res.status).toBe(404);
+    expect(res.json.error).toBe('SOURCE_NOT_FOUND');
+  });
+
+  it('413 for a body over the limit, by Content-Length and when chunked', async () => {
+    const { ing, config } = await ingress({ ingress: { host: '127.0.0.1', port: 0, bodyLimit: 4096 } });
+    const big = cloudRequest('repo:push', { ...cloudPush(), pad: 'x'.repeat(8000) });
+    const res = await send(ing.url, 'cloud', big);
+    expect(res.status).toBe(413);
+    expect(res.json.error).toBe('PAYLOAD_TOO_LARGE');
+    // Chunked: no Content-Length, the limit is enforced while reading.
+    const stream = new ReadableStream({
+      start(c) {
+        c.enqueue(big.body.subarray(0, 3000));
+        c.enqueue(big.body.subarray(3000));
+        c.close();
+      },
+    });
+    const chunked = await fetch(`${ing.url}/hooks/cloud`, {
+      method: 'POST',
+      headers: big.headers,
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+    expect(((await chunked.json()) as { error: string }).error).toBe('PAYLOAD_TOO_LARGE');
+    expect(await eventCount(config)).toBe(0);
+  });
+
+  it('415 when the body is not JSON', async () => {
+    const { ing } = await ingress();
+    const req = cloudRequest('repo:push', cloudPush());
+    const res = await send(ing.url, 'cloud', {
+      ...req,
+      headers: { ...req.headers, 'content-type': 'text/plain' },
+    });
+    expect(res.status).toBe(415);
+    expect(res.json.error).toBe('UNSUPPORTED_MEDIA_TYPE');
+    const form = await send(ing.url, 'cloud', {
+      ...req,
+      headers: { ...req.headers, 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(form.status).toBe(415);
+  });
+
+  it('401 for a missing, wrong, sha1 or re-serialised signature', async () => {
+    const { ing, config } = await ingress();
+    const req = cloudRequest('repo:push', cloudPush());
+    const missing = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush(), { secret: null }));
+    expect(missing.status).toBe(401);
+    expect(missing.json.error).toBe('SIGNATURE_MISSING');
+    const wrong = await send(
+      ing.url,
+      'cloud',
+      cloudRequest('repo:push', cloudPush(), { secret: 'not-the-secret' }),
+    );
+    expect(wrong.json.error).toBe('SIGNATURE_INVALID');
+    const sha1 = await send(ing.url, 'cloud', {
+      ...req,
+      headers: { ...req.headers, 'x-hub-signature': `sha1=${'a'.repeat(40)}` },
+    });
+    expect(sha1.status).toBe(401);
+    expect(sha1.json.error).toBe('SIGNATURE_ALGORITHM_UNSUPPORTED');
+    // Same JSON, different bytes: the signature covers the raw bytes, not the parsed value.
+    const compact = Buffer.from(JSON.stringify(JSON.parse(req.body.toString())));
+    const reserialised = await send(ing.url, 'cloud', { body: compact, headers: req.headers });
+    expect(reserialised.status).toBe(401);
+    // Data Center requests with another source's secret fail too.
+    const crossed = await send(
+      ing.url,
+      'dc',
+      dcRequest('repo:refs_changed', dcRefsChanged(), { secret: SECRETS.cloud }),
+    );
+    expect(crossed.status).toBe(401);
+    expect(await eventCount(config)).toBe(0);
+  });
+
+  it('400 for missing or unknown headers and bad payloads, each with a stable code', async () => {
+    const { ing, config } = await ingress();
+    const noKey = cloudRequest('repo:push', cloudPush());
+    delete noKey.headers['x-event-key'];
+    expect((await send(ing.url, 'cloud', noKey)).json.error).toBe('HEADER_MISSING');
+
+    const unknown = await send(ing.url, 'cloud', cloudRequest('repo:refs_changed', cloudPush()));
+    expect(unknown.status).toBe(400);
+    expect(unknown.json.error).toBe('EVENT_KEY_UNKNOWN');
+
+    const noId = dcRequest('repo:refs_changed', dcRefsChanged());
+    delete noId.headers['x-request-id'];
+    const noIdRes = await send(ing.url, 'dc', noId);
+    expect(noIdRes.status).toBe(400);
+    expect(noIdRes.json.error).toBe('HEADER_MISSING');
+    expect(String(noIdRes.json.message)).toContain('x-request-id');
+
+    const body = Buffer.from('{"push": ');
+    const badJson = await send(ing.url, 'cloud', {
+      body,
+      headers: { ...cloudRequest('repo:push', {}).headers, 'x-hub-signature': sign(SECRETS.cloud, body) },
+    });
+    expect(badJson.status).toBe(400);
+    expect(badJson.json.error).toBe('BODY_INVALID_JSON');
+
+    const invalid = await send(
+      ing.url,
+      'cloud',
+      cloudRequest('repo:push', { repository: { full_name: 'a/b' } }),
+    );
+    expect(invalid.status).toBe(400);
+    expect(invalid.json.error).toBe('PAYLOAD_INVALID');
+    expect(String(invalid.json.message)).toContain('push');
+
+    const badRef = dcRefsChanged();
+    (badRef.changes[0] as { type: string }).type = 'MOVE';
+    const badRefRes = await send(ing.url, 'dc', dcRequest('repo:refs_changed', badRef));
+    expect(badRefRes.json.error).toBe('PAYLOAD_INVALID');
+    expect(await eventCount(config)).toBe(0);
+  });
+
+  it('508 for a request that already passed through this relay', async () => {
+    const { ing, config } = await ingress();
+    const req = cloudRequest('repo:push', cloudPush());
+    const hop = await send(ing.url, 'cloud', {
+      ...req,
+      headers: { ...req.headers, 'x-hookrelay-hop': 'other, hookrelay' },
+    });
+    expect(hop.status).toBe(508);
+    expect(hop.json.error).toBe('LOOP_DETECTED');
+    const via = await send(ing.url, 'cloud', {
+      ...req,
+      headers: { ...req.headers, via: '1.1 hookrelay-hookrelay' },
+    });
+    expect(via.status).toBe(508);
+    // Another relay's marker passes.
+    const other = await send(ing.url, 'cloud', {
+      ...req,
+      headers: { ...req.headers, 'x-hookrelay-hop': 'relay-b' },
+    });
+    expect(other.status).toBe(202);
+    expect(await eventCount(config)).toBe(1);
+    const stored = await ing.rt.store.read(String(other.json.id));
+    expect(stored?.headers['x-hookrelay-hop']).toBe('relay-b');
+  });
+
+  it('every rejection is JSON with error and message', async () => {
+    const { ing } = await ingress();
+    const res = await fetch(`${ing.url}/nowhere`);
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ error: 'NOT_FOUND', message: expect.any(String) });
+  });
+});
+
+describe('dedupe', () => {
+  it('answers a redelivery with the same request id as a duplicate and queues nothing', async () => {
+    const { ing, config } = await ingress();
+    const req = cloudRequest('repo:push', cloudPush(), { requestId: 'same-uuid-1' });
+    const first = await send(ing.url, 'cloud', req);
+    const again = await send(ing.url, 'cloud', {
+      ...req,
+      headers: { ...req.headers, 'x-attempt-number': '2' },
+    });
+    expect(first.status).toBe(202);
+    expect(again.status).toBe(200);
+    expect(again.json).toEqual({ id: first.json.id, duplicate: true });
+    expect(await jobCount(config)).toBe(1);
+  });
+
+  it('treats the same change from two hooks (different request ids) as one event', async () => {
+    const { ing, config } = await ingress();
+    const a = await send(ing.url, 'dc', dcRequest('repo:refs_changed', dcRefsChanged()));
+    const b = await send(ing.url, 'dc', dcRequest('repo:refs_changed', dcRefsChanged()));
+    expect(a.status).toBe(202);
+    expect(b.json).toEqual({ id: a.json.id, duplicate: true });
+    // A different change on the same branch is a new event.
+    const c = await send(
+      ing.url,
+      'dc',
+      dcRequest('repo:refs_changed', dcRefsChanged({ fromHash: HASH.b, toHash: HASH.c })),
+    );
+    expect(c.status).toBe(202);
+    expect(await jobCount(config)).toBe(2);
+  });
+
+  it('keeps the content key off when contentSeconds is 0', async () => {
+    const { ing, config } = await ingress({
+      ingress: { host: '127.0.0.1', port: 0, dedupe: { deliveryIdSeconds: 60, contentSeconds: 0 } },
+    });
+    await send(ing.url, 'dc', dcRequest('repo:refs_changed', dcRefsChanged()));
+    const b = await send(ing.url, 'dc', dcRequest('repo:refs_changed', dcRefsChanged()));
+    expect(b.status).toBe(202);
+    expect(await jobCount(config)).toBe(2);
+  });
+
+  it('stores one event when the same delivery arrives concurrently', async () => {
+    const { ing, config } = await ingress();
+    const req = cloudRequest('repo:push', cloudPush(), { requestId: 'race-1' });
+    const answers = await Promise.all(Array.from({ length: 8 }, () => send(ing.url, 'cloud', req)));
+    const accepted = answers.filter((a) => a.status === 202);
+    expect(accepted).toHaveLength(1);
+    for (const a of answers) expect([200, 202, 503]).toContain(a.status);
+    expect(await jobCount(config)).toBe(1);
+  });
+});
+
+describe('routing', () => {
+  const targets = [
+    { id: 'ci', url: 'http://127.0.0.1:9/a' },
+    { id: 'rel', url: 'http://127.0.0.1:9/b' },
+  ];
+
+  it('matches source, event globs, repository globs and branch globs', async () => {
+    const { ing } = await ingress({
+      targets,
+      routes: [
+        {
+          source: 'cloud',
+          events: ['repo:push', 'pullrequest:*'],
+          repos: ['acme/*'],
+          branches: ['main'],
+          targets: ['ci'],
+        },
+        {
+          source: 'cloud',
+          events: ['repo:push'],
+          repos: ['ACME/**'],
+          branches: ['release/*'],
+          targets: ['rel'],
+        },
+      ],
+    });
+    const main = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush({ ref: 'main' })));
+    expect(main.json.targets).toEqual(['ci']);
+    const rel = await send(
+      ing.url,
+      'cloud',
+      cloudRequest('repo:push', cloudPush({ ref: 'release/1.2', newHash: HASH.c })),
+    );
+    expect(rel.json.targets).toEqual(['rel']);
+    const nested = await send(
+      ing.url,
+      'cloud',
+      cloudRequest('repo:push', cloudPush({ ref: 'release/1.2/hot', newHash: HASH.merge })),
+    );
+    expect(nested.json.targets).toEqual([]);
+    const other = await send(
+      ing.url,
+      'cloud',
+      cloudRequest('repo:push', cloudPush({ repo: 'other/widgets', oldHash: HASH.c })),
+    );
+    expect(other.json.targets).toEqual([]);
+    const pr = await send(
+      ing.url,
+      'cloud',
+      cloudRequest('pullrequest:fulfilled', cloudPullRequest({ destination: 'main' })),
+    );
+    expect(pr.json.targets).toEqual(['ci']);
+  });
+
+  it('routes tag pushes and branch deletions by ref name', async () => {
+    const { ing } = await ingress({
+      targets,
+      routes: [
+        { source: 'cloud', events: ['repo:push'], branches: ['v*'], targets: ['rel'] },
+        { source: 'dc', events: ['repo:refs_changed'], branches: ['feature/**'], targets: ['ci'] },
+      ],
+    });
+    const tag = await send(
+      ing.url,
+      'cloud',
+      cloudRequest('repo:push', cloudPush({ kind: 'tag', ref: 'v1.0.0', oldHash: null })),
+    );
+    expect(tag.json.targets).toEqual(['rel']);
+    const stored = await ing.rt.store.read(String(tag.json.id));
+    expect(stored?.envelope.refs[0]).toMatchObject({
+      kind: 'tag',
+      name: 'v1.0.0',
+      created: true,
+      oldHash: null,
+    });
+    const del = await send(
+      ing.url,
+      'dc',
+      dcRequest('repo:refs_changed', dcRefsChanged({ type: 'DELETE', ref: 'feature/x/y' })),
+    );
+    expect(del.json.targets).toEqual(['ci']);
+    const delStored = await ing.rt.store.read(String(del.json.id));
+    expect(delStored?.envelope.refs[0]).toMatchObject({ deleted: true, newHash: null, oldHash: HASH.a });
+  });
+
+  it('accepts other known events with a minimal schema (Data Center comment)', async () => {
+    const { ing } = await ingress();
+    const res = await send(ing.url, 'dc', dcRequest('repo:comment:added', dcCommentAdded()));
+    expect(res.status).toBe(202);
+    expect(res.json.targets).toEqual(['ci']);
+    const merged = await send(ing.url, 'dc', dcRequest('pr:merged', dcPrMerged()));
+    expect(merged.status).toBe(202);
+    const stored = await ing.rt.store.read(String(merged.json.id));
+    expect(stored?.envelope.pullRequest).toMatchObject({
+      id: 3,
+      mergeCommit: HASH.merge,
+      destinationBranch: 'main',
+    });
+  });
+});
+
+describe('when Redis is unavailable', () => {
+  it('answers 503 with Retry-After quickly, reports not ready, and recovers', async () => {
+    const local = await startTestRedis();
+    const config = testConfig(local.url);
+    const logs = captureLogs();
+    const ing = await startIngress(config, logs.log);
+    try {
+      expect((await fetch(`${ing.url}/readyz`)).status).toBe(200);
+      await local.stop();
+      const started = Date.now();
+      const res = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush()));
+      expect(res.status).toBe(503);
+      expect(res.json.error).toBe('QUEUE_UNAVAILABLE');
+      expect(res.headers.get('retry-after')).toMatch(/^\d+$/);
+      // Well under Bitbucket's 10 s timeout: the producer connection fails fast instead of queueing commands.
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect((await fetch(`${ing.url}/readyz`)).status).toBe(503);
+      expect((await fetch(`${ing.url}/healthz`)).status).toBe(200);
+    } finally {
+      await ing.close();
+      await local.cleanup();
+    }
+  });
+
+  it('answers 503 and leaves nothing behind when Redis refuses the write (all jobs or none)', async () => {
+    const { ing, config } = await ingress({
+      targets: [
+        { id: 'ci', url: 'http://127.0.0.1:9/a' },
+        { id: 'ci2', url: 'http://127.0.0.1:9/b' },
+      ],
+      routes: [{ source: 'cloud', targets: ['ci', 'ci2'] }],
+    });
+    await inspect.config('SET', 'maxmemory', '1');
+    try {
+      const req = cloudRequest('repo:push', cloudPush(), { requestId: 'oom-1' });
+      const res = await send(ing.url, 'cloud', req);
+      expect(res.status).toBe(503);
+      expect(await jobCount(config, 'ci')).toBe(0);
+      expect(await jobCount(config, 'ci2')).toBe(0);
+      expect(await inspect.keys(`${config.redis.prefix}:ev:*`)).toHaveLength(0);
+      await inspect.config('SET', 'maxmemory', '0');
+      // Bitbucket's retry of the same delivery is then accepted, not taken for a duplicate.
+      const retry = await send(ing.url, 'cloud', req);
+      expect(retry.status).toBe(202);
+      expect(await jobCount(config, 'ci')).toBe(1);
+      expect(await jobCount(config, 'ci2')).toBe(1);
+    } finally {
+      await inspect.config('SET', 'maxmemory', '0');
+    }
+  });
+});
+
+describe('logging', () => {
+  it('writes one line per request with source, event key, delivery id, outcome and duration, and no secrets', async () => {
+    const { ing, logs } = await ingress();
+    const req = cloudRequest('repo:push', cloudPush({ message: 'TOP-SECRET-COMMIT-MESSAGE\n' }), {
+      requestId: 'log-1',
+    });
+    await send(ing.url, 'cloud', {
+      ...req,
+      headers: { ...req.headers, authorization: 'Basic dXNlcjpodW50ZXIy' },
+    });
+    await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush(), { secret: 'wrong-secret' }));
+    const lines = logs.lines.filter((l) => l.msg === 'webhook');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatchObject({
+      source: 'cloud',
+      eventKey: 'repo:push',
+      deliveryId: 'log-1',
+      outcome: 'accepted',
+      status: 202,
+    });
+    expect(typeof lines[0]!.ms).toBe('number');
+    expect(lines[1]).toMatchObject({ outcome: 'SIGNATURE_INVALID', status: 401 });
+    const raw = logs.raw();
+    for (const secret of [
+      SECRETS.cloud,
+      SECRETS.cloudOld,
+      req.headers['x-hub-signature']!.slice(7),
+      'dXNlcjpodW50ZXIy',
+      'TOP-SECRET-COMMIT-MESSAGE',
+    ]) {
+      expect(raw).not.toContain(secret);
+    }
+  });
+});

@@ -1,0 +1,108 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildConfig, loadConfig, parseConfigText, pointerToPath } from '../../src/config/load-config.js';
+import { ConfigError } from '../../src/errors.js';
+
+const minimal = {
+  sources: [{ id: 'a', platform: 'cloud', secrets: ['s3cret'] }],
+  targets: [{ id: 'j', url: 'http://jenkins:8080/bitbucket-hook/' }],
+  routes: [{ source: 'a', targets: ['j'] }],
+};
+
+function problems(tree: unknown, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    buildConfig(tree, env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('config', () => {
+  it('fills defaults and freezes the result', () => {
+    const c = buildConfig(minimal, {});
+    expect(c.ingress).toMatchObject({ port: 8080, bodyLimit: 1048576 });
+    expect(c.targets[0]).toMatchObject({ type: 'http', timeoutMs: 10000, concurrency: 4 });
+    expect(c.targets[0]!.retry.maxAgeMs).toBe(86_400_000);
+    expect(c.routes[0]).toMatchObject({ id: 'route-0', events: ['*'], repos: ['*'] });
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.targets[0]!.retry)).toBe(true);
+    expect(() => {
+      (c.ingress as { port: number }).port = 1;
+    }).toThrow();
+  });
+
+  it('names the path of the bad key', () => {
+    const bad = { ...minimal, targets: [minimal.targets[0], { id: 'k', url: 'not a url' }] };
+    expect(problems(bad)).toContain('targets[1].url: must be a URL (http or https)');
+    expect(problems({ ...minimal, routes: [{ source: 'a', targets: ['j'], colour: 'red' }] })).toEqual([
+      'routes[0].colour: is not a known key',
+    ]);
+    expect(problems({ ...minimal, sources: [{ id: 'a', platform: 'github', secrets: ['x'] }] })).toEqual([
+      'sources[0].platform: must be one of: cloud, datacenter',
+    ]);
+    expect(problems({ ...minimal, targets: [{ id: 'j' }] })).toEqual(['targets[0].url: is required']);
+    expect(problems({ ...minimal, targets: [{ ...minimal.targets[0], retry: { maxAge: 'soon' } }] })).toEqual(
+      ['targets[0].retry.maxAge: must be a duration (milliseconds, or like "30s", "5m", "2h")'],
+    );
+    expect(
+      problems({ ...minimal, targets: [{ ...minimal.targets[0], auth: { type: 'kerberos' } }] }),
+    ).toEqual(['targets[0].auth.type: must be one of: bearer, basic, token, oauth2']);
+  });
+
+  it('checks references between sections', () => {
+    expect(problems({ ...minimal, routes: [{ source: 'zz', targets: ['j', 'nope'] }] })).toEqual([
+      'routes[0].source: unknown source "zz"',
+      'routes[0].targets[1]: unknown target "nope"',
+    ]);
+    expect(problems({ ...minimal, targets: [minimal.targets[0], minimal.targets[0]] })).toEqual([
+      'targets[1].id: duplicate id "j"',
+    ]);
+  });
+
+  it('replaces ${VAR} from the environment, allows ${VAR:-default}, and drops empty secrets', () => {
+    const tree = {
+      ...minimal,
+      sources: [{ id: 'a', platform: 'cloud', secrets: ['${BB_SECRET}', '${BB_SECRET_OLD:-}'] }],
+    };
+    const c = buildConfig(tree, { BB_SECRET: 'from-env' });
+    expect(c.sources[0]!.secrets).toEqual(['from-env']);
+    expect(problems(tree, {})).toEqual([
+      'sources[0].secrets[0]: environment variable BB_SECRET is not set (use ${BB_SECRET:-} to allow empty)',
+    ]);
+    // A source whose secrets are all empty would accept anything signed with an empty key: refused.
+    expect(problems(tree, { BB_SECRET: '' })).toEqual([
+      'sources[0].secrets: needs at least one non-empty secret',
+    ]);
+  });
+
+  it('never lets an environment value inject YAML structure', () => {
+    const c = parseConfigText(
+      'sources: [{ id: a, platform: cloud, secrets: ["${S}"] }]\ntargets: [{ id: j, url: "http://x/" }]\nroutes: [{ source: a, targets: [j] }]\n',
+      { S: '"]\nadmin: {port: 1}' },
+    );
+    expect(c.sources[0]!.secrets[0]).toBe('"]\nadmin: {port: 1}');
+    expect(c.admin.port).toBe(8081);
+  });
+
+  it('reports YAML syntax errors and unreadable files as config errors', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hr-config-'));
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'sources: [\n  - id: a\n');
+    expect(() => loadConfig(file, {})).toThrow(ConfigError);
+    expect(() => loadConfig(join(dir, 'missing.yaml'), {})).toThrow(/cannot read file/);
+  });
+
+  it('converts durations and JSON pointers', () => {
+    const c = buildConfig(
+      { ...minimal, targets: [{ ...minimal.targets[0], retry: { schedule: ['5s', '30s', '5m', 1500] } }] },
+      {},
+    );
+    expect(c.targets[0]!.retry.scheduleMs).toEqual([5000, 30000, 300000, 1500]);
+    expect(pointerToPath('/targets/1/url')).toBe('targets[1].url');
+    expect(pointerToPath('')).toBe('');
+  });
+});
