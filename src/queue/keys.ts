@@ -14,6 +14,8 @@ export interface Keys {
   queueName(targetId: string): string;
   queuePrefix(targetId: string): string;
   loop(name: string): string;
+  /** ZSET of suppressed deliveries (member `<eventId>.<targetId>`, score = time suppressed). */
+  suppressed: string;
 }
 
 export function makeKeys(config: Pick<Config, 'redis'>): Keys {
@@ -28,5 +30,6 @@ export function makeKeys(config: Pick<Config, 'redis'>): Keys {
     queueName: (targetId) => `deliver-${targetId}`,
     queuePrefix: (targetId) => (clustered ? `{${p}-${targetId}}` : p),
     loop: (name) => `${p}:loop:${name}`,
+    suppressed: `${p}:suppressed`,
   };
 }
