@@ -8,6 +8,7 @@ import { JsonRejected, safeJsonParse } from '../bitbucket/safe-json.js';
 import { verifySignature } from '../bitbucket/signature.js';
 import type { SourceConfig } from '../config/types.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
+import type { ClaimResult, StoredEvent } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
 import { HOP_HEADER, hasPassedThisRelay } from './hop-marker.js';
 import type { IngressDeps } from './ingress-deps.js';
@@ -179,19 +180,34 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
 
       if (!isReady(deps.redis)) return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
 
-      // 5. Dedupe on the delivery id and on the content.
-      const eventId = uuidv7();
+      // 5. Dedupe on the delivery id and on the content, 6. route, 7. store event and jobs before answering.
+      const { targets } = router.match(source.id, envelope);
+      const headers: Record<string, string> = {};
+      for (const name of FORWARDED_HEADERS) {
+        const v = header(req, name);
+        if (v !== undefined) headers[name] = v;
+      }
+      const event: StoredEvent = {
+        id: uuidv7(),
+        sourceId: source.id,
+        receivedAt: Date.now(),
+        envelope,
+        headers,
+        body,
+        targets,
+        clientIp: req.ip,
+      };
       const dedupe = {
         delivery: deps.keys.dedupeDelivery(source.id, deliveryId),
         ...(config.ingress.dedupe.contentSeconds > 0
           ? { content: deps.keys.dedupeContent(contentKey(source.id, envelope, body)) }
           : {}),
       };
-      let claim: Awaited<ReturnType<typeof store.claim>>;
+      let claim: ClaimResult;
       try {
-        claim = await store.claim(dedupe, eventId);
+        claim = await store.reserve(event, dedupe);
       } catch (err) {
-        req.log.warn({ err: (err as Error).message }, 'dedupe claim failed');
+        req.log.warn({ err: (err as Error).message }, 'event reserve failed');
         return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
       }
       if (claim.state === 'done') {
@@ -201,32 +217,13 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         return reply.code(200).send({ id: claim.id, duplicate: true });
       }
       if (claim.state === 'pending') return reject(req, reply, 'EVENT_IN_PROGRESS', undefined, 1);
-
-      // 6. Route, then 7. store event and jobs atomically before answering.
-      const { targets } = router.match(source.id, envelope);
-      const headers: Record<string, string> = {};
-      for (const name of FORWARDED_HEADERS) {
-        const v = header(req, name);
-        if (v !== undefined) headers[name] = v;
-      }
+      const eventId = event.id;
       try {
-        await store.commit(
-          {
-            id: eventId,
-            sourceId: source.id,
-            receivedAt: Date.now(),
-            envelope,
-            headers,
-            body,
-            targets,
-            clientIp: req.ip,
-          },
-          dedupe,
-        );
+        await store.commit(event);
       } catch (err) {
         req.log.warn({ err: (err as Error).message, eventId }, 'event store failed');
-        store.release(dedupe, eventId).catch(() => {
-          // The claim expires on its own within seconds.
+        store.release(event, dedupe).catch(() => {
+          // Unreleased claims go stale on their own within seconds.
         });
         return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
       }

@@ -53,10 +53,18 @@ export async function recordAttempt(
   redis: RedisClient,
   eventKey: string,
   targetId: string,
-  update: { state: DeliveryState; attempt?: AttemptRecord; reason?: string; excerpt?: string; supersededBy?: string },
+  update: {
+    state: DeliveryState;
+    attempt?: AttemptRecord;
+    reason?: string;
+    excerpt?: string;
+    supersededBy?: string;
+  },
 ): Promise<TargetState> {
   const previous = await readTargetState(redis, eventKey, targetId);
-  const attempts = [...(previous?.attempts ?? []), ...(update.attempt ? [update.attempt] : [])].slice(-MAX_ATTEMPTS_KEPT);
+  const attempts = [...(previous?.attempts ?? []), ...(update.attempt ? [update.attempt] : [])].slice(
+    -MAX_ATTEMPTS_KEPT,
+  );
   const next: TargetState = {
     state: update.state,
     attempts,

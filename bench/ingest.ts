@@ -1,0 +1,136 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { startEmbeddedRedis } from '../src/queue/embedded-redis.js';
+import { fmt, type LoadResult, load, spawnServer, waitReady, writeYaml } from './harness.js';
+import { averageSize, makeSignedPushes } from './payloads.js';
+
+const SECRET = 'bench-secret';
+
+function relayConfig(redisUrl: string, port: number, targets: number): string {
+  const ids = Array.from({ length: targets }, (_, i) => `t${i}`);
+  return `
+redis: { url: "${redisUrl}", prefix: bench }
+ingress: { host: 127.0.0.1, port: ${port}, bodyLimit: 1048576 }
+sources: [{ id: cloud, platform: cloud, secrets: ["${SECRET}"] }]
+targets:
+${ids.map((id) => `  - { id: ${id}, url: "http://127.0.0.1:9/${id}" }`).join('\n')}
+routes: [{ source: cloud, targets: [${ids.join(', ')}] }]
+log: { level: warn }
+`;
+}
+
+async function startRelayIngress(dir: string, redisUrl: string, targets: number) {
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const cfg = writeYaml(dir, `relay-${targets}.yaml`, relayConfig(redisUrl, port, targets));
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['bin/hookrelay.js', 'ingress', '--config', cfg], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(`${url}/readyz`);
+  return { url, child };
+}
+
+export interface IngestBench {
+  bare: LoadResult;
+  hookrelay: LoadResult;
+  ratio: number;
+  payloadBytes: number;
+  redisBytesPerEvent: Record<string, number>;
+  memoryRatio: Record<string, number>;
+}
+
+export async function benchIngest(seconds = 8): Promise<IngestBench> {
+  const dir = mkdtempSync(join(tmpdir(), 'hookrelay-bench-'));
+  const redis = await startEmbeddedRedis({ dir });
+  const inspect = new Redis(redis.url);
+  const reqs = makeSignedPushes(40_000, SECRET);
+  const payloadBytes = averageSize(reqs);
+  try {
+    const bare = await spawnServer(process.execPath, ['--import', 'tsx', 'bench/bare-server.ts']);
+    const relay = await startRelayIngress(dir, redis.url, 1);
+    // Warm both up, then alternate rounds so drift on a noisy machine hits both alike.
+    await load(bare.url, '/hooks/cloud', reqs.slice(0, 2000), 2);
+    await load(relay.url, '/hooks/cloud', reqs.slice(0, 2000), 2);
+    await inspect.flushall();
+    const bareRuns: LoadResult[] = [];
+    const relayRuns: LoadResult[] = [];
+    for (let round = 0; round < 2; round++) {
+      bareRuns.push(await load(bare.url, '/hooks/cloud', reqs, seconds / 2));
+      relayRuns.push(await load(relay.url, '/hooks/cloud', reqs.slice(2000 + round * 19000), seconds / 2));
+      await inspect.flushall();
+    }
+    bare.child.kill();
+    relay.child.kill();
+    const avg = (runs: LoadResult[]): LoadResult => ({
+      rps: runs.reduce((n, r) => n + r.rps, 0) / runs.length,
+      p50: Math.max(...runs.map((r) => r.p50)),
+      p99: Math.max(...runs.map((r) => r.p99)),
+      non2xx: runs.reduce((n, r) => n + r.non2xx, 0),
+      errors: runs.reduce((n, r) => n + r.errors, 0),
+    });
+
+    // Redis memory per queued event, for fan-outs of 1 and 3 targets, nothing consumed.
+    const redisBytesPerEvent: Record<string, number> = {};
+    const memoryRatio: Record<string, number> = {};
+    for (const targets of [1, 3]) {
+      await inspect.flushall();
+      const ing = await startRelayIngress(dir, redis.url, targets);
+      const sample = makeSignedPushes(3000, SECRET);
+      // Queue metadata and script caches are paid once: measure after a first event.
+      await fetch(`${ing.url}/hooks/cloud`, {
+        method: 'POST',
+        headers: sample[0]!.headers,
+        body: sample[0]!.body,
+      });
+      const before = Number(/used_memory:(\d+)/.exec(await inspect.info('memory'))![1]);
+      let next = 1;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next < sample.length) {
+            const r = sample[next++]!;
+            const res = await fetch(`${ing.url}/hooks/cloud`, {
+              method: 'POST',
+              headers: r.headers,
+              body: r.body,
+            });
+            if (res.status !== 202) throw new Error(`unexpected ${res.status}`);
+          }
+        }),
+      );
+      const after = Number(/used_memory:(\d+)/.exec(await inspect.info('memory'))![1]);
+      const perEvent = (after - before) / (sample.length - 1);
+      redisBytesPerEvent[`${targets} target${targets > 1 ? 's' : ''}`] = Math.round(perEvent);
+      memoryRatio[`${targets} target${targets > 1 ? 's' : ''}`] = perEvent / averageSize(sample);
+      ing.child.kill();
+    }
+    const b = avg(bareRuns);
+    const h = avg(relayRuns);
+    return { bare: b, hookrelay: h, ratio: h.rps / b.rps, payloadBytes, redisBytesPerEvent, memoryRatio };
+  } finally {
+    inspect.disconnect();
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export function printIngest(r: IngestBench): void {
+  console.log(
+    '\n== ingest: signed Bitbucket pushes (avg %d bytes), 16 connections ==',
+    Math.round(r.payloadBytes),
+  );
+  console.log(`bare Fastify (parse + 202):  ${fmt(r.bare)}`);
+  console.log(`hookrelay ingress:           ${fmt(r.hookrelay)}`);
+  console.log(`ratio: ${r.ratio.toFixed(2)} × bare Fastify (target ≥ 0.60)`);
+  for (const [k, v] of Object.entries(r.redisBytesPerEvent)) {
+    console.log(
+      `redis memory per queued event (${k}): ${v} bytes = ${r.memoryRatio[k]!.toFixed(2)} × payload (target ≤ 1.00)`,
+    );
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  printIngest(await benchIngest());
+}

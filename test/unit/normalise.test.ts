@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import { contentKey, normalise } from '../../src/bitbucket/normalise.js';
+import { cloudPullRequest, cloudPush, dcPrMerged, dcRefsChanged, HASH } from '../fixtures/payloads.js';
+
+const base = { deliveryId: 'd-1' };
+
+describe('normalise', () => {
+  it('turns a Cloud push into refs, head commit, commits and actor', () => {
+    const env = normalise({
+      ...base,
+      platform: 'cloud',
+      eventKey: 'repo:push',
+      payload: cloudPush({
+        message: 'Release it [skip ci]\n',
+        author: 'CI Bot <ci@acme.test>',
+        actor: 'CI Bot',
+      }),
+    });
+    expect(env.repository).toBe('acme/widgets');
+    expect(env.refs).toEqual([
+      {
+        name: 'main',
+        kind: 'branch',
+        oldHash: HASH.a,
+        newHash: HASH.b,
+        created: false,
+        deleted: false,
+        forced: false,
+        truncated: false,
+      },
+    ]);
+    expect(env.headCommit).toMatchObject({
+      hash: HASH.b,
+      message: 'Release it [skip ci]\n',
+      author: { name: 'CI Bot', email: 'ci@acme.test' },
+    });
+    expect(env.commits).toHaveLength(3);
+    expect(env.actor?.name).toBe('CI');
+    expect(env.actor?.uuid).toMatch(/^\{.*\}$/);
+  });
+
+  it('marks forced and truncated pushes, tag creation and branch deletion', () => {
+    const forced = normalise({
+      ...base,
+      platform: 'cloud',
+      eventKey: 'repo:push',
+      payload: cloudPush({ forced: true, truncated: true }),
+    });
+    expect(forced.refs[0]).toMatchObject({ forced: true, truncated: true });
+    const tag = normalise({
+      ...base,
+      platform: 'cloud',
+      eventKey: 'repo:push',
+      payload: cloudPush({ kind: 'tag', ref: 'v2', oldHash: null }),
+    });
+    expect(tag.refs[0]).toMatchObject({
+      kind: 'tag',
+      name: 'v2',
+      created: true,
+      oldHash: null,
+      newHash: HASH.b,
+    });
+    const del = normalise({
+      ...base,
+      platform: 'cloud',
+      eventKey: 'repo:push',
+      payload: cloudPush({ newHash: null }),
+    });
+    expect(del.refs[0]).toMatchObject({ deleted: true, newHash: null, oldHash: HASH.a });
+    expect(del.headCommit).toBeUndefined();
+  });
+
+  it('reads Data Center refs_changed with and without commits (older servers send none)', () => {
+    const recent = normalise({
+      ...base,
+      platform: 'datacenter',
+      eventKey: 'repo:refs_changed',
+      payload: dcRefsChanged({ message: 'Bump [ci skip]' }),
+    });
+    expect(recent.repository).toBe('ACME/widgets');
+    expect(recent.headCommit).toMatchObject({
+      hash: HASH.b,
+      message: 'Bump [ci skip]',
+      author: { email: 'amuniz@acme.test' },
+    });
+    const old = normalise({
+      ...base,
+      platform: 'datacenter',
+      eventKey: 'repo:refs_changed',
+      payload: dcRefsChanged({ withCommits: false }),
+    });
+    expect(old.headCommit).toBeUndefined();
+    expect(old.commits).toEqual([]);
+    const created = normalise({
+      ...base,
+      platform: 'datacenter',
+      eventKey: 'repo:refs_changed',
+      payload: dcRefsChanged({ type: 'ADD', kind: 'TAG', ref: 'v1' }),
+    });
+    expect(created.refs[0]).toMatchObject({ kind: 'tag', created: true, oldHash: null });
+  });
+
+  it('keeps the short merge commit hash of a Cloud PR and the full one of a DC merge', () => {
+    const cloud = normalise({
+      ...base,
+      platform: 'cloud',
+      eventKey: 'pullrequest:fulfilled',
+      payload: cloudPullRequest(),
+    });
+    expect(cloud.pullRequest).toMatchObject({
+      id: 7,
+      state: 'MERGED',
+      mergeCommit: HASH.merge.slice(0, 12),
+      sourceBranch: 'feature/thing',
+      destinationBranch: 'main',
+    });
+    expect(cloud.pullRequest?.mergeCommit).toHaveLength(12);
+    const dc = normalise({ ...base, platform: 'datacenter', eventKey: 'pr:merged', payload: dcPrMerged() });
+    expect(dc.repository).toBe('ACME/widgets');
+    expect(dc.pullRequest).toMatchObject({ id: 3, mergeCommit: HASH.merge, sourceHash: HASH.c });
+  });
+
+  it('gives the same content key to the same change and different keys to different changes', () => {
+    const push = (p: unknown, id: string) =>
+      normalise({ platform: 'datacenter', eventKey: 'repo:refs_changed', deliveryId: id, payload: p });
+    const body = Buffer.from('{}');
+    const a = contentKey('dc', push(dcRefsChanged(), 'x'), body);
+    expect(contentKey('dc', push(dcRefsChanged(), 'y'), Buffer.from('{"other":1}'))).toBe(a);
+    expect(contentKey('dc', push(dcRefsChanged({ toHash: HASH.c }), 'x'), body)).not.toBe(a);
+    expect(contentKey('other-source', push(dcRefsChanged(), 'x'), body)).not.toBe(a);
+    const pr = normalise({
+      ...base,
+      platform: 'cloud',
+      eventKey: 'pullrequest:comment_created',
+      payload: cloudPullRequest(),
+    });
+    expect(contentKey('c', pr, Buffer.from('a'))).not.toBe(contentKey('c', pr, Buffer.from('b')));
+  });
+});

@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import type { Envelope } from '../../src/bitbucket/envelope.js';
+import { buildConfig } from '../../src/config/load-config.js';
+import { hasPassedThisRelay, nextHopHeader } from '../../src/ingress/hop-marker.js';
+import { Router } from '../../src/ingress/routing.js';
+
+const config = buildConfig(
+  {
+    sources: [{ id: 's', platform: 'cloud', secrets: ['x'] }],
+    targets: ['a', 'b', 'c'].map((id) => ({ id, url: `http://t/${id}` })),
+    routes: [
+      {
+        source: 's',
+        events: ['repo:push'],
+        repos: ['acme/*'],
+        branches: ['main', 'release/*'],
+        targets: ['a'],
+      },
+      { source: 's', events: ['pullrequest:*'], targets: ['a', 'b'] },
+      { source: 's', events: ['*'], repos: ['Acme/Widgets'], targets: ['b', 'c'] },
+    ],
+  },
+  {},
+);
+
+const env = (o: Partial<Envelope>): Envelope => ({
+  platform: 'cloud',
+  eventKey: 'repo:push',
+  deliveryId: 'd',
+  repository: 'acme/widgets',
+  refs: [],
+  commits: [],
+  ...o,
+});
+const ref = (name: string) => ({
+  name,
+  kind: 'branch' as const,
+  oldHash: 'a',
+  newHash: 'b',
+  created: false,
+  deleted: false,
+  forced: false,
+  truncated: false,
+});
+
+describe('router', () => {
+  const router = new Router(config);
+  it('adds each target once, in config order', () => {
+    expect(router.match('s', env({ refs: [ref('main')] })).targets).toEqual(['a', 'b', 'c']);
+    expect(router.match('s', env({ refs: [ref('feature/x')] })).targets).toEqual(['b', 'c']);
+    expect(router.match('s', env({ repository: 'acme/other', refs: [ref('release/2')] })).targets).toEqual([
+      'a',
+    ]);
+    expect(router.match('s', env({ eventKey: 'pullrequest:created', repository: 'x/y' })).targets).toEqual([
+      'a',
+      'b',
+    ]);
+    expect(router.match('other', env({ refs: [ref('main')] })).targets).toEqual([]);
+  });
+});
+
+describe('hop marker', () => {
+  it('finds this relay in the hop list or Via, and appends it for the next hop', () => {
+    expect(hasPassedThisRelay('r1', { 'x-hookrelay-hop': 'r0, r1' })).toBe(true);
+    expect(hasPassedThisRelay('r1', { 'x-hookrelay-hop': 'r10' })).toBe(false);
+    expect(hasPassedThisRelay('r1', { via: '1.1 proxy, 1.1 hookrelay-r1' })).toBe(true);
+    expect(hasPassedThisRelay('r1', { via: '1.1 hookrelay-r2' })).toBe(false);
+    expect(nextHopHeader('r1', undefined)).toBe('r1');
+    expect(nextHopHeader('r1', 'r0')).toBe('r0, r1');
+  });
+});
