@@ -17,8 +17,8 @@ export function makeSignedPushes(count: number, secret: string): BenchRequest[] 
     const hash = (n: number) => `${n.toString(16).padStart(8, '0')}${'c0ffee'.repeat(6)}`.slice(0, 40);
     const payload = cloudPush({ oldHash: hash(i * 2 + 1), newHash: hash(i * 2 + 2), commits: 2 + (i % 4) });
     // Pad with a realistic field so sizes spread over 6–20 KB like real pushes with several commits.
-    const pad = 'x'.repeat((i * 7919) % 9000);
-    const body = Buffer.from(JSON.stringify({ ...payload, description: pad }, null, 2));
+    const pad = 'x'.repeat((i * 7919) % 12000);
+    const body = Buffer.from(JSON.stringify({ ...payload, description: pad }));
     out.push({
       body,
       headers: {

@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from 'uuid';
 import { DELIVERY_ID_HEADER, eventFamily, isKnownEventKey } from '../bitbucket/event-keys.js';
 import { contentKey, normalise } from '../bitbucket/normalise.js';
 import { validatePayload } from '../bitbucket/payload-schemas.js';
-import { JsonRejected, safeJsonParse } from '../bitbucket/safe-json.js';
+import { safeJsonParse } from '../bitbucket/safe-json.js';
 import { verifySignature } from '../bitbucket/signature.js';
 import type { SourceConfig } from '../config/types.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
@@ -159,9 +159,8 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       let payload: unknown;
       try {
         payload = safeJsonParse(body.toString('utf8'));
-      } catch (err) {
-        const reason = err instanceof JsonRejected ? err.message : 'body is not valid JSON';
-        return reject(req, reply, 'BODY_INVALID_JSON', reason);
+      } catch {
+        return reject(req, reply, 'BODY_INVALID_JSON', 'body is not valid JSON');
       }
       const problem = validatePayload(source.platform, eventFamily(source.platform, eventKey), payload);
       if (problem) return reject(req, reply, 'PAYLOAD_INVALID', problem);
