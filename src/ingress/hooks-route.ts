@@ -8,7 +8,7 @@ import { safeJsonParse } from '../bitbucket/safe-json.js';
 import { verifySignature } from '../bitbucket/signature.js';
 import type { SourceConfig } from '../config/types.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
-import type { ClaimResult, StoredEvent } from '../queue/event-store.js';
+import { type ClaimResult, NotDurableYet, type StoredEvent } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
 import { HOP_HEADER, hasPassedThisRelay } from './hop-marker.js';
 import type { IngressDeps } from './ingress-deps.js';
@@ -210,6 +210,14 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
       }
       if (claim.state === 'done') {
+        // A copy of an event whose first answer was 503 for want of durability: 200 only once it is durable.
+        if (config.redis.durability !== 'fast') {
+          try {
+            await store.waitForDurability();
+          } catch {
+            return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
+          }
+        }
         req.hr.outcome = 'duplicate';
         req.hr.eventId = claim.id;
         metrics.ingressDuplicates.inc({ source: source.id });
@@ -221,6 +229,8 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         await store.commit(event);
       } catch (err) {
         req.log.warn({ err: (err as Error).message, eventId }, 'event store failed');
+        // Stored but not yet replicated/fsynced: keep it, Bitbucket's retry is answered once it is durable.
+        if (err instanceof NotDurableYet) return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
         store.release(event, dedupe).catch(() => {
           // Unreleased claims go stale on their own within seconds.
         });

@@ -23,6 +23,9 @@ export interface StoredEvent {
   acceptedAt?: number;
 }
 
+/** The event is stored on the primary but not yet as durable as `redis.durability` asks: answer 503, keep it. */
+export class NotDurableYet extends Error {}
+
 export type ClaimResult = { state: 'new' } | { state: 'pending' | 'done'; id: string };
 
 export interface DedupeKeys {
@@ -213,7 +216,11 @@ export class EventStore {
       await Promise.all(adds);
       const results: [Error | null, unknown][] | null = await multi.exec();
       if (!results) throw new Error('transaction aborted');
-      if (this.config.redis.durability === 'replicated') await this.waitForReplicas();
+      try {
+        await this.waitForDurability();
+      } catch (err) {
+        throw new NotDurableYet((err as Error).message);
+      }
       let at = 0;
       batch.forEach(({ resolve, reject }, i) => {
         const slice = results.slice(at, at + spans[i]!);
@@ -229,11 +236,19 @@ export class EventStore {
     }
   }
 
-  /** `durability: replicated`: the write must reach a replica before the 202. */
-  async waitForReplicas(): Promise<void> {
-    const wanted = this.config.redis.replicas;
-    const got = (await this.client.wait(wanted, this.config.redis.commandTimeoutMs)) as number;
-    if (got < wanted) throw new Error(`only ${got} of ${wanted} replicas acknowledged the write`);
+  /** Set from checkDurability() at start: whether the server has WAITAOF. */
+  waitAof = false;
+
+  /** One wait per batch, after EXEC: `replicated` waits for replicas, `fsync` for the local AOF fsync. */
+  async waitForDurability(): Promise<void> {
+    const { durability, replicas, commandTimeoutMs } = this.config.redis;
+    if (durability === 'replicated') {
+      const got = (await this.client.wait(replicas, commandTimeoutMs)) as number;
+      if (got < replicas) throw new Error(`only ${got} of ${replicas} replicas acknowledged the write`);
+    } else if (durability === 'fsync' && this.waitAof) {
+      const [local] = (await this.client.call('WAITAOF', 1, 0, commandTimeoutMs)) as number[];
+      if (local !== 1) throw new Error('the AOF fsync was not confirmed in time');
+    }
   }
 
   async read(id: string): Promise<StoredEvent | null> {

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildIngressApp } from '../../src/app.js';
 import type { Config } from '../../src/config/types.js';
 import type { Logger } from '../../src/log.js';
+import { checkDurability } from '../../src/queue/durability.js';
 import { createRuntime, type Runtime, waitForRedis } from '../../src/runtime.js';
 
 export interface TestIngress {
@@ -15,6 +16,7 @@ export interface TestIngress {
 export async function startIngress(config: Config, log: Logger): Promise<TestIngress> {
   const rt = await createRuntime(config, log);
   await waitForRedis(rt.redis, 5000);
+  rt.store.waitAof = (await checkDurability(rt.redis, config, log)).waitAof;
   await Promise.all([...rt.queues.values()].map((q) => q.waitUntilReady()));
   const app = buildIngressApp(rt);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
