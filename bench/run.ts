@@ -2,7 +2,12 @@
  * `npm run bench`: every benchmark, each against a baseline measured in the same run (the machines are noisy,
  * so only ratios are comparable between runs). Not a test: nothing here fails the build.
  */
+
+import { benchE2E, printE2E } from './e2e.js';
+import { benchEdge, formatEdgeBench } from './edge.js';
 import { benchIngest, printIngest } from './ingest.js';
 
 const only = process.argv[2];
 if (!only || only === 'ingest') printIngest(await benchIngest());
+if (!only || only === 'e2e') printE2E(await benchE2E());
+if (!only || only === 'edge') console.log(`\n== edge ==\n${formatEdgeBench(await benchEdge())}`);

@@ -1,7 +1,20 @@
-import { UnrecoverableError, Worker } from 'bullmq';
-import { request } from 'undici';
+import { Worker } from 'bullmq';
 import type { TargetConfig } from '../src/config/types.js';
-import { buildHttpRequest } from '../src/delivery/build-request.js';
+import { secretsOf, TokenCache } from '../src/delivery/auth.js';
+import { backoffDelay } from '../src/delivery/backoff.js';
+import { CircuitBreaker } from '../src/delivery/circuit-breaker.js';
+import { Coalescer } from '../src/delivery/coalesce.js';
+import { RetryLater } from '../src/delivery/errors.js';
+import { TargetClient } from '../src/delivery/http-client.js';
+import { LoopGuard } from '../src/delivery/loop-guard.js';
+import {
+  type DeliveryContext,
+  isRecorded,
+  processJob,
+  type TargetRuntime,
+} from '../src/delivery/process-job.js';
+import { readTargetState, recordAttempt } from '../src/queue/delivery-state.js';
+import { EventStore } from '../src/queue/event-store.js';
 import type { DeliveryJobData } from '../src/queue/job-types.js';
 import { createRedis } from '../src/queue/redis-connection.js';
 import type { Runtime } from '../src/runtime.js';
@@ -10,12 +23,16 @@ export interface DeliveryWorkers {
   close(): Promise<void>;
 }
 
-function backoffMs(target: TargetConfig, attemptsMade: number): number {
-  const policy = target.retry;
-  if (policy.scheduleMs)
-    return policy.scheduleMs[Math.min(attemptsMade - 1, policy.scheduleMs.length - 1)] ?? 0;
-  const cap = Math.min(policy.maxDelayMs, policy.delayMs * 2 ** Math.max(0, attemptsMade - 1));
-  return Math.floor(Math.random() * cap);
+// Without a limiter on the worker, BullMQ ignores the queue's rate-limit key; the circuit breaker relies on it.
+const NO_LIMIT = { max: 1_000_000, duration: 1000 };
+
+/**
+ * The job lock must outlive the request timeout, so only a dead worker's job is ever picked up again: with the
+ * lock renewed every half-lock while the process lives, a request that hangs until its timeout still holds
+ * the lock, and a killed process's job is free again one lock later (then found by the stalled check).
+ */
+export function lockDurationFor(target: TargetConfig): number {
+  return target.timeoutMs + Math.max(2000, Math.min(target.timeoutMs, 30_000));
 }
 
 /** One BullMQ worker per target queue, so a slow target cannot take the slots of a healthy one. */
@@ -23,50 +40,98 @@ export function startDeliveryWorkers(rt: Runtime): DeliveryWorkers {
   const connection = createRedis(rt.config, 'worker', 'worker');
   connection.on('error', () => {});
   const log = rt.log.child({ role: 'worker' });
+  const guard = new LoopGuard(connection, rt.keys, rt.config.loop);
+  const ctx: DeliveryContext = {
+    config: rt.config,
+    keys: rt.keys,
+    redis: connection,
+    store: new EventStore(connection, rt.keys, rt.config, rt.queues),
+    log,
+    metrics: rt.metrics,
+    tokens: new TokenCache(),
+    guard,
+    coalescer: new Coalescer(connection, rt.keys, rt.config, rt.router, guard.rules),
+  };
+  const clients: TargetClient[] = [];
+
   const workers = rt.config.targets.map((target) => {
+    const queue = rt.queues.get(target.id);
+    if (!queue) throw new Error(`no queue for target ${target.id}`);
+    const client = new TargetClient(target);
+    clients.push(client);
+    const tr: TargetRuntime = {
+      target,
+      client,
+      queue,
+      secrets: secretsOf(target),
+      circuit: new CircuitBreaker(connection, rt.keys.circuit(target.id), target, (open) =>
+        rt.metrics.circuitState.set({ target: target.id }, open ? 1 : 0),
+      ),
+    };
+    const lockDuration = lockDurationFor(target);
     const worker = new Worker<DeliveryJobData>(
       rt.keys.queueName(target.id),
-      async (job) => {
-        const event = await rt.store.read(job.data.e);
-        if (!event) throw new UnrecoverableError('event payload expired or missing');
-        const attempt = job.attemptsMade + 1;
-        const req = buildHttpRequest(target, event, job.data, attempt, rt.config.relay.id);
-        const res = await request(req.url, {
-          method: req.method,
-          headers: req.headers,
-          body: req.body,
-          headersTimeout: target.timeoutMs,
-          bodyTimeout: target.timeoutMs,
-        });
-        await res.body.dump();
-        const status = res.statusCode;
-        if (status >= 200 && status < 300) return { status };
-        if (status >= 400 && status < 500 && ![408, 425, 429].includes(status)) {
-          throw new UnrecoverableError(`target answered ${status}`);
-        }
-        throw new Error(`target answered ${status}`);
-      },
+      (job) => processJob(ctx, tr, job),
       {
         // biome-ignore lint/suspicious/noExplicitAny: ioredis Cluster and Redis are both accepted at runtime
         connection: connection as any,
         prefix: rt.keys.queuePrefix(target.id),
         concurrency: target.concurrency,
-        lockDuration: target.timeoutMs * 2 + 5000,
-        settings: { backoffStrategy: (attemptsMade: number) => backoffMs(target, attemptsMade) },
+        limiter: target.rateLimit
+          ? { max: target.rateLimit.max, duration: target.rateLimit.durationMs }
+          : NO_LIMIT,
+        lockDuration,
+        // Renewed four times per lock period: one late renewal (a busy event loop) does not lose the lock.
+        lockRenewTime: Math.min(lockDuration / 4, 5000),
+        stalledInterval: Math.min(lockDuration, 30_000),
+        maxStalledCount: 3,
+        settings: {
+          backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) =>
+            err instanceof RetryLater ? err.delayMs : backoffDelay(target.retry, attemptsMade),
+        },
       },
     );
     worker.on('failed', (job, err) => {
+      if (!job || isRecorded(err) || err instanceof RetryLater) return;
+      // Failures the processor did not record itself (an expired event, too many stalls): record the dead
+      // letter once BullMQ has given up on the job.
+      const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
       log.warn(
-        { target: target.id, eventId: job?.data.e, attempts: job?.attemptsMade, err: err.message },
-        'delivery failed',
+        { target: target.id, eventId: job.data.e, err: err.message, final },
+        'delivery attempt failed',
       );
+      if (!final) return;
+      const eventKey = rt.keys.event(job.data.e);
+      readTargetState(connection, eventKey, target.id)
+        .then((prev) =>
+          prev?.state === 'dead'
+            ? undefined
+            : recordAttempt(connection, eventKey, target.id, { state: 'dead', reason: err.message }),
+        )
+        .catch(() => {});
     });
     worker.on('error', (err) => log.warn({ target: target.id, err: err.message }, 'worker error'));
-    return worker;
+    return { worker, timeoutMs: target.timeoutMs };
   });
+
   return {
+    /**
+     * SIGTERM: stop taking jobs and let in-flight deliveries finish, within a bound. A delivery still running
+     * after it is abandoned, not lost: its lock expires and another worker sends it with the same key.
+     */
     async close() {
-      await Promise.allSettled(workers.map((w) => w.close()));
+      const graceMs = Math.min(Math.max(...workers.map((w) => w.timeoutMs)) + 2000, 25_000);
+      let timer: NodeJS.Timeout | undefined;
+      const gentle = Promise.allSettled(workers.map((w) => w.worker.close()));
+      const bounded = new Promise<'late'>((res) => {
+        timer = setTimeout(() => res('late'), graceMs);
+      });
+      if ((await Promise.race([gentle, bounded])) === 'late') {
+        log.warn({ graceMs }, 'in-flight deliveries did not finish in time; their locks will expire');
+        await Promise.allSettled(workers.map((w) => w.worker.close(true)));
+      }
+      clearTimeout(timer);
+      await Promise.allSettled(clients.map((c) => c.close()));
       connection.disconnect();
     },
   };

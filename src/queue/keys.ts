@@ -16,6 +16,8 @@ export interface Keys {
   loop(name: string): string;
   /** ZSET of suppressed deliveries (member `<eventId>.<targetId>`, score = time suppressed). */
   suppressed: string;
+  /** Hash of the shared circuit-breaker state of a target (consecutive failures, open until, probe). */
+  circuit(targetId: string): string;
 }
 
 export function makeKeys(config: Pick<Config, 'redis'>): Keys {
@@ -31,5 +33,6 @@ export function makeKeys(config: Pick<Config, 'redis'>): Keys {
     queuePrefix: (targetId) => (clustered ? `{${p}-${targetId}}` : p),
     loop: (name) => `${p}:loop:${name}`,
     suppressed: `${p}:suppressed`,
+    circuit: (targetId) => `${p}:circuit:${targetId}`,
   };
 }

@@ -1,0 +1,103 @@
+/**
+ * One relay of the end-to-end bench, in its own process: `naive` (a bare Fastify route calling Queue.add and a
+ * plain BullMQ Worker POSTing the body to the target, no checks) or `hookrelay` (the real ingress and delivery
+ * workers with every check on). Argument: JSON {mode, redisUrl, targetUrl, concurrency, secret, logLevel}.
+ */
+import { randomUUID } from 'node:crypto';
+import { Queue, Worker } from 'bullmq';
+import Fastify from 'fastify';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { request } from 'undici';
+import { buildIngressApp } from '../src/app.js';
+import { buildConfig } from '../src/config/load-config.js';
+import { createLogger } from '../src/log.js';
+import { createRuntime, waitForRedis } from '../src/runtime.js';
+import { startDeliveryWorkers } from '../workers/delivery-worker.js';
+
+interface Args {
+  mode: 'naive' | 'hookrelay';
+  redisUrl: string;
+  targetUrl: string;
+  concurrency: number;
+  secret: string;
+  logLevel: string;
+  prefix: string;
+}
+
+const args = JSON.parse(process.argv[2] ?? '{}') as Args;
+
+async function naive(): Promise<string> {
+  const producer = new Redis(args.redisUrl, { maxRetriesPerRequest: null });
+  const queue = new Queue('naive', { connection: producer, prefix: args.prefix });
+  const app = Fastify();
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.post('/hooks/:source', async (req, reply) => {
+    const id = randomUUID();
+    await queue.add(
+      'e',
+      { body: (req.body as Buffer).toString('utf8'), rid: req.headers['x-request-uuid'] },
+      { jobId: id },
+    );
+    return reply.code(202).send({ id });
+  });
+  new Worker(
+    'naive',
+    async (job) => {
+      const res = await request(args.targetUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-uuid': String(job.data.rid) },
+        body: job.data.body as string,
+      });
+      await res.body.dump();
+      if (res.statusCode >= 300) throw new Error(`status ${res.statusCode}`);
+    },
+    {
+      connection: new Redis(args.redisUrl, { maxRetriesPerRequest: null }),
+      prefix: args.prefix,
+      concurrency: args.concurrency,
+    },
+  );
+  return app.listen({ host: '127.0.0.1', port: 0 });
+}
+
+async function hookrelay(): Promise<string> {
+  const config = buildConfig(
+    {
+      redis: { url: args.redisUrl, prefix: args.prefix },
+      ingress: { host: '127.0.0.1', port: 0 },
+      sources: [{ id: 'cloud', platform: 'cloud', secrets: [args.secret] }],
+      targets: [
+        {
+          id: 'ci',
+          url: args.targetUrl,
+          concurrency: args.concurrency,
+          signingSecret: 'whsec_YmVuY2gtc2lnbmluZy1zZWNyZXQ=',
+        },
+      ],
+      routes: [{ source: 'cloud', targets: ['ci'] }],
+      // Every guard runs; the per-ref limit is set high because the bench pushes thousands of times to one
+      // branch on purpose (the check still runs for each delivery).
+      loop: {
+        ignoreActors: ['ci-bot*', '*@ci.example.test'],
+        maxTriggersPerRef: { count: 1_000_000, windowSeconds: 600 },
+        collapseMergePush: true,
+      },
+      log: { level: args.logLevel },
+    },
+    {},
+  );
+  const log = createLogger(args.logLevel, pino.destination({ dest: '/dev/null', sync: false }));
+  const rt = await createRuntime(config, log);
+  await waitForRedis(rt.redis, 10_000);
+  const app = buildIngressApp(rt);
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  startDeliveryWorkers(rt);
+  return url;
+}
+
+const url = args.mode === 'naive' ? await naive() : await hookrelay();
+process.send?.({ url });
+process.on('disconnect', () => process.exit(0));
+process.on('SIGINT', () => process.exit(0));

@@ -1,0 +1,253 @@
+/**
+ * End-to-end rate: events per second from the ingress's 202 to a local CI target that answers 200 at once, for
+ * hookrelay (every check and guarantee on) against a naive relay (bare Fastify route → Queue.add → plain BullMQ
+ * Worker → POST) measured in the same run on the same payloads and the same Redis. Then the latency from the
+ * 202 to the target's receipt at a steady 500 events/s. Run: `node --import tsx bench/e2e.ts [events]`.
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import { startEmbeddedRedis } from '../src/queue/embedded-redis.js';
+import { averageSize, type BenchRequest, makeSignedPushes } from './payloads.js';
+
+const SECRET = 'bench-secret-0123456789';
+const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
+
+export interface E2EResult {
+  events: number;
+  avgBytes: number;
+  naiveRate: number;
+  hookrelayRate: number;
+  ratio: number;
+  steadyRate: number;
+  naiveP50: number;
+  naiveP99: number;
+  hookrelayP50: number;
+  hookrelayP99: number;
+  hookrelayMax: number;
+  /** Every round's figures, in the order they ran. */
+  rounds: Record<'naive' | 'hookrelay', { rate: number; p50: number; p99: number; max: number }[]>;
+}
+
+function child(file: string, arg?: unknown): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = fork(here(file), arg === undefined ? [] : [JSON.stringify(arg)], {
+    // BENCH_CPU_PROF=dir: profile the relays (node --cpu-prof) to see where the time goes.
+    execArgv: [
+      '--import',
+      'tsx',
+      ...(process.env.BENCH_CPU_PROF && file.includes('relay')
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+        : []),
+    ],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Promise((res, rej) => {
+    const onMsg = (m: { url?: string }) => {
+      if (m.url) {
+        proc.off('message', onMsg);
+        res({ proc, url: m.url });
+      }
+    };
+    proc.on('message', onMsg);
+    proc.once('exit', (code) => rej(new Error(`${file} exited with ${code}`)));
+  });
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+class Receipts {
+  readonly at = new Map<string, number>();
+  attach(proc: ChildProcess) {
+    proc.on('message', (m: { receipts?: [string, number][] }) => {
+      for (const [id, t] of m.receipts ?? []) if (!this.at.has(id)) this.at.set(id, t);
+    });
+  }
+  async all(ids: string[], timeoutMs = 120_000): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let last = 0;
+      let missing = 0;
+      for (const id of ids) {
+        const t = this.at.get(id);
+        if (t === undefined) missing++;
+        else last = Math.max(last, t);
+      }
+      if (missing === 0) return last;
+      if (Date.now() > deadline)
+        throw new Error(`${missing} of ${ids.length} events never reached the target`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+const rid = (r: BenchRequest) => r.headers['x-request-uuid']!;
+
+async function post(pool: Pool, r: BenchRequest): Promise<number> {
+  const res = await pool.request({ path: '/hooks/cloud', method: 'POST', headers: r.headers, body: r.body });
+  await res.body.dump();
+  if (res.statusCode !== 202) throw new Error(`relay answered ${res.statusCode}`);
+  return Date.now();
+}
+
+/** As fast as a fixed number of concurrent senders can go; rate = events / (first send → last receipt). */
+async function burst(
+  pool: Pool,
+  reqs: BenchRequest[],
+  receipts: Receipts,
+  concurrency: number,
+): Promise<number> {
+  let next = 0;
+  const start = Date.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < reqs.length) await post(pool, reqs[next++]!);
+    }),
+  );
+  const acked = Date.now();
+  const last = await receipts.all(reqs.map(rid));
+  if (process.env.BENCH_VERBOSE) {
+    console.log(
+      `    202s at ${(reqs.length / ((acked - start) / 1000)).toFixed(0)}/s, delivered ${last - acked} ms after the last 202`,
+    );
+  }
+  return reqs.length / ((last - start) / 1000);
+}
+
+/** A steady rate; latency = target receipt − the 202 the sender got (never negative). */
+async function steady(pool: Pool, reqs: BenchRequest[], receipts: Receipts, rate: number): Promise<number[]> {
+  const acked = new Map<string, number>();
+  const start = Date.now();
+  const sends: Promise<void>[] = [];
+  let i = 0;
+  while (i < reqs.length) {
+    const due = Math.floor(((Date.now() - start) * rate) / 1000) + 1;
+    while (i < Math.min(due, reqs.length)) {
+      const r = reqs[i++]!;
+      sends.push(post(pool, r).then((t) => void acked.set(rid(r), t)));
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  await Promise.all(sends);
+  await receipts.all(reqs.map(rid));
+  return reqs.map((r) => Math.max(0, receipts.at.get(rid(r))! - acked.get(rid(r))!)).sort((a, b) => a - b);
+}
+
+export async function benchE2E(
+  opts: {
+    events?: number;
+    rate?: number;
+    steadySeconds?: number;
+    concurrency?: number;
+    workerConcurrency?: number;
+    /** Naive and hookrelay alternate this many times; medians are reported (the machine is shared and noisy). */
+    rounds?: number;
+  } = {},
+): Promise<E2EResult> {
+  const events = opts.events ?? 3000;
+  const rate = opts.rate ?? 500;
+  const steadyCount = rate * (opts.steadySeconds ?? 6);
+  const warm = 300;
+  const concurrency = opts.concurrency ?? 32;
+  const workerConcurrency = opts.workerConcurrency ?? 16;
+  const rounds = opts.rounds ?? 2;
+  const dir = mkdtempSync(join(tmpdir(), 'hookrelay-bench-e2e-'));
+  const redis = await startEmbeddedRedis({ dir });
+  const receipts = new Receipts();
+  const target = await child('./e2e-target.ts');
+  receipts.attach(target.proc);
+  const all = makeSignedPushes(2 * rounds * (warm + events + steadyCount), SECRET);
+  const out: Partial<E2EResult> = { events, steadyRate: rate, avgBytes: Math.round(averageSize(all)) };
+  const runs: Record<'naive' | 'hookrelay', { rate: number; p50: number; p99: number; max: number }[]> = {
+    naive: [],
+    hookrelay: [],
+  };
+  try {
+    let offset = 0;
+    const modes = Array.from({ length: rounds }, () => ['naive', 'hookrelay'] as const).flat();
+    for (const mode of modes) {
+      const take = (n: number) => {
+        const part = all.slice(offset, offset + n);
+        offset += n;
+        return part;
+      };
+      const relay = await child('./e2e-relay.ts', {
+        mode,
+        redisUrl: redis.url,
+        targetUrl: `${target.url}/hook`,
+        concurrency: workerConcurrency,
+        secret: SECRET,
+        logLevel: 'info',
+        prefix: `bench-${mode}`,
+      });
+      const pool = new Pool(relay.url, { connections: concurrency });
+      try {
+        await burst(pool, take(warm), receipts, concurrency);
+        const r = await burst(pool, take(events), receipts, concurrency);
+        const lat = await steady(pool, take(steadyCount), receipts, rate);
+        runs[mode].push({
+          rate: r,
+          p50: percentile(lat, 50),
+          p99: percentile(lat, 99),
+          max: lat[lat.length - 1]!,
+        });
+      } finally {
+        await pool.close();
+        relay.proc.kill(process.env.BENCH_CPU_PROF ? 'SIGINT' : 'SIGKILL');
+      }
+    }
+  } finally {
+    target.proc.kill('SIGKILL');
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const med = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s[Math.floor((s.length - 1) / 2)]!;
+  };
+  const pick = (mode: 'naive' | 'hookrelay', k: 'rate' | 'p50' | 'p99' | 'max') =>
+    med(runs[mode].map((x) => x[k]));
+  Object.assign(out, {
+    naiveRate: pick('naive', 'rate'),
+    naiveP50: pick('naive', 'p50'),
+    naiveP99: pick('naive', 'p99'),
+    hookrelayRate: pick('hookrelay', 'rate'),
+    hookrelayP50: pick('hookrelay', 'p50'),
+    hookrelayP99: pick('hookrelay', 'p99'),
+    hookrelayMax: pick('hookrelay', 'max'),
+    rounds: runs,
+  });
+  out.ratio = out.hookrelayRate! / out.naiveRate!;
+  return out as E2EResult;
+}
+
+export function printE2E(r: E2EResult): void {
+  const f = (n: number) => n.toFixed(0).padStart(6);
+  console.log(
+    `end-to-end (${r.events} events, avg ${(r.avgBytes / 1024).toFixed(1)} KB, 202 → target receipt)`,
+  );
+  console.log(
+    `  naive relay   ${f(r.naiveRate)} events/s   p50 ${r.naiveP50} ms  p99 ${r.naiveP99} ms @ ${r.steadyRate}/s`,
+  );
+  console.log(
+    `  hookrelay     ${f(r.hookrelayRate)} events/s   p50 ${r.hookrelayP50} ms  p99 ${r.hookrelayP99} ms @ ${r.steadyRate}/s (max ${r.hookrelayMax} ms)`,
+  );
+  console.log(
+    `  ratio ${r.ratio.toFixed(2)} × naive (target ≥ 0.8), p99 target ≤ 50 ms  (medians of ${r.rounds.naive.length} alternating rounds)`,
+  );
+  for (const mode of ['naive', 'hookrelay'] as const) {
+    console.log(
+      `  ${mode.padEnd(9)} rounds: ${r.rounds[mode].map((x) => `${x.rate.toFixed(0)}/s p99 ${x.p99} ms`).join(', ')}`,
+    );
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const events = process.argv[2] ? Number(process.argv[2]) : undefined;
+  printE2E(await benchE2E(events ? { events } : {}));
+}

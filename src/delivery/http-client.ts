@@ -1,0 +1,93 @@
+import { Pool } from 'undici';
+import type { TargetConfig } from '../config/types.js';
+import type { OutgoingRequest } from './relay-headers.js';
+
+export interface TargetAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** Start of the response body, only read for non-2xx answers (dead-letter excerpts). */
+  bodyStart: string;
+}
+
+const EXCERPT_READ_BYTES = 4096;
+const EXCERPT_MAX_CHARS = 512;
+
+/**
+ * One keep-alive connection pool per target (its origin), sized to the target's concurrency, so deliveries
+ * reuse connections and one target's sockets never starve another's. undici does not follow redirects unless
+ * asked to, and the relay never asks: a 3xx is classified like any other non-retryable status.
+ */
+export class TargetClient {
+  private readonly pool: Pool;
+  private readonly origin: string;
+
+  constructor(private readonly target: TargetConfig) {
+    this.origin = new URL(target.url).origin;
+    this.pool = new Pool(this.origin, {
+      connections: target.concurrency + 1,
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 300_000,
+      connectTimeout: Math.min(target.timeoutMs, 10_000),
+      headersTimeout: target.timeoutMs,
+      bodyTimeout: target.timeoutMs,
+    });
+  }
+
+  async send(req: OutgoingRequest, query?: [string, string]): Promise<TargetAnswer> {
+    const url = new URL(req.url);
+    if (query) url.searchParams.set(query[0], query[1]);
+    if (url.origin !== this.origin) throw new Error('request url outside the target origin');
+    const res = await this.pool.request({
+      path: `${url.pathname}${url.search}`,
+      method: req.method,
+      headers: req.headers,
+      body: req.body,
+      headersTimeout: this.target.timeoutMs,
+      bodyTimeout: this.target.timeoutMs,
+      // The whole exchange, not just the gaps between bytes, must fit in the timeout (and so in the job lock).
+      signal: AbortSignal.timeout(this.target.timeoutMs),
+    });
+    let bodyStart = '';
+    if (res.statusCode >= 200 && res.statusCode < 300) {
+      await res.body.dump();
+    } else {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body) {
+        chunks.push(chunk as Buffer);
+        size += (chunk as Buffer).length;
+        // Leaving the loop destroys the rest of the body: an error page is not worth reading in full.
+        if (size >= EXCERPT_READ_BYTES) break;
+      }
+      bodyStart = Buffer.concat(chunks).subarray(0, EXCERPT_READ_BYTES).toString('utf8');
+    }
+    return { status: res.statusCode, headers: res.headers, bodyStart };
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
+
+/**
+ * A dead letter's body excerpt: printable, at most 512 characters, with every configured secret of the target
+ * (and anything that looks like a bearer token or password field) blanked, since error pages sometimes echo
+ * the request back.
+ */
+export function excerpt(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of secrets) if (s) out = out.split(s).join('[redacted]');
+  out = out
+    .replace(/(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 [redacted]')
+    .replace(
+      /("?(?:password|secret|token|access_token|client_secret)"?\s*[:=]\s*)"?[^"\s,&}]+"?/gi,
+      '$1[redacted]',
+    );
+  let printable = '';
+  for (const ch of out) {
+    const c = ch.codePointAt(0)!;
+    if (c >= 0x20 ? c !== 0x7f : ch === '\n' || ch === '\t' || ch === '\r') printable += ch;
+    if (printable.length >= EXCERPT_MAX_CHARS) break;
+  }
+  return printable.slice(0, EXCERPT_MAX_CHARS);
+}

@@ -1,0 +1,39 @@
+import type { TargetConfig } from '../config/types.js';
+import { HOP_HEADER, nextHopHeader, viaToken } from '../ingress/hop-marker.js';
+import type { StoredEvent } from '../queue/event-store.js';
+import type { DeliveryJobData } from '../queue/job-types.js';
+
+export interface OutgoingRequest {
+  url: string;
+  method: 'POST';
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** A request that needs no call: the event carries nothing the target could act on (e.g. a deleted branch). */
+export interface NothingToSend {
+  skip: string;
+}
+
+export interface RequestContext {
+  target: TargetConfig;
+  event: StoredEvent;
+  job: DeliveryJobData;
+  attempt: number;
+  relayId: string;
+}
+
+/**
+ * Headers every delivery carries whatever the target type: the idempotency key (stable for an event×target),
+ * what the relay knows about the event, and the hop marker that stops relay chains from looping.
+ */
+export function relayHeaders(ctx: RequestContext): Record<string, string> {
+  return {
+    'idempotency-key': ctx.job.k,
+    'x-hookrelay-event': ctx.event.id,
+    'x-hookrelay-attempt': String(ctx.attempt),
+    'x-hookrelay-source': ctx.event.sourceId,
+    [HOP_HEADER]: nextHopHeader(ctx.relayId, ctx.event.headers[HOP_HEADER]),
+    via: `1.1 ${viaToken(ctx.relayId)}`,
+  };
+}

@@ -1,0 +1,21 @@
+/**
+ * A delivery worker in its own process, for crash tests: `node --import tsx delivery-worker-child.ts <config
+ * JSON>`. Prints `ready` once its workers run; the test may SIGKILL it at any moment.
+ */
+import { buildConfig } from '../../src/config/load-config.js';
+import { createLogger } from '../../src/log.js';
+import { createRuntime, waitForRedis } from '../../src/runtime.js';
+import { startDeliveryWorkers } from '../../workers/delivery-worker.js';
+
+const config = buildConfig(JSON.parse(process.argv[2] ?? '{}'), {});
+const log = createLogger('warn');
+const rt = await createRuntime(config, log);
+await waitForRedis(rt.redis, 10_000);
+const workers = startDeliveryWorkers(rt);
+process.stdout.write('ready\n');
+process.once('SIGTERM', () => {
+  void workers
+    .close()
+    .then(() => rt.close())
+    .then(() => process.exit(0));
+});

@@ -1,0 +1,199 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { cloudPullRequest, cloudPush, dcRefsChanged, HASH } from '../fixtures/payloads.js';
+import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
+import { startRelay, type TestRelay, target } from '../helpers/delivery.js';
+import { startTestRedis } from '../helpers/redis.js';
+import { startTargetServer, type TargetServer } from '../helpers/target-server.js';
+
+let redis: Awaited<ReturnType<typeof startTestRedis>>;
+let inspect: Redis;
+const open: { close(): Promise<void> }[] = [];
+
+beforeAll(async () => {
+  redis = await startTestRedis();
+  inspect = new Redis(redis.url);
+});
+afterAll(async () => {
+  inspect.disconnect();
+  await redis.cleanup();
+});
+afterEach(async () => {
+  for (const o of open.splice(0).reverse()) await o.close();
+});
+
+const hash = () => randomBytes(20).toString('hex');
+
+async function setup(
+  overrides: Record<string, unknown> = {},
+  opts: { workers?: boolean; targets?: string[] } = {},
+): Promise<{ r: TestRelay; t: TargetServer }> {
+  const t = await startTargetServer();
+  open.push(t);
+  const ids = opts.targets ?? ['ci'];
+  const r = await startRelay(
+    redis.url,
+    ids.map((id) => target(id, `${t.url}/${id}`, { concurrency: 1 })),
+    overrides,
+    opts,
+  );
+  open.push(r);
+  return { r, t };
+}
+
+async function accepted(r: TestRelay, source: 'cloud' | 'dc', eventKey: string, payload: unknown) {
+  const req = source === 'cloud' ? cloudRequest(eventKey, payload) : dcRequest(eventKey, payload);
+  const res = await send(r.ing.url, source, req);
+  expect(res.status).toBe(202);
+  return String(res.json.id);
+}
+
+async function expectSuppressed(r: TestRelay, id: string, reason: string, targetId = 'ci') {
+  const s = await r.settled(id, targetId);
+  expect(s).toMatchObject({ state: 'suppressed', reason });
+  expect(s.attempts).toEqual([]);
+  expect(await inspect.zscore(r.ing.rt.keys.suppressed, `${id}.${targetId}`)).not.toBeNull();
+}
+
+describe('loop guard', () => {
+  it('skip markers in the head commit message suppress the delivery, recorded with its reason', async () => {
+    const { r, t } = await setup();
+    const skipped = await accepted(
+      r,
+      'cloud',
+      'repo:push',
+      cloudPush({ message: 'Bump version to 1.2.4 [skip ci]\n' }),
+    );
+    const dcSkipped = await accepted(
+      r,
+      'dc',
+      'repo:refs_changed',
+      dcRefsChanged({ message: 'release ***NO_CI***', fromHash: hash(), toHash: hash() }),
+    );
+    const normal = await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    await expectSuppressed(r, skipped, 'skip-marker');
+    await expectSuppressed(r, dcSkipped, 'skip-marker');
+    expect((await r.settled(normal, 'ci')).state).toBe('delivered');
+    expect(t.received.map((x) => x.headers['x-hookrelay-event'])).toEqual([normal]);
+  });
+
+  it('ignored actors: the pusher, or every new commit authored by a bot', async () => {
+    const { r, t } = await setup({
+      // Cloud names a user by nickname ('Release' for display name 'Release Bot'); DC by user name.
+      loop: { ignoreActors: ['release', '*@ci.acme.test', 'jenkins'] },
+    });
+    const byActor = await accepted(
+      r,
+      'cloud',
+      'repo:push',
+      cloudPush({ actor: 'Release Bot', newHash: hash() }),
+    );
+    const byAuthors = await accepted(
+      r,
+      'cloud',
+      'repo:push',
+      cloudPush({ author: 'Build Bot <build@ci.acme.test>', newHash: hash() }),
+    );
+    const dc = await accepted(
+      r,
+      'dc',
+      'repo:refs_changed',
+      dcRefsChanged({ actor: 'jenkins', toHash: hash() }),
+    );
+    const human = await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    await expectSuppressed(r, byActor, 'ignored-actor');
+    await expectSuppressed(r, byAuthors, 'ignored-actor');
+    await expectSuppressed(r, dc, 'ignored-actor');
+    expect((await r.settled(human, 'ci')).state).toBe('delivered');
+    expect(t.received).toHaveLength(1);
+  });
+
+  it('a rate breaker per repository+branch and target: over the limit in the window is suppressed as ref-rate', async () => {
+    const { r, t } = await setup({ loop: { maxTriggersPerRef: { count: 2, windowSeconds: 60 } } });
+    const main = [];
+    for (let i = 0; i < 3; i++)
+      main.push(await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() })));
+    const other = await accepted(r, 'cloud', 'repo:push', cloudPush({ ref: 'develop', newHash: hash() }));
+    expect((await r.settled(main[0]!, 'ci')).state).toBe('delivered');
+    expect((await r.settled(main[1]!, 'ci')).state).toBe('delivered');
+    await expectSuppressed(r, main[2]!, 'ref-rate');
+    expect((await r.settled(other, 'ci')).state).toBe('delivered');
+    expect(t.received).toHaveLength(3);
+  });
+
+  it('a merge and the push of its merge commit (12- vs 40-char hash) trigger one delivery per target', async () => {
+    const { r, t } = await setup({}, { targets: ['ci', 'ci2'] });
+    const merge = await accepted(
+      r,
+      'cloud',
+      'pullrequest:fulfilled',
+      cloudPullRequest({ mergeCommit: HASH.merge.slice(0, 12) }),
+    );
+    const mergePush = await accepted(
+      r,
+      'cloud',
+      'repo:push',
+      cloudPush({ oldHash: HASH.a, newHash: HASH.merge }),
+    );
+    for (const id of ['ci', 'ci2']) {
+      expect((await r.settled(merge, id)).state).toBe('delivered');
+      await expectSuppressed(r, mergePush, 'merge-push-collapsed', id);
+    }
+    expect(t.received.map((x) => x.url).sort()).toEqual(['/ci', '/ci2']);
+  });
+
+  it('a released delivery skips the loop guard and carries the same Idempotency-Key', async () => {
+    const { r, t } = await setup();
+    const id = await accepted(r, 'cloud', 'repo:push', cloudPush({ message: 'chore: bump [ci skip]' }));
+    await expectSuppressed(r, id, 'skip-marker');
+    // What the ops side does for a release.
+    await r.ing.rt.queues
+      .get('ci')!
+      .add('release', { e: id, t: 'ci', k: `${id}.ci`, trigger: 'release' }, { jobId: `${id}.ci.release-1` });
+    const s = await r.settled(id, 'ci', ['delivered']);
+    expect(s.attempts).toMatchObject([{ n: 1, status: 200, trigger: 'release' }]);
+    expect(t.received).toHaveLength(1);
+    expect(t.received[0]!.headers['idempotency-key']).toBe(`${id}.ci`);
+  });
+});
+
+describe('coalescing (latest-per-ref)', () => {
+  it('of pushes waiting for a target, only the newest per branch is delivered; older ones name it', async () => {
+    const { r, t } = await setup(
+      { routes: [{ source: 'cloud', targets: ['ci'], coalesce: 'latest-per-ref' }] },
+      { workers: false },
+    );
+    const main: string[] = [];
+    for (let i = 0; i < 3; i++)
+      main.push(await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() })));
+    const dev = await accepted(r, 'cloud', 'repo:push', cloudPush({ ref: 'develop', newHash: hash() }));
+    // A newer CI bump with [skip ci] must not swallow the real pushes before it.
+    const bump = await accepted(
+      r,
+      'cloud',
+      'repo:push',
+      cloudPush({ newHash: hash(), message: 'bump [skip ci]' }),
+    );
+    r.startWorkers();
+    expect(await r.settled(main[0]!, 'ci')).toMatchObject({ state: 'coalesced', supersededBy: main[2] });
+    expect(await r.settled(main[1]!, 'ci')).toMatchObject({ state: 'coalesced', supersededBy: main[2] });
+    expect((await r.settled(main[2]!, 'ci')).state).toBe('delivered');
+    expect((await r.settled(dev, 'ci')).state).toBe('delivered');
+    await expectSuppressed(r, bump, 'skip-marker');
+    expect(t.received.map((x) => x.headers['x-hookrelay-event']).sort()).toEqual([main[2], dev].sort());
+  });
+
+  it('a retrying push is superseded by a newer one delivered meanwhile', async () => {
+    const { r, t } = await setup({
+      routes: [{ source: 'cloud', targets: ['ci'], coalesce: 'latest-per-ref' }],
+    });
+    t.next({ status: 503, headers: { 'retry-after': '1' } });
+    const older = await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    await t.waitFor(1);
+    const newer = await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    expect((await r.settled(newer, 'ci')).state).toBe('delivered');
+    expect(await r.settled(older, 'ci')).toMatchObject({ state: 'coalesced', supersededBy: newer });
+    expect(t.received.map((x) => x.headers['x-hookrelay-event'])).toEqual([older, newer]);
+  });
+});
