@@ -4,8 +4,10 @@
  */
 
 import { benchE2E, printE2E } from './e2e.js';
+import { benchEdge, formatEdgeBench } from './edge.js';
 import { benchIngest, printIngest } from './ingest.js';
 
 const only = process.argv[2];
 if (!only || only === 'ingest') printIngest(await benchIngest());
 if (!only || only === 'e2e') printE2E(await benchE2E());
+if (!only || only === 'edge') console.log(`\n== edge ==\n${formatEdgeBench(await benchEdge())}`);
