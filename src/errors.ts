@@ -22,6 +22,7 @@ export const ERRORS = {
   FORBIDDEN: { status: 403, message: 'this identity may not do that' },
   BAD_REQUEST: { status: 400, message: 'bad request' },
   FILTER_REQUIRED: { status: 400, message: 'a filter is required for bulk actions' },
+  CONFLICT: { status: 409, message: 'not in a state that allows this action' },
   INTERNAL: { status: 500, message: 'internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -3,16 +3,20 @@ import { startDeliveryWorkers } from '../workers/delivery-worker.js';
 import { buildIngressApp } from './app.js';
 import type { Config } from './config/types.js';
 import type { Logger } from './log.js';
+import { checkDurability } from './queue/durability.js';
 import { type EmbeddedRedis, startEmbeddedRedis } from './queue/embedded-redis.js';
 import { createRuntime, waitForRedis } from './runtime.js';
 
 export interface Roles {
   ingress: boolean;
   worker: boolean;
+  /** The admin API, metrics and dashboard on `admin.port`. */
+  admin?: boolean;
 }
 
 export interface RunningRelay {
   ingressUrl?: string;
+  adminUrl?: string;
   redisUrl: string;
   stop(): Promise<void>;
 }
@@ -30,8 +34,12 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
     effective = Object.freeze({ ...config, redis: Object.freeze({ ...config.redis, url: embedded.url }) });
   }
   const rt = await createRuntime(effective, log);
-  if (!(await waitForRedis(rt.redis, 5000)))
+  if (await waitForRedis(rt.redis, 5000)) {
+    // Refuse to start when Redis cannot keep the durability promise (DurabilityError stops the CLI).
+    rt.store.waitAof = (await checkDurability(rt.redis, effective, log)).waitAof;
+  } else {
     log.warn('redis not reachable yet; /readyz answers 503 until it is');
+  }
 
   let app: FastifyInstance | undefined;
   let ingressUrl: string | undefined;
@@ -40,20 +48,34 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
     ingressUrl = await app.listen({ host: effective.ingress.host, port: effective.ingress.port });
     log.info({ url: ingressUrl }, 'ingress listening');
   }
+  let admin: FastifyInstance | undefined;
+  let adminUrl: string | undefined;
+  if (roles.admin) {
+    // Loaded on demand: the dashboard's dependencies would slow every CLI command that never serves it.
+    const { buildAdminApp } = await import('./admin/admin-app.js');
+    admin = await buildAdminApp(rt);
+    adminUrl = await admin.listen({ host: effective.admin.host, port: effective.admin.port });
+    log.info({ url: adminUrl }, 'admin listening');
+  }
   const workers = roles.worker ? startDeliveryWorkers(rt) : undefined;
   if (workers) log.info({ targets: effective.targets.map((t) => t.id) }, 'delivery workers started');
 
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
-      await app?.close();
+      await Promise.all([app?.close(), admin?.close()]);
       await workers?.close();
       await rt.close();
       await embedded?.stop();
     })();
     return stopping;
   };
-  return { ...(ingressUrl ? { ingressUrl } : {}), redisUrl: effective.redis.url ?? '', stop };
+  return {
+    ...(ingressUrl ? { ingressUrl } : {}),
+    ...(adminUrl ? { adminUrl } : {}),
+    redisUrl: effective.redis.url ?? '',
+    stop,
+  };
 }
 
 /** SIGTERM/SIGINT: stop gracefully within a bound, then exit. */

@@ -3,8 +3,11 @@ import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config/load-config.js';
 import { ConfigError } from '../errors.js';
 import { createLogger } from '../log.js';
+import { DurabilityError } from '../queue/durability.js';
 import { RedisServerMissing } from '../queue/embedded-redis.js';
-import { exitOnSignals, type Roles, runRelay } from '../server.js';
+import type { Roles } from '../server.js';
+import { registerDlqCommands, registerEventsCommands, registerSuppressedCommands } from './admin-commands.js';
+import { registerBitbucketCommands } from './bitbucket-command.js';
 
 /** Exit codes scripts can trust: 0 ok, 1 failure, 2 usage or config. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
@@ -13,6 +16,8 @@ function runRoles(roles: Roles) {
   return async (opts: { config: string }) => {
     const config = loadConfig(opts.config);
     const log = createLogger(config.log.level);
+    // Loaded on demand: the client commands (dlq, events, …) should not pay for the server's start-up.
+    const { exitOnSignals, runRelay } = await import('../server.js');
     const relay = await runRelay(config, roles, log);
     exitOnSignals(relay, log);
   };
@@ -32,7 +37,7 @@ export function buildCli(): Command {
       'ingress, delivery workers and admin in one process (embedded Redis when redis.url is absent)',
     )
     .requiredOption(...configOption)
-    .action(runRoles({ ingress: true, worker: true }));
+    .action(runRoles({ ingress: true, worker: true, admin: true }));
   program
     .command('ingress')
     .description('only the webhook ingress (scale out behind HAProxy)')
@@ -43,6 +48,11 @@ export function buildCli(): Command {
     .description('only the delivery workers')
     .requiredOption(...configOption)
     .action(runRoles({ ingress: false, worker: true }));
+  program
+    .command('admin')
+    .description('only the admin API, metrics and dashboard (admin.host:admin.port)')
+    .requiredOption(...configOption)
+    .action(runRoles({ ingress: false, worker: false, admin: true }));
 
   const config = program.command('config').description('work with config files');
   config
@@ -67,6 +77,11 @@ export function buildCli(): Command {
         throw new CommanderError(EXIT.USAGE, 'usage', '--bytes must be 16..64');
       process.stdout.write(`${randomBytes(n).toString('hex')}\n`);
     });
+
+  registerEventsCommands(program);
+  registerDlqCommands(program);
+  registerSuppressedCommands(program);
+  registerBitbucketCommands(program);
   return program;
 }
 
@@ -85,7 +100,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = EXIT.USAGE;
       return;
     }
-    if (err instanceof RedisServerMissing) {
+    if (err instanceof RedisServerMissing || err instanceof DurabilityError) {
       process.stderr.write(`${err.message}\n`);
       process.exitCode = EXIT.FAILURE;
       return;

@@ -9,7 +9,7 @@ export interface EmbeddedRedis {
   port: number;
   dir: string;
   process: ChildProcess;
-  stop(): Promise<void>;
+  stop(graceMs?: number): Promise<void>;
 }
 
 export class RedisServerMissing extends Error {
@@ -103,10 +103,16 @@ export async function startEmbeddedRedis(
     port,
     dir,
     process: child,
-    stop: () =>
+    // SIGTERM lets Redis fsync its AOF; a Redis 7 primary may then wait up to 10 s for lagging replicas, so
+    // after a bound it is killed (the AOF was already flushed by then).
+    stop: (graceMs = 5000) =>
       new Promise<void>((res) => {
-        if (child.exitCode !== null) return res();
-        child.once('exit', () => res());
+        if (child.exitCode !== null || child.signalCode !== null) return res();
+        const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+        child.once('exit', () => {
+          clearTimeout(timer);
+          res();
+        });
         child.kill('SIGTERM');
       }),
   };

@@ -1,0 +1,122 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { RelayError } from '../errors.js';
+import type { AdminDeps } from './admin-deps.js';
+import type { Audit } from './audit.js';
+import { type BulkOutcome, parseBulk, runBulk } from './bulk-body.js';
+import { DeadLetters } from './dead-letters.js';
+import { decodeCursor, describeFilter, encodeCursor, parseFilter, parseLimit } from './filters.js';
+
+interface DlCursor {
+  f: number;
+  id: string;
+}
+const isDlCursor = (v: unknown): v is DlCursor =>
+  typeof v === 'object' &&
+  v !== null &&
+  typeof (v as DlCursor).f === 'number' &&
+  typeof (v as DlCursor).id === 'string';
+
+function freshFlag(body: unknown): boolean {
+  const fresh = (body as { fresh?: unknown } | undefined)?.fresh;
+  if (fresh !== undefined && typeof fresh !== 'boolean')
+    throw new RelayError('BAD_REQUEST', 'fresh must be a boolean');
+  return fresh === true;
+}
+
+function bulkAnswer(o: BulkOutcome, verb: 'replayed' | 'purged') {
+  return {
+    dryRun: o.dryRun,
+    matched: o.matched,
+    [o.dryRun ? 'wouldBe' : verb]: o.done.length,
+    ids: o.done.slice(0, 1000),
+    failed: o.failed,
+  };
+}
+
+export async function deadLetterRoutes(app: FastifyInstance, deps: AdminDeps, audit: Audit): Promise<void> {
+  const dl = new DeadLetters(deps);
+  const who = (req: FastifyRequest) => req.identity?.name ?? 'unknown';
+
+  app.get<{ Querystring: Record<string, string> }>('/api/dead-letters', async (req) => {
+    const filter = parseFilter(req.query, deps.config);
+    const limit = parseLimit(req.query.limit);
+    const after = decodeCursor(req.query.cursor, isDlCursor);
+    const page = await dl.list(filter, limit, after);
+    audit(req, {
+      action: 'dead-letters.list',
+      filter: describeFilter(filter),
+      count: page.deadLetters.length,
+    });
+    return {
+      deadLetters: page.deadLetters,
+      total: page.total,
+      nextCursor: page.next ? encodeCursor(page.next) : null,
+    };
+  });
+
+  app.get<{ Params: { id: string } }>('/api/dead-letters/:id', async (req) => {
+    audit(req, { action: 'dead-letters.show', ids: [req.params.id] });
+    return dl.show(req.params.id);
+  });
+
+  app.post<{ Params: { id: string } }>('/api/dead-letters/:id/replay', async (req) => {
+    const fresh = freshFlag(req.body);
+    try {
+      const result = await dl.replay(await dl.get(req.params.id), fresh);
+      audit(req, { action: 'dead-letters.replay', ids: [req.params.id], count: 1, fresh });
+      return { replayed: 1, ...result };
+    } catch (err) {
+      audit(req, { action: 'dead-letters.replay', ids: [req.params.id], count: 0, fresh, outcome: 'failed' });
+      throw err;
+    }
+  });
+
+  app.delete<{ Params: { id: string } }>('/api/dead-letters/:id', async (req) => {
+    try {
+      await dl.purge(await dl.get(req.params.id), who(req));
+      audit(req, { action: 'dead-letters.purge', ids: [req.params.id], count: 1 });
+      return { purged: 1, ids: [req.params.id] };
+    } catch (err) {
+      audit(req, { action: 'dead-letters.purge', ids: [req.params.id], count: 0, outcome: 'failed' });
+      throw err;
+    }
+  });
+
+  async function select(bulk: ReturnType<typeof parseBulk>) {
+    if (!bulk.ids) return dl.find(bulk.filter);
+    const found = [];
+    for (const id of bulk.ids) found.push(await dl.get(id));
+    return found;
+  }
+
+  app.post('/api/dead-letters/replay', async (req) => {
+    const bulk = parseBulk(req.body, deps.config);
+    const items = (await select(bulk)).map((l) => ({ ...l, id: String(l.job.id) }));
+    const o = await runBulk(items, bulk.dryRun, (l) => dl.replay(l, bulk.fresh));
+    audit(req, {
+      action: bulk.dryRun ? 'dead-letters.replay.dry-run' : 'dead-letters.replay',
+      filter: describeFilter(bulk.filter),
+      count: o.done.length,
+      ids: o.done,
+      failed: o.failed.length,
+      fresh: bulk.fresh,
+    });
+    return bulkAnswer(o, 'replayed');
+  });
+
+  const purge = async (req: FastifyRequest<{ Querystring: Record<string, string> }>) => {
+    const bulk = parseBulk(req.body, deps.config, req.method === 'DELETE' ? req.query : undefined);
+    const items = (await select(bulk)).map((l) => ({ ...l, id: String(l.job.id) }));
+    const o = await runBulk(items, bulk.dryRun, (l) => dl.purge(l, who(req)));
+    audit(req, {
+      action: bulk.dryRun ? 'dead-letters.purge.dry-run' : 'dead-letters.purge',
+      filter: describeFilter(bulk.filter),
+      count: o.done.length,
+      ids: o.done,
+      failed: o.failed.length,
+    });
+    return bulkAnswer(o, 'purged');
+  };
+  app.post('/api/dead-letters/purge', purge);
+  app.delete('/api/dead-letters', purge);
+}

@@ -1,0 +1,143 @@
+import type { Queue } from 'bullmq';
+import type { Envelope } from '../bitbucket/envelope.js';
+import {
+  type AttemptRecord,
+  type DeliveryState,
+  type TargetState,
+  targetField,
+} from '../queue/delivery-state.js';
+import { deliveryJobId } from '../queue/job-types.js';
+import type { AdminDeps } from './admin-deps.js';
+
+/** The `meta` field of an event hash, as the ingress writes it. */
+export interface EventMeta {
+  sourceId: string;
+  receivedAt: number;
+  envelope: Envelope;
+  targets: string[];
+  clientIp?: string;
+}
+
+/**
+ * What the admin API shows about a received event. Built from the envelope only: never the body, never the
+ * stored headers (they carry the signature), never anything from the config's secrets.
+ */
+export interface ReceivedView {
+  id: string;
+  source: string;
+  platform: string;
+  eventKey: string;
+  deliveryId: string;
+  hookId?: string;
+  bitbucketAttempt?: number;
+  repository: string | null;
+  refs: Envelope['refs'];
+  headCommit?: string;
+  pullRequest?: Envelope['pullRequest'];
+  actor?: string;
+  receivedAt: string;
+  clientIp?: string;
+}
+
+export interface AttemptView extends Omit<AttemptRecord, 'at'> {
+  at: string;
+}
+
+export interface TargetView {
+  target: string;
+  state: DeliveryState;
+  reason?: string;
+  supersededBy?: string;
+  excerpt?: string;
+  attempts: AttemptView[];
+  updatedAt?: string;
+  /** The BullMQ job behind the delivery (`unknown` once removed by retention). */
+  job: { id: string; state: string };
+}
+
+export function receivedView(id: string, meta: EventMeta): ReceivedView {
+  const env = meta.envelope;
+  return {
+    id,
+    source: meta.sourceId,
+    platform: env.platform,
+    eventKey: env.eventKey,
+    deliveryId: env.deliveryId,
+    ...(env.hookId ? { hookId: env.hookId } : {}),
+    ...(env.attempt ? { bitbucketAttempt: env.attempt } : {}),
+    repository: env.repository,
+    refs: env.refs,
+    ...(env.headCommit ? { headCommit: env.headCommit.hash } : {}),
+    ...(env.pullRequest ? { pullRequest: env.pullRequest } : {}),
+    ...(env.actor?.name || env.actor?.uuid ? { actor: env.actor.name ?? env.actor.uuid } : {}),
+    receivedAt: new Date(meta.receivedAt).toISOString(),
+    ...(meta.clientIp ? { clientIp: meta.clientIp } : {}),
+  };
+}
+
+export function attemptViews(state: TargetState | null): AttemptView[] {
+  return (state?.attempts ?? []).map((a) => ({ ...a, at: new Date(a.at).toISOString() }));
+}
+
+export function parseMeta(raw: string | null | undefined): EventMeta | null {
+  if (!raw) return null;
+  try {
+    return JSON.parse(raw) as EventMeta;
+  } catch {
+    return null;
+  }
+}
+
+export function parseState(raw: string | null | undefined): TargetState | null {
+  if (!raw) return null;
+  try {
+    return JSON.parse(raw) as TargetState;
+  } catch {
+    return null;
+  }
+}
+
+/** Meta and the given targets' states of one event, in one HMGET (the body is never read). */
+export async function readEventParts(
+  deps: AdminDeps,
+  id: string,
+  targets?: string[],
+): Promise<{ meta: EventMeta | null; states: Map<string, TargetState | null> }> {
+  const key = deps.keys.event(id);
+  if (!targets) {
+    const meta = parseMeta(await deps.redis.hget(key, 'meta'));
+    if (!meta) return { meta, states: new Map() };
+    return readEventParts(deps, id, meta.targets);
+  }
+  const values = await deps.redis.hmget(key, 'meta', ...targets.map(targetField));
+  const states = new Map<string, TargetState | null>();
+  for (const [i, t] of targets.entries()) states.set(t, parseState(values[i + 1]));
+  return { meta: parseMeta(values[0]), states };
+}
+
+/** A job's state in delivery terms, for deliveries whose worker has not written a state yet. */
+function stateFromJob(jobState: string): DeliveryState {
+  if (jobState === 'completed') return 'delivered';
+  if (jobState === 'failed') return 'dead';
+  return 'pending';
+}
+
+export async function targetView(
+  queue: Queue | undefined,
+  eventId: string,
+  target: string,
+  state: TargetState | null,
+): Promise<TargetView> {
+  const jobId = deliveryJobId(eventId, target);
+  const jobState = queue ? await queue.getJobState(jobId) : 'unknown';
+  return {
+    target,
+    state: state?.state ?? stateFromJob(jobState),
+    ...(state?.reason ? { reason: state.reason } : {}),
+    ...(state?.supersededBy ? { supersededBy: state.supersededBy } : {}),
+    ...(state?.excerpt ? { excerpt: state.excerpt } : {}),
+    attempts: attemptViews(state),
+    ...(state?.updatedAt ? { updatedAt: new Date(state.updatedAt).toISOString() } : {}),
+    job: { id: jobId, state: jobState },
+  };
+}

@@ -1,0 +1,145 @@
+import type { Job } from 'bullmq';
+import { RelayError } from '../errors.js';
+import type { TargetState } from '../queue/delivery-state.js';
+import { deliveryJobOptions } from '../queue/job-options.js';
+import { type DeliveryJobData, idempotencyKey } from '../queue/job-types.js';
+import type { AdminDeps } from './admin-deps.js';
+import { type EventMeta, readEventParts } from './event-view.js';
+import { type Filter, globMatch } from './filters.js';
+
+/** A delivery the loop guard held back: a member `<eventId>.<targetId>` of the suppressed ZSET. */
+export interface Suppressed {
+  id: string;
+  eventId: string;
+  target: string;
+  suppressedAt: string;
+  reason?: string;
+  source?: string;
+  eventKey?: string;
+  repository?: string | null;
+  refs?: string[];
+  receivedAt?: string;
+  expired: boolean;
+}
+
+interface Loaded {
+  id: string;
+  eventId: string;
+  target: string;
+  score: number;
+  meta: EventMeta | null;
+  state: TargetState | null;
+}
+
+const MEMBER = /^([A-Za-z0-9-]{1,64})\.([A-Za-z0-9_-]{1,64})$/;
+const BATCH = 500;
+const MAX_RELEASE_SUFFIX = 1000;
+
+function view(l: Loaded): Suppressed {
+  return {
+    id: l.id,
+    eventId: l.eventId,
+    target: l.target,
+    suppressedAt: new Date(l.score).toISOString(),
+    ...(l.state?.reason ? { reason: l.state.reason } : {}),
+    ...(l.meta
+      ? {
+          source: l.meta.sourceId,
+          eventKey: l.meta.envelope.eventKey,
+          repository: l.meta.envelope.repository,
+          refs: l.meta.envelope.refs.map((r) => r.name),
+          receivedAt: new Date(l.meta.receivedAt).toISOString(),
+        }
+      : {}),
+    expired: l.meta === null,
+  };
+}
+
+function matches(l: Loaded, f: Filter): boolean {
+  if (f.target && l.target !== f.target) return false;
+  if (f.source && l.meta?.sourceId !== f.source) return false;
+  if (f.repo && !globMatch(f.repo, l.meta?.envelope.repository)) return false;
+  if (f.eventKey && !globMatch(f.eventKey, l.meta?.envelope.eventKey)) return false;
+  if (f.reason && !(l.state?.reason ?? '').includes(f.reason)) return false;
+  const at = l.meta?.receivedAt ?? l.score;
+  if (f.since !== undefined && at < f.since) return false;
+  if (f.until !== undefined && at >= f.until) return false;
+  return true;
+}
+
+export class SuppressedDeliveries {
+  constructor(private readonly deps: AdminDeps) {}
+
+  private async load(member: string, score: number): Promise<Loaded | null> {
+    const m = MEMBER.exec(member);
+    if (!m) return null;
+    const [, eventId, target] = m as unknown as [string, string, string];
+    const { meta, states } = await readEventParts(this.deps, eventId, [target]);
+    return { id: member, eventId, target, score, meta, state: states.get(target) ?? null };
+  }
+
+  /** Newest suppression first. */
+  async find(f: Filter): Promise<Loaded[]> {
+    const out: Loaded[] = [];
+    for (let start = 0; ; start += BATCH) {
+      const raw = await this.deps.redis.zrevrange(
+        this.deps.keys.suppressed,
+        start,
+        start + BATCH - 1,
+        'WITHSCORES',
+      );
+      const pairs: [string, number][] = [];
+      for (let i = 0; i < raw.length; i += 2) pairs.push([raw[i]!, Number(raw[i + 1])]);
+      const loaded = await Promise.all(pairs.map(([m, s]) => this.load(m, s)));
+      for (const l of loaded) if (l && matches(l, f)) out.push(l);
+      if (raw.length / 2 < BATCH) return out;
+    }
+  }
+
+  async list(f: Filter, limit: number, offset: number) {
+    const all = await this.find(f);
+    const page = all.slice(offset, offset + limit);
+    return {
+      suppressed: page.map(view),
+      total: all.length,
+      nextOffset: offset + limit < all.length ? offset + limit : null,
+    };
+  }
+
+  async get(id: string): Promise<Loaded> {
+    const score = MEMBER.test(id) ? await this.deps.redis.zscore(this.deps.keys.suppressed, id) : null;
+    if (score === null) throw new RelayError('NOT_FOUND', 'no such suppressed delivery');
+    return (await this.load(id, Number(score)))!;
+  }
+
+  /**
+   * Deliver now, as agreed with the workers: a new job with the delivery's own Idempotency-Key and trigger
+   * `release` (the worker skips the loop guard for it), then out of the suppressed set. The job id counts up
+   * so an earlier release job still kept by retention does not swallow this one, while two operators
+   * releasing at the same moment land on the same id and BullMQ keeps one.
+   */
+  async release(l: Loaded): Promise<{ id: string; jobId: string }> {
+    const queue = this.deps.queues.get(l.target);
+    const target = this.deps.config.targets.find((t) => t.id === l.target);
+    if (!queue || !target) throw new RelayError('CONFLICT', `target ${l.target} is no longer configured`);
+    if (!l.meta) throw new RelayError('CONFLICT', 'the event has expired; nothing left to deliver');
+    let jobId = '';
+    for (let n = 1; n <= MAX_RELEASE_SUFFIX; n++) {
+      jobId = `${l.eventId}.${l.target}.release-${n}`;
+      if (!(await queue.getJob(jobId))) break;
+    }
+    const data: DeliveryJobData = {
+      e: l.eventId,
+      t: l.target,
+      k: idempotencyKey(l.eventId, l.target),
+      trigger: 'release',
+    };
+    await (queue as { add(name: string, data: DeliveryJobData, opts: object): Promise<Job> }).add(
+      l.meta.envelope.eventKey,
+      data,
+      { ...deliveryJobOptions(this.deps.config, target), jobId },
+    );
+    await this.deps.redis.zrem(this.deps.keys.suppressed, l.id);
+    return { id: l.id, jobId };
+  }
+}

@@ -1,0 +1,503 @@
+import { type Command, CommanderError, Option } from 'commander';
+import {
+  AdminApiError,
+  type AdminClient,
+  type ClientOptions,
+  clientFrom,
+  EXIT_USAGE,
+  withClientOptions,
+} from './admin-client.js';
+import { print, printJson, shortTime, table } from './output.js';
+
+interface FilterOptions {
+  target?: string;
+  source?: string;
+  repo?: string;
+  event?: string;
+  status?: string;
+  state?: string;
+  reason?: string;
+  since?: string;
+  until?: string;
+}
+type Opts = ClientOptions &
+  FilterOptions & { limit?: string; cursor?: string; all?: boolean; dryRun?: boolean; fresh?: boolean };
+
+function withFilters(cmd: Command, extra: ('status' | 'state' | 'reason')[] = []): Command {
+  cmd
+    .option('--target <id>', 'target id')
+    .option('--source <id>', 'source id')
+    .option('--repo <glob>', 'repository, e.g. acme/widgets or acme/*')
+    .option('--event <glob>', 'event key, e.g. repo:push or pullrequest:*')
+    .option('--since <time>', 'received at or after: ISO time, epoch ms or a duration ago (2h, 3d)')
+    .option('--until <time>', 'received before: ISO time, epoch ms or a duration ago');
+  if (extra.includes('status'))
+    cmd.option('--status <class>', 'last attempt: 4xx, 5xx, timeout, error or a status');
+  if (extra.includes('state'))
+    cmd.addOption(
+      new Option('--state <state>', 'delivery state').choices([
+        'pending',
+        'delivered',
+        'retrying',
+        'dead',
+        'suppressed',
+        'coalesced',
+      ]),
+    );
+  if (extra.includes('reason')) cmd.option('--reason <text>', 'reason contains');
+  return cmd;
+}
+
+function filterOf(o: FilterOptions): Record<string, string> {
+  const f: Record<string, string | undefined> = {
+    target: o.target,
+    source: o.source,
+    repo: o.repo,
+    eventKey: o.event,
+    status: o.status,
+    state: o.state,
+    reason: o.reason,
+    since: o.since,
+    until: o.until,
+  };
+  return Object.fromEntries(Object.entries(f).filter(([, v]) => v !== undefined)) as Record<string, string>;
+}
+
+const usage = (message: string) => new CommanderError(EXIT_USAGE, 'usage', message);
+
+/** Runs a command against the API; a 400 from the API is a usage error (exit 2), anything else exit 1. */
+function action<A extends unknown[]>(fn: (client: AdminClient, opts: Opts, ...args: A) => Promise<void>) {
+  return async (...received: unknown[]) => {
+    const cmd = received.at(-1) as Command;
+    const opts = cmd.opts() as Opts;
+    const args = received.slice(0, -2) as A;
+    const client = clientFrom(opts);
+    try {
+      await fn(client, opts, ...args);
+    } catch (err) {
+      if (err instanceof AdminApiError && err.status === 400) throw usage(err.message);
+      throw err;
+    }
+  };
+}
+
+async function paged<T>(
+  opts: Opts,
+  fetchPage: (cursor?: string) => Promise<{ items: T[]; nextCursor: string | null }>,
+): Promise<{ items: T[]; nextCursor: string | null }> {
+  const items: T[] = [];
+  let cursor = opts.cursor;
+  for (;;) {
+    const page = await fetchPage(cursor);
+    items.push(...page.items);
+    if (!opts.all || !page.nextCursor) return { items, nextCursor: page.nextCursor };
+    cursor = page.nextCursor;
+  }
+}
+
+interface TargetView {
+  target: string;
+  state: string;
+  reason?: string;
+  supersededBy?: string;
+  excerpt?: string;
+  attempts: { n: number; at: string; ms?: number; status?: number; error?: string; trigger?: string }[];
+  job: { id: string; state: string };
+}
+
+function attemptsTable(attempts: TargetView['attempts']): string {
+  return table(
+    ['#', 'at', 'ms', 'result', 'trigger'],
+    attempts.map((a) => [a.n, shortTime(a.at), a.ms, a.status ?? a.error, a.trigger]),
+  );
+}
+
+export function registerEventsCommands(program: Command): void {
+  const events = program.command('events').description('trace received events (admin API)');
+
+  withClientOptions(
+    events.command('show').description('the life of one event').argument('<id>', 'event id'),
+  ).action(
+    action(async (client, opts, id: string) => {
+      const ev = await client.get<Record<string, unknown> & { targets: TargetView[] }>(
+        `/api/events/${encodeURIComponent(id)}`,
+      );
+      if (opts.json) {
+        printJson(ev);
+        return;
+      }
+      const refs = (ev.refs as { name: string; oldHash: string | null; newHash: string | null }[]) ?? [];
+      print(
+        [
+          `event       ${ev.id}`,
+          `received    ${shortTime(ev.receivedAt as string)} from ${ev.clientIp ?? '-'}`,
+          `source      ${ev.source} (${ev.platform})`,
+          `event key   ${ev.eventKey}`,
+          `delivery id ${ev.deliveryId}`,
+          `repository  ${ev.repository ?? '-'}`,
+          `refs        ${refs.map((r) => `${r.name} ${r.oldHash?.slice(0, 8) ?? 'new'}..${r.newHash?.slice(0, 8) ?? 'deleted'}`).join(', ') || '-'}`,
+        ].join('\n'),
+      );
+      for (const t of ev.targets) {
+        const extra = [t.reason && `reason: ${t.reason}`, t.supersededBy && `superseded by ${t.supersededBy}`]
+          .filter(Boolean)
+          .join(', ');
+        print(
+          `\ntarget ${t.target}: ${t.state}${extra ? ` (${extra})` : ''}  [job ${t.job.id}: ${t.job.state}]`,
+        );
+        if (t.attempts.length) print(attemptsTable(t.attempts));
+        if (t.excerpt) print(`last response: ${t.excerpt}`);
+      }
+    }),
+  );
+
+  withClientOptions(
+    withFilters(events.command('list').description('received events, newest first'), ['state'])
+      .option('--limit <n>', 'page size (1..500)', '50')
+      .option('--cursor <cursor>', 'continue after a previous page')
+      .option('--all', 'follow cursors to the end'),
+  ).action(
+    action(async (client, opts) => {
+      const { items, nextCursor } = await paged(opts, async (cursor) => {
+        const p = await client.get<{ events: Record<string, unknown>[]; nextCursor: string | null }>(
+          '/api/events',
+          {
+            ...filterOf(opts),
+            limit: opts.limit,
+            cursor,
+          },
+        );
+        return { items: p.events, nextCursor: p.nextCursor };
+      });
+      if (opts.json) {
+        printJson({ events: items, nextCursor });
+        return;
+      }
+      print(
+        table(
+          ['received', 'id', 'source', 'event', 'repository', 'refs', 'targets'],
+          items.map((e) => [
+            shortTime(e.receivedAt as string),
+            e.id as string,
+            e.source as string,
+            e.eventKey as string,
+            e.repository as string,
+            (e.refs as string[]).join(','),
+            Object.entries(e.targets as Record<string, string>)
+              .map(([t, s]) => `${t}:${s}`)
+              .join(' '),
+          ]),
+        ),
+      );
+      if (nextCursor) print(`more: --cursor ${nextCursor}`);
+    }),
+  );
+}
+
+interface DeadLetter {
+  id: string;
+  target: string;
+  eventKey?: string;
+  repository?: string | null;
+  failedAt?: string;
+  receivedAt?: string;
+  attemptsMade: number;
+  status?: number;
+  statusClass?: string;
+  reason?: string;
+  expired: boolean;
+}
+
+interface BulkAnswer {
+  dryRun: boolean;
+  matched: number;
+  replayed?: number;
+  purged?: number;
+  released?: number;
+  wouldBe?: number;
+  ids: string[];
+  failed: { id: string; error: string; message: string }[];
+}
+
+function printBulk(opts: Opts, answer: BulkAnswer, verb: string): void {
+  if (opts.json) {
+    printJson(answer);
+    return;
+  }
+  if (answer.dryRun) {
+    print(`dry run: ${answer.wouldBe} would be ${verb}`);
+    if (answer.ids.length) print(answer.ids.join('\n'));
+    return;
+  }
+  const done = answer.replayed ?? answer.purged ?? answer.released ?? 0;
+  print(`${done} ${verb}${answer.failed.length ? `, ${answer.failed.length} failed` : ''}`);
+  for (const f of answer.failed) print(`  ${f.id}: ${f.error} ${f.message}`);
+  if (answer.failed.length) process.exitCode = 1;
+}
+
+/** `ID…` acts on those ids one by one; otherwise a filter (required) makes it a bulk action. */
+async function idsOrFilter(
+  client: AdminClient,
+  opts: Opts,
+  ids: string[],
+  perId: (id: string) => Promise<unknown>,
+  bulkPath: string,
+  verb: string,
+  extraBody: Record<string, unknown> = {},
+): Promise<void> {
+  const filter = filterOf(opts);
+  if (ids.length && Object.keys(filter).length) throw usage('give either ids or filters, not both');
+  if (!ids.length && !Object.keys(filter).length)
+    throw usage(
+      `a filter is required (e.g. --target T --since 2h), or give ids; nothing is ${verb} by default`,
+    );
+  if (!ids.length) {
+    const answer = await client.request<BulkAnswer>('POST', bulkPath, {
+      ...filter,
+      dryRun: !!opts.dryRun,
+      ...extraBody,
+    });
+    return printBulk(opts, answer, verb);
+  }
+  if (opts.dryRun) {
+    // Check each id exists as asked, change nothing.
+    const found: string[] = [];
+    const failed: BulkAnswer['failed'] = [];
+    for (const id of ids) {
+      try {
+        await perId(`dry:${id}`);
+        found.push(id);
+      } catch (err) {
+        if (!(err instanceof AdminApiError)) throw err;
+        failed.push({ id, error: err.code, message: err.message });
+      }
+    }
+    return printBulk(
+      opts,
+      { dryRun: true, matched: found.length, wouldBe: found.length, ids: found, failed },
+      verb,
+    );
+  }
+  const done: string[] = [];
+  const failed: BulkAnswer['failed'] = [];
+  for (const id of ids) {
+    try {
+      await perId(id);
+      done.push(id);
+    } catch (err) {
+      if (!(err instanceof AdminApiError)) throw err;
+      failed.push({ id, error: err.code, message: err.message.replace(/^[A-Z_]+: /, '') });
+    }
+  }
+  const answer: BulkAnswer = { dryRun: false, matched: ids.length, ids: done, failed };
+  if (verb === 'replayed') answer.replayed = done.length;
+  else if (verb === 'purged') answer.purged = done.length;
+  else answer.released = done.length;
+  printBulk(opts, answer, verb);
+}
+
+export function registerDlqCommands(program: Command): void {
+  const dlq = program.command('dlq').description('dead letters: deliveries that failed for good (admin API)');
+
+  withClientOptions(
+    withFilters(dlq.command('list').description('dead letters, newest failure first'), ['status', 'reason'])
+      .option('--limit <n>', 'page size (1..500)', '50')
+      .option('--cursor <cursor>', 'continue after a previous page')
+      .option('--all', 'follow cursors to the end'),
+  ).action(
+    action(async (client, opts) => {
+      let total = 0;
+      const { items, nextCursor } = await paged(opts, async (cursor) => {
+        const p = await client.get<{ deadLetters: DeadLetter[]; total: number; nextCursor: string | null }>(
+          '/api/dead-letters',
+          { ...filterOf(opts), limit: opts.limit, cursor },
+        );
+        total = p.total;
+        return { items: p.deadLetters, nextCursor: p.nextCursor };
+      });
+      if (opts.json) {
+        printJson({ deadLetters: items, total, nextCursor });
+        return;
+      }
+      print(
+        table(
+          ['failed', 'id', 'event', 'repository', 'attempts', 'last', 'reason'],
+          items.map((d) => [
+            shortTime(d.failedAt),
+            d.id,
+            d.eventKey,
+            d.expired ? '(expired)' : d.repository,
+            d.attemptsMade,
+            d.status ?? d.statusClass,
+            d.reason,
+          ]),
+        ),
+      );
+      print(`${items.length} of ${total}${nextCursor ? `; more: --cursor ${nextCursor}` : ''}`);
+    }),
+  );
+
+  withClientOptions(
+    dlq
+      .command('show')
+      .description('one dead letter with its attempts')
+      .argument('<id>', 'dead-letter id <eventId>.<targetId>'),
+  ).action(
+    action(async (client, opts, id: string) => {
+      const d = await client.get<
+        DeadLetter & { idempotencyKey: string; excerpt?: string; attempts: TargetView['attempts'] }
+      >(`/api/dead-letters/${encodeURIComponent(id)}`);
+      if (opts.json) {
+        printJson(d);
+        return;
+      }
+      print(
+        [
+          `dead letter     ${d.id}`,
+          `target          ${d.target}`,
+          `event           ${d.eventKey ?? '-'} on ${d.repository ?? '-'} (received ${shortTime(d.receivedAt)})`,
+          `failed          ${shortTime(d.failedAt)} after ${d.attemptsMade} attempts`,
+          `reason          ${d.reason ?? '-'}`,
+          `idempotency key ${d.idempotencyKey}`,
+        ].join('\n'),
+      );
+      if (d.attempts.length) print(`\n${attemptsTable(d.attempts)}`);
+      if (d.excerpt) print(`last response: ${d.excerpt}`);
+    }),
+  );
+
+  withClientOptions(
+    withFilters(
+      dlq
+        .command('replay')
+        .description('deliver dead letters again (same Idempotency-Key unless --fresh); ids or a filter')
+        .argument('[ids...]', 'dead-letter ids'),
+      ['status', 'reason'],
+    )
+      .option('--dry-run', 'only count what would be replayed')
+      .option('--fresh', 'new Idempotency-Key (for targets that must rebuild)'),
+  ).action(
+    action(async (client, opts, ids: string[]) => {
+      await idsOrFilter(
+        client,
+        opts,
+        ids,
+        (id) =>
+          id.startsWith('dry:')
+            ? client.get(`/api/dead-letters/${encodeURIComponent(id.slice(4))}`)
+            : client.request('POST', `/api/dead-letters/${encodeURIComponent(id)}/replay`, {
+                fresh: !!opts.fresh,
+              }),
+        '/api/dead-letters/replay',
+        'replayed',
+        { fresh: !!opts.fresh },
+      );
+    }),
+  );
+
+  withClientOptions(
+    withFilters(
+      dlq
+        .command('purge')
+        .description('delete dead letters for good; ids or a filter')
+        .argument('[ids...]', 'dead-letter ids'),
+      ['status', 'reason'],
+    ).option('--dry-run', 'only count what would be purged'),
+  ).action(
+    action(async (client, opts, ids: string[]) => {
+      await idsOrFilter(
+        client,
+        opts,
+        ids,
+        (id) =>
+          id.startsWith('dry:')
+            ? client.get(`/api/dead-letters/${encodeURIComponent(id.slice(4))}`)
+            : client.request('DELETE', `/api/dead-letters/${encodeURIComponent(id)}`),
+        '/api/dead-letters/purge',
+        'purged',
+      );
+    }),
+  );
+}
+
+interface SuppressedItem {
+  id: string;
+  suppressedAt: string;
+  reason?: string;
+  eventKey?: string;
+  repository?: string | null;
+  refs?: string[];
+  expired: boolean;
+}
+
+export function registerSuppressedCommands(program: Command): void {
+  const sup = program.command('suppressed').description('deliveries held back by the loop guard (admin API)');
+
+  withClientOptions(
+    withFilters(sup.command('list').description('suppressed deliveries, newest first'), ['reason'])
+      .option('--limit <n>', 'page size (1..500)', '50')
+      .option('--cursor <cursor>', 'continue after a previous page')
+      .option('--all', 'follow cursors to the end'),
+  ).action(
+    action(async (client, opts) => {
+      let total = 0;
+      const { items, nextCursor } = await paged(opts, async (cursor) => {
+        const p = await client.get<{
+          suppressed: SuppressedItem[];
+          total: number;
+          nextCursor: string | null;
+        }>('/api/suppressed', { ...filterOf(opts), limit: opts.limit, cursor });
+        total = p.total;
+        return { items: p.suppressed, nextCursor: p.nextCursor };
+      });
+      if (opts.json) {
+        printJson({ suppressed: items, total, nextCursor });
+        return;
+      }
+      print(
+        table(
+          ['suppressed', 'id', 'event', 'repository', 'refs', 'reason'],
+          items.map((s) => [
+            shortTime(s.suppressedAt),
+            s.id,
+            s.eventKey,
+            s.expired ? '(expired)' : s.repository,
+            s.refs?.join(','),
+            s.reason,
+          ]),
+        ),
+      );
+      print(`${items.length} of ${total}${nextCursor ? `; more: --cursor ${nextCursor}` : ''}`);
+    }),
+  );
+
+  withClientOptions(
+    withFilters(
+      sup
+        .command('release')
+        .description('deliver suppressed deliveries now (skips the loop guard); ids or a filter')
+        .argument('[ids...]', 'ids <eventId>.<targetId>'),
+      ['reason'],
+    ).option('--dry-run', 'only count what would be released'),
+  ).action(
+    action(async (client, opts, ids: string[]) => {
+      await idsOrFilter(
+        client,
+        opts,
+        ids,
+        async (id) => {
+          if (!id.startsWith('dry:'))
+            return client.request('POST', `/api/suppressed/${encodeURIComponent(id)}/release`);
+          const real = id.slice(4);
+          const found = await client.request<BulkAnswer>('POST', '/api/suppressed/release', {
+            ids: [real],
+            dryRun: true,
+          });
+          return found;
+        },
+        '/api/suppressed/release',
+        'released',
+      );
+    }),
+  );
+}
