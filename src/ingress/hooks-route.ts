@@ -1,6 +1,5 @@
 import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { v7 as uuidv7 } from 'uuid';
 import { DELIVERY_ID_HEADER, eventFamily, isKnownEventKey } from '../bitbucket/event-keys.js';
 import { contentKey, normalise } from '../bitbucket/normalise.js';
 import { validatePayload } from '../bitbucket/payload-schemas.js';
@@ -10,6 +9,7 @@ import type { SourceConfig } from '../config/types.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
 import { type ClaimResult, NotDurableYet, type StoredEvent } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
+import { newEventId } from './event-id.js';
 import { HOP_HEADER, hasPassedThisRelay } from './hop-marker.js';
 import type { IngressDeps } from './ingress-deps.js';
 
@@ -187,7 +187,7 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         if (v !== undefined) headers[name] = v;
       }
       const event: StoredEvent = {
-        id: uuidv7(),
+        id: newEventId(),
         sourceId: source.id,
         receivedAt: Date.now(),
         envelope,

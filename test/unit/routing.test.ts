@@ -69,3 +69,15 @@ describe('hop marker', () => {
     expect(nextHopHeader('r1', 'r0')).toBe('r0, r1');
   });
 });
+
+describe('event ids', () => {
+  it('are RFC 9562 version 7 UUIDs that sort by time', async () => {
+    const { newEventId } = await import('../../src/ingress/event-id.js');
+    const a = newEventId(1_700_000_000_000);
+    const b = newEventId(1_700_000_000_001);
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(a.slice(0, 13).replace('-', '')).toBe((1_700_000_000_000).toString(16).padStart(12, '0'));
+    expect(a < b).toBe(true);
+    expect(newEventId()).not.toBe(newEventId());
+  });
+});
