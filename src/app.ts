@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { installErrorHandlers } from './http-errors.js';
 import { hooksRoute } from './ingress/hooks-route.js';
 import type { IngressDeps } from './ingress/ingress-deps.js';
+import { addMetricsRoute } from './metrics-app.js';
 import { isReady } from './queue/redis-connection.js';
 
 /**
@@ -42,6 +43,9 @@ export function buildIngressApp(deps: IngressDeps): FastifyInstance {
     return { ok: true };
   });
 
+  // This instance's own counters (requests by source and outcome, durations). HAProxy does not route it: scrape
+  // each ingress directly.
+  addMetricsRoute(app, deps);
   app.register(async (scope) => hooksRoute(scope, deps));
   return app;
 }

@@ -3,6 +3,7 @@ import { startDeliveryWorkers } from '../workers/delivery-worker.js';
 import { buildIngressApp } from './app.js';
 import type { Config } from './config/types.js';
 import type { Logger } from './log.js';
+import { buildWorkerMetricsApp } from './metrics-app.js';
 import { checkDurability } from './queue/durability.js';
 import { type EmbeddedRedis, startEmbeddedRedis } from './queue/embedded-redis.js';
 import { createRuntime, waitForRedis } from './runtime.js';
@@ -17,6 +18,8 @@ export interface Roles {
 export interface RunningRelay {
   ingressUrl?: string;
   adminUrl?: string;
+  /** A worker-only process's /metrics (`worker.metricsPort`). */
+  metricsUrl?: string;
   redisUrl: string;
   stop(): Promise<void>;
 }
@@ -59,12 +62,23 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
   }
   const workers = roles.worker ? startDeliveryWorkers(rt) : undefined;
   if (workers) log.info({ targets: effective.targets.map((t) => t.id) }, 'delivery workers started');
+  let metricsApp: FastifyInstance | undefined;
+  let metricsUrl: string | undefined;
+  if (roles.worker && !roles.admin && effective.worker.metricsPort !== undefined) {
+    metricsApp = buildWorkerMetricsApp(rt);
+    metricsUrl = await metricsApp.listen({
+      host: effective.worker.metricsHost,
+      port: effective.worker.metricsPort,
+    });
+    log.info({ url: metricsUrl }, 'worker metrics listening');
+  }
 
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
       await Promise.all([app?.close(), admin?.close()]);
       await workers?.close();
+      await metricsApp?.close();
       await rt.close();
       await embedded?.stop();
     })();
@@ -73,6 +87,7 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
   return {
     ...(ingressUrl ? { ingressUrl } : {}),
     ...(adminUrl ? { adminUrl } : {}),
+    ...(metricsUrl ? { metricsUrl } : {}),
     redisUrl: effective.redis.url ?? '',
     stop,
   };

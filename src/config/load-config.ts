@@ -178,6 +178,7 @@ function normalise(raw: Raw): Config {
       ...(raw.redis.cluster ? { cluster: raw.redis.cluster.map(parseHostPort) } : {}),
     },
     ingress: raw.ingress,
+    worker: raw.worker,
     admin: raw.admin,
     sources: raw.sources.map((s: Raw) => ({ ...s, secrets: s.secrets.filter((x: string) => x.length > 0) })),
     targets: raw.targets.map(

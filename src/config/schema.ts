@@ -108,6 +108,16 @@ export const configSchema = {
         },
       },
     },
+    worker: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        // A worker-only process has no other HTTP port: this serves its /metrics and /healthz (absent = none).
+        metricsHost: { type: 'string', default: '127.0.0.1' },
+        metricsPort: { type: 'integer', minimum: 0, maximum: 65535 },
+      },
+    },
     admin: {
       type: 'object',
       additionalProperties: false,

@@ -81,6 +81,7 @@ export interface Config {
     trustProxy: boolean | string[];
     dedupe: { deliveryIdSeconds: number; contentSeconds: number };
   };
+  worker: { metricsHost: string; metricsPort?: number };
   admin: {
     host: string;
     port: number;

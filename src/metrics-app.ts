@@ -1,0 +1,26 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { installErrorHandlers } from './http-errors.js';
+import type { Runtime } from './runtime.js';
+
+/**
+ * Counters belong to the process that did the work. The ingress serves its own on its port; a worker-only
+ * process serves its delivery counters, latency histograms and circuit state here (`worker.metricsPort`),
+ * unauthenticated like most Prometheus targets, so bind it to a private address.
+ */
+export function addMetricsRoute(app: FastifyInstance, rt: Pick<Runtime, 'metrics'>): void {
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', rt.metrics.registry.contentType);
+    return rt.metrics.registry.metrics();
+  });
+}
+
+export function buildWorkerMetricsApp(rt: Runtime): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: rt.log.child({ role: 'worker-metrics' }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  installErrorHandlers(app);
+  app.get('/healthz', async () => ({ ok: true }));
+  addMetricsRoute(app, rt);
+  return app;
+}
