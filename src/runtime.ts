@@ -3,6 +3,7 @@ import type { Config } from './config/types.js';
 import { Router } from './ingress/routing.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { checkDurability } from './queue/durability.js';
 import { EventStore } from './queue/event-store.js';
 import { deliveryJobOptions } from './queue/job-options.js';
 import { type Keys, makeKeys } from './queue/keys.js';
@@ -38,6 +39,17 @@ export async function createRuntime(
   redis.on('ready', () => {
     if (lastError) log.info('redis connection ready again');
     lastError = '';
+    // Check again on every (re)connection: after a restart or a Sentinel failover another server may answer.
+    checkDurability(redis, config, log).then(
+      (support) => {
+        store.waitAof = support.waitAof;
+        store.durabilityChecked = true;
+      },
+      (err: Error) => {
+        store.durabilityChecked = false;
+        log.error({ err: err.message }, 'redis cannot keep redis.durability: webhooks are answered 503');
+      },
+    );
   });
   const queues = createTargetQueues(config, keys, redis);
   const jobOptions = new Map<string, JobsOptions>(

@@ -6,6 +6,7 @@ import type { Logger } from './log.js';
 import { buildWorkerMetricsApp } from './metrics-app.js';
 import { checkDurability } from './queue/durability.js';
 import { type EmbeddedRedis, startEmbeddedRedis } from './queue/embedded-redis.js';
+import { startHousekeeping } from './queue/housekeeping.js';
 import { createRuntime, waitForRedis } from './runtime.js';
 
 export interface Roles {
@@ -40,6 +41,7 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
   if (await waitForRedis(rt.redis, 5000)) {
     // Refuse to start when Redis cannot keep the durability promise (DurabilityError stops the CLI).
     rt.store.waitAof = (await checkDurability(rt.redis, effective, log)).waitAof;
+    rt.store.durabilityChecked = true;
   } else {
     log.warn('redis not reachable yet; /readyz answers 503 until it is');
   }
@@ -62,6 +64,7 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
   }
   const workers = roles.worker ? startDeliveryWorkers(rt) : undefined;
   if (workers) log.info({ targets: effective.targets.map((t) => t.id) }, 'delivery workers started');
+  const housekeeping = roles.worker ? startHousekeeping(rt, log) : undefined;
   let metricsApp: FastifyInstance | undefined;
   let metricsUrl: string | undefined;
   if (roles.worker && !roles.admin && effective.worker.metricsPort !== undefined) {
@@ -77,6 +80,7 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
   const stop = () => {
     stopping ??= (async () => {
       await Promise.all([app?.close(), admin?.close()]);
+      housekeeping?.stop();
       await workers?.close();
       await metricsApp?.close();
       await rt.close();

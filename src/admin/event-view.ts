@@ -104,15 +104,18 @@ export async function readEventParts(
   targets?: string[],
 ): Promise<{ meta: EventMeta | null; states: Map<string, TargetState | null> }> {
   const key = deps.keys.event(id);
+  // An event without its `ok` mark was never acknowledged (a write whose commit failed or is still running):
+  // it is not shown as an event.
   if (!targets) {
-    const meta = parseMeta(await deps.redis.hget(key, 'meta'));
-    if (!meta) return { meta, states: new Map() };
+    const [metaRaw, ok] = await deps.redis.hmget(key, 'meta', 'ok');
+    const meta = ok ? parseMeta(metaRaw ?? null) : null;
+    if (!meta) return { meta: null, states: new Map() };
     return readEventParts(deps, id, meta.targets);
   }
-  const values = await deps.redis.hmget(key, 'meta', ...targets.map(targetField));
+  const values = await deps.redis.hmget(key, 'meta', 'ok', ...targets.map(targetField));
   const states = new Map<string, TargetState | null>();
-  for (const [i, t] of targets.entries()) states.set(t, parseState(values[i + 1]));
-  return { meta: parseMeta(values[0]), states };
+  for (const [i, t] of targets.entries()) states.set(t, parseState(values[i + 2]));
+  return { meta: values[1] ? parseMeta(values[0]) : null, states };
 }
 
 /** A job's state in delivery terms, for deliveries whose worker has not written a state yet. */

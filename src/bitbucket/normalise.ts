@@ -176,20 +176,35 @@ export function normalise(input: NormaliseInput): Envelope {
   });
 }
 
+/** A content dedupe key and the value it must hold for a new event to count as a copy. */
+export interface ContentKey {
+  key: string;
+  /** Empty: any holder makes a copy. A push's ref key holds the ref's last transition: a copy has the same. */
+  tag: string;
+}
+
 /**
- * A key for "the same change": a repository hook and a project hook firing for one push carry different
- * request ids but describe the same ref updates. Pushes key on their ref transitions, merges on the PR and its
- * merge commit; everything else on the body bytes (a PR update or comment may legitimately repeat its state).
+ * Keys for "the same change": a repository hook and a project hook firing for one push carry different request
+ * ids but the same ref transitions. A push keys on each ref, tagged with its transition, so only a repeat of the
+ * ref's LAST transition is a copy: A→B, then a force-push back B→A, then A→B again is three events. Merges key on
+ * the PR and its merge commit; everything else on the body bytes (a PR update or comment may repeat its state).
  */
-export function contentKey(sourceId: string, env: Envelope, body: Buffer): string {
-  const hash = createHash('sha256').update(`${sourceId}\0${env.eventKey}\0${env.repository ?? ''}`);
+export function contentKeys(sourceId: string, env: Envelope, body: Buffer): ContentKey[] {
+  const digest = (...parts: (string | Buffer)[]) => {
+    const hash = createHash('sha256');
+    for (const part of parts) hash.update(part).update('\0');
+    return hash.digest('base64url');
+  };
+  const repo = env.repository ?? '';
   const pr = env.pullRequest;
   if (env.refs.length > 0) {
-    for (const r of env.refs) hash.update(`\0${r.kind}:${r.name}:${r.oldHash ?? '-'}:${r.newHash ?? '-'}`);
-  } else if (pr && (env.eventKey === 'pullrequest:fulfilled' || env.eventKey === 'pr:merged')) {
-    hash.update(`\0pr:${pr.id}:${pr.mergeCommit ?? ''}`);
-  } else {
-    hash.update('\0').update(body);
+    return env.refs.map((r) => ({
+      key: digest(sourceId, env.eventKey, repo, `${r.kind}:${r.name}`),
+      tag: `${r.oldHash ?? '-'}>${r.newHash ?? '-'}`,
+    }));
   }
-  return hash.digest('base64url');
+  if (pr && (env.eventKey === 'pullrequest:fulfilled' || env.eventKey === 'pr:merged')) {
+    return [{ key: digest(sourceId, env.eventKey, repo, `pr:${pr.id}:${pr.mergeCommit ?? ''}`), tag: '' }];
+  }
+  return [{ key: digest(sourceId, env.eventKey, repo, body), tag: '' }];
 }

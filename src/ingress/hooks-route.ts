@@ -1,13 +1,13 @@
 import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DELIVERY_ID_HEADER, eventFamily, isKnownEventKey } from '../bitbucket/event-keys.js';
-import { contentKey, normalise } from '../bitbucket/normalise.js';
+import { contentKeys, normalise } from '../bitbucket/normalise.js';
 import { validatePayload } from '../bitbucket/payload-schemas.js';
 import { safeJsonParse } from '../bitbucket/safe-json.js';
 import { verifySignature } from '../bitbucket/signature.js';
 import type { SourceConfig } from '../config/types.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
-import { type ClaimResult, NotDurableYet, type StoredEvent } from '../queue/event-store.js';
+import { type ClaimResult, type DedupeKey, NotDurableYet, type StoredEvent } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
 import { newEventId } from './event-id.js';
 import { HOP_HEADER, hasPassedThisRelay } from './hop-marker.js';
@@ -196,12 +196,17 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         targets,
         clientIp: req.ip,
       };
-      const dedupe = {
-        delivery: deps.keys.dedupeDelivery(source.id, deliveryId),
-        ...(config.ingress.dedupe.contentSeconds > 0
-          ? { content: deps.keys.dedupeContent(contentKey(source.id, envelope, body)) }
-          : {}),
-      };
+      const { deliveryIdSeconds, contentSeconds } = config.ingress.dedupe;
+      const dedupe: DedupeKey[] = [
+        { key: deps.keys.dedupeDelivery(source.id, deliveryId), tag: '', ttlSeconds: deliveryIdSeconds },
+        ...(contentSeconds > 0
+          ? contentKeys(source.id, envelope, body).map((c) => ({
+              key: deps.keys.dedupeContent(c.key),
+              tag: c.tag,
+              ttlSeconds: contentSeconds,
+            }))
+          : []),
+      ];
       let claim: ClaimResult;
       try {
         claim = await store.reserve(event, dedupe);
@@ -213,7 +218,7 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         // A copy of an event whose first answer was 503 for want of durability: 200 only once it is durable.
         if (config.redis.durability !== 'fast') {
           try {
-            await store.waitForDurability();
+            await store.waitForDurability({ afterWrite: true });
           } catch {
             return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
           }

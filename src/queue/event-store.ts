@@ -27,9 +27,11 @@ export class NotDurableYet extends Error {}
 
 export type ClaimResult = { state: 'new' } | { state: 'pending' | 'done'; id: string };
 
-export interface DedupeKeys {
-  delivery: string;
-  content?: string;
+/** A dedupe key, the tag its value must carry to make a copy ('' = any), and how long it is kept. */
+export interface DedupeKey {
+  key: string;
+  tag: string;
+  ttlSeconds: number;
 }
 
 // Below this size deflate saves too little to be worth the CPU.
@@ -46,23 +48,30 @@ const COMPRESS_MIN_BYTES = 1024;
  * Keys built inside the scripts (the holder's event hash, job hashes) keep this single-Redis/Sentinel only;
  * Redis Cluster would need the event, its dedupe keys and its jobs under one hash tag.
  */
+// Dedupe values are `tag|holder|ms`. Time comes from Redis (TIME), not from the ingress hosts' clocks, so
+// clock skew between instances cannot make a live claim look stale.
 const RESERVE_SCRIPT = `
-local now = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 for i = 3, #KEYS do
   local v = redis.call('GET', KEYS[i])
   if v then
-    local sep = string.find(v, '|', 1, true)
-    local holder = string.sub(v, 1, sep - 1)
-    if redis.call('HEXISTS', ARGV[11] .. holder, 'ok') == 1 then return {'done', holder} end
-    if now - tonumber(string.sub(v, sep + 1)) < tonumber(ARGV[3]) then return {'pending', holder} end
+    local a = string.find(v, '|', 1, true)
+    local b = string.find(v, '|', a + 1, true)
+    if string.sub(v, 1, a - 1) == ARGV[8 + (i - 3) * 2 + 1] then
+      local holder = string.sub(v, a + 1, b - 1)
+      if redis.call('HEXISTS', ARGV[7] .. holder, 'ok') == 1 then return {'done', holder} end
+      if now - tonumber(string.sub(v, b + 1)) < tonumber(ARGV[3]) then return {'pending', holder} end
+    end
   end
 end
-redis.call('HSET', KEYS[1], 'meta', ARGV[7], 'hdr', ARGV[8], 'enc', ARGV[9], 'body', ARGV[10])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-redis.call('ZADD', KEYS[2], now, ARGV[1])
-local claim = ARGV[1] .. '|' .. now
-redis.call('SET', KEYS[3], claim, 'EX', ARGV[4])
-if KEYS[4] then redis.call('SET', KEYS[4], claim, 'EX', ARGV[5]) end
+redis.call('HSET', KEYS[1], 'meta', ARGV[5], 'hdr', ARGV[6], 'enc', ARGV[9 + (#KEYS - 2) * 2], 'body', ARGV[10 + (#KEYS - 2) * 2])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+for i = 3, #KEYS do
+  local tag = ARGV[8 + (i - 3) * 2 + 1]
+  redis.call('SET', KEYS[i], tag .. '|' .. ARGV[1] .. '|' .. now, 'EX', ARGV[8 + (i - 3) * 2 + 2])
+end
 return false`;
 
 const MARK_OK_SCRIPT = `
@@ -74,9 +83,10 @@ return 1`;
 
 const RELEASE_SCRIPT = `
 if redis.call('HEXISTS', KEYS[1], 'ok') == 1 then return 0 end
+local mine = '|' .. ARGV[1] .. '|'
 for i = 3, #KEYS do
   local v = redis.call('GET', KEYS[i])
-  if v and string.sub(v, 1, #ARGV[1] + 1) == ARGV[1] .. '|' then redis.call('DEL', KEYS[i]) end
+  if v and string.find(v, mine, 1, true) then redis.call('DEL', KEYS[i]) end
 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -112,20 +122,16 @@ export class EventStore {
     }
   }
 
-  private dedupeList(d: DedupeKeys): string[] {
-    return d.content ? [d.delivery, d.content] : [d.delivery];
-  }
-
   /** How long a claim by a request that has not committed yet blocks a copy of the same delivery. */
   private get claimStaleMs(): number {
     return this.config.redis.commandTimeoutMs * 2 + 1000;
   }
 
   /**
-   * Step 1: dedupe check and event write in one call. `done`: a duplicate of a stored event; `pending`: the same
+   * Step 1: dedupe check and event write in one call. `done`: a copy of a stored event; `pending`: the same
    * delivery is being stored by a concurrent request (retry later); `new`: written, now commit it.
    */
-  async reserve(event: StoredEvent, d: DedupeKeys): Promise<ClaimResult> {
+  async reserve(event: StoredEvent, dedupe: DedupeKey[]): Promise<ClaimResult> {
     const compress = event.body.length >= COMPRESS_MIN_BYTES;
     // Synchronous on purpose: zlib's async API builds a stream per call and costs the event loop 3× more CPU
     // than compressing a Bitbucket-sized body in place (measured: ~620 µs vs ~180 µs per 54 KB body).
@@ -137,36 +143,34 @@ export class EventStore {
       targets: event.targets,
       clientIp: event.clientIp,
     });
-    const dedupe = this.dedupeList(d);
     const held = await this.client.hrReserve(
       2 + dedupe.length,
       this.keys.event(event.id),
       this.keys.eventIndex,
-      ...dedupe,
+      ...dedupe.map((d) => d.key),
       event.id,
       event.receivedAt,
       this.claimStaleMs,
-      this.config.ingress.dedupe.deliveryIdSeconds,
-      this.config.ingress.dedupe.contentSeconds,
       this.config.retention.eventsMs + this.config.retention.deadLettersMs,
       meta,
       JSON.stringify(event.headers),
+      this.keys.event(''),
+      '',
+      ...dedupe.flatMap((d) => [d.tag, d.ttlSeconds]),
       compress ? 'deflate-raw' : 'identity',
       body,
-      this.keys.event(''),
     );
     if (!held) return { state: 'new' };
     return { state: held[0] === 'done' ? 'done' : 'pending', id: held[1] };
   }
 
   /** Undo a reservation whose commit failed, so Bitbucket's retry is not taken for a duplicate. */
-  async release(event: StoredEvent, d: DedupeKeys): Promise<void> {
-    const dedupe = this.dedupeList(d);
+  async release(event: StoredEvent, dedupe: DedupeKey[]): Promise<void> {
     await this.client.hrRelease(
       2 + dedupe.length,
       this.keys.event(event.id),
       this.keys.eventIndex,
-      ...dedupe,
+      ...dedupe.map((d) => d.key),
       event.id,
     );
   }
@@ -215,36 +219,60 @@ export class EventStore {
       await Promise.all(adds);
       const results: [Error | null, unknown][] | null = await multi.exec();
       if (!results) throw new Error('transaction aborted');
-      try {
-        await this.waitForDurability();
-      } catch (err) {
-        throw new NotDurableYet((err as Error).message);
-      }
+      // Redis does not roll back a transaction when one command fails while it runs: judge each event by its
+      // own slice, and take the jobs of a failed one back out (best effort) before its claims are released.
+      const stored: PendingCommit[] = [];
       let at = 0;
-      batch.forEach(({ resolve, reject }, i) => {
+      batch.forEach((p, i) => {
         const slice = results.slice(at, at + spans[i]!);
         at += spans[i]!;
         const failed = slice.find(([err]) => err)?.[0];
-        const marked = slice[slice.length - 1]?.[1] === 1;
-        if (failed) reject(failed);
-        else if (!marked) reject(new Error('delivery jobs missing after commit'));
-        else resolve();
+        if (!failed && slice[slice.length - 1]?.[1] === 1) {
+          stored.push(p);
+          return;
+        }
+        for (const targetId of p.event.targets) {
+          this.queues
+            .get(targetId)
+            ?.remove(deliveryJobId(p.event.id, targetId))
+            .catch(() => {});
+        }
+        p.reject(failed ?? new Error('delivery jobs missing after commit'));
       });
+      if (stored.length === 0) return;
+      try {
+        await this.waitForDurability();
+      } catch (err) {
+        for (const p of stored) p.reject(new NotDurableYet((err as Error).message));
+        return;
+      }
+      for (const p of stored) p.resolve();
     } catch (err) {
       for (const p of batch) p.reject(err as Error);
     }
   }
 
-  /** Set from checkDurability() at start: whether the server has WAITAOF. */
+  /** Set by checkDurability() whenever the connection becomes ready: whether the server has WAITAOF. */
   waitAof = false;
+  /** Whether checkDurability() has passed against the server behind the current connection. */
+  durabilityChecked = false;
 
-  /** One wait per batch, after EXEC: `replicated` waits for replicas, `fsync` for the local AOF fsync. */
-  async waitForDurability(): Promise<void> {
+  /**
+   * One wait per batch, after EXEC: `replicated` waits for replicas, `fsync` for the local AOF fsync. WAIT and
+   * WAITAOF cover the writes of this connection only: `afterWrite` first writes a marker, so a copy answered
+   * from an event another instance stored is covered too (the replication stream is ordered).
+   */
+  async waitForDurability(opts: { afterWrite?: boolean } = {}): Promise<void> {
     const { durability, replicas, commandTimeoutMs } = this.config.redis;
+    if (durability === 'fast') return;
+    // Fail closed: an unverified server must not let 2xx claim a durability it may not give.
+    if (durability === 'fsync' && !this.durabilityChecked)
+      throw new Error('redis durability not verified yet');
+    if (opts.afterWrite) await this.client.set(`${this.keys.prefix}:durability-mark`, String(Date.now()));
     if (durability === 'replicated') {
       const got = (await this.client.wait(replicas, commandTimeoutMs)) as number;
       if (got < replicas) throw new Error(`only ${got} of ${replicas} replicas acknowledged the write`);
-    } else if (durability === 'fsync' && this.waitAof) {
+    } else if (this.waitAof) {
       const [local] = (await this.client.call('WAITAOF', 1, 0, commandTimeoutMs)) as number[];
       if (local !== 1) throw new Error('the AOF fsync was not confirmed in time');
     }

@@ -36,8 +36,12 @@ describe('redis.durability', () => {
     const alone = await send(ing.url, 'cloud', req);
     expect(alone.status).toBe(503);
     expect(alone.json.error).toBe('QUEUE_UNAVAILABLE');
-    // Bitbucket's retry while still unreplicated is not taken for a stored duplicate.
+    // Bitbucket's retry while still unreplicated is not taken for a stored duplicate, on this instance or on
+    // another one (whose WAIT would otherwise cover none of the original write).
     expect((await send(ing.url, 'cloud', req)).status).toBe(503);
+    const other = await startIngress(config, captureLogs().log);
+    cleanups.push(() => other.close());
+    expect((await send(other.url, 'cloud', req)).status).toBe(503);
 
     const replica = await startTestRedis(['--replicaof', '127.0.0.1', String(primary.port)]);
     cleanups.push(() => replica.cleanup());

@@ -312,6 +312,20 @@ describe('dedupe', () => {
     expect(await jobCount(config)).toBe(2);
   });
 
+  it('takes only a repeat of the last transition of a ref for a copy: push, force-push back, push again', async () => {
+    const { ing, config } = await ingress();
+    const there = () => dcRequest('repo:refs_changed', dcRefsChanged({ fromHash: HASH.a, toHash: HASH.b }));
+    const back = () => dcRequest('repo:refs_changed', dcRefsChanged({ fromHash: HASH.b, toHash: HASH.a }));
+    expect((await send(ing.url, 'dc', there())).status).toBe(202);
+    expect((await send(ing.url, 'dc', back())).status).toBe(202);
+    const again = await send(ing.url, 'dc', there());
+    expect(again.status).toBe(202);
+    // The project hook's copy of that last push is still a copy.
+    const copy = await send(ing.url, 'dc', there());
+    expect(copy.json).toEqual({ id: again.json.id, duplicate: true });
+    expect(await jobCount(config)).toBe(3);
+  });
+
   it('keeps the content key off when contentSeconds is 0', async () => {
     const { ing, config } = await ingress({
       ingress: { host: '127.0.0.1', port: 0, dedupe: { deliveryIdSeconds: 60, contentSeconds: 0 } },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { contentKey, normalise } from '../../src/bitbucket/normalise.js';
+import { contentKeys, normalise } from '../../src/bitbucket/normalise.js';
 import { cloudPullRequest, cloudPush, dcPrMerged, dcRefsChanged, HASH } from '../fixtures/payloads.js';
 
 const base = { deliveryId: 'd-1' };
@@ -120,20 +120,28 @@ describe('normalise', () => {
     expect(dc.pullRequest).toMatchObject({ id: 3, mergeCommit: HASH.merge, sourceHash: HASH.c });
   });
 
-  it('gives the same content key to the same change and different keys to different changes', () => {
+  it('keys pushes per ref, tagged with the transition, and other events on their content', () => {
     const push = (p: unknown, id: string) =>
       normalise({ platform: 'datacenter', eventKey: 'repo:refs_changed', deliveryId: id, payload: p });
     const body = Buffer.from('{}');
-    const a = contentKey('dc', push(dcRefsChanged(), 'x'), body);
-    expect(contentKey('dc', push(dcRefsChanged(), 'y'), Buffer.from('{"other":1}'))).toBe(a);
-    expect(contentKey('dc', push(dcRefsChanged({ toHash: HASH.c }), 'x'), body)).not.toBe(a);
-    expect(contentKey('other-source', push(dcRefsChanged(), 'x'), body)).not.toBe(a);
+    const [a] = contentKeys('dc', push(dcRefsChanged(), 'x'), body);
+    expect(contentKeys('dc', push(dcRefsChanged(), 'y'), Buffer.from('{"other":1}'))).toEqual([a]);
+    expect(a!.tag).toBe(`${HASH.a}>${HASH.b}`);
+    // The same ref moving elsewhere: same key (the ref), another tag (the transition).
+    const [moved] = contentKeys('dc', push(dcRefsChanged({ toHash: HASH.c }), 'x'), body);
+    expect(moved!.key).toBe(a!.key);
+    expect(moved!.tag).not.toBe(a!.tag);
+    expect(contentKeys('other-source', push(dcRefsChanged(), 'x'), body)[0]!.key).not.toBe(a!.key);
+    expect(contentKeys('dc', push(dcRefsChanged({ ref: 'dev' }), 'x'), body)[0]!.key).not.toBe(a!.key);
     const pr = normalise({
       ...base,
       platform: 'cloud',
       eventKey: 'pullrequest:comment_created',
       payload: cloudPullRequest(),
     });
-    expect(contentKey('c', pr, Buffer.from('a'))).not.toBe(contentKey('c', pr, Buffer.from('b')));
+    expect(contentKeys('c', pr, Buffer.from('a'))[0]!.key).not.toBe(
+      contentKeys('c', pr, Buffer.from('b'))[0]!.key,
+    );
+    expect(contentKeys('c', pr, Buffer.from('a'))[0]!.tag).toBe('');
   });
 });

@@ -1,0 +1,31 @@
+import type { Logger } from '../log.js';
+import type { Runtime } from '../runtime.js';
+
+const EVERY_MS = 60_000;
+
+/**
+ * Trim the indexes whose members outlive what they point at: event hashes expire on their own, but their
+ * entries in the event index and the suppressed index would stay forever (and with `noeviction` a full Redis
+ * answers every webhook 503). Run by every worker process; each run is one idempotent ZREMRANGEBYSCORE per index.
+ */
+export function startHousekeeping(
+  rt: Pick<Runtime, 'redis' | 'keys' | 'config'>,
+  log: Logger,
+): { stop(): void } {
+  const run = async () => {
+    const horizon = Date.now() - (rt.config.retention.eventsMs + rt.config.retention.deadLettersMs);
+    try {
+      const [events, suppressed] = await Promise.all([
+        rt.redis.zremrangebyscore(rt.keys.eventIndex, '-inf', horizon),
+        rt.redis.zremrangebyscore(rt.keys.suppressed, '-inf', horizon),
+      ]);
+      if (events + suppressed > 0) log.debug({ events, suppressed }, 'trimmed expired index entries');
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'housekeeping failed; will try again');
+    }
+  };
+  void run();
+  const timer = setInterval(run, EVERY_MS);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}
