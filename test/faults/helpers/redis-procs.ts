@@ -1,0 +1,151 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort, type Proc, spawnTracked, waitFor } from '../../edge/helpers/processes.js';
+
+/**
+ * redis-server and redis-sentinel processes for the fault suite: each on a fixed free loopback port with its
+ * own directory, so a test can stop one and start it again on the same port with its data (AOF on). Spawned
+ * through the edge helpers' tracker, so stopAll() ends exactly these processes.
+ */
+
+export interface RedisNode {
+  port: number;
+  dir: string;
+  url: string;
+  proc: Proc;
+  /** SIGTERM (Redis flushes and fsyncs the AOF on a clean shutdown), wait for the exit. */
+  stop(): Promise<void>;
+  /** SIGKILL: no shutdown at all. */
+  kill(): Promise<void>;
+  /** Start again on the same port with the same directory (AOF replayed). */
+  start(): Promise<void>;
+  running(): boolean;
+}
+
+async function ping(port: number): Promise<boolean> {
+  const probe = new Redis({
+    host: '127.0.0.1',
+    port,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  probe.on('error', () => {});
+  try {
+    await probe.connect();
+    return (await probe.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+export async function startRedisNode(
+  name: string,
+  baseDir: string,
+  extraArgs: string[] = [],
+  port?: number,
+): Promise<RedisNode> {
+  const p = port ?? (await freePort());
+  const dir = join(baseDir, name);
+  mkdirSync(dir, { recursive: true });
+  const args = [
+    '--port',
+    String(p),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    'everysec',
+    '--save',
+    '',
+    '--maxmemory-policy',
+    'noeviction',
+    '--daemonize',
+    'no',
+    ...extraArgs,
+  ];
+  let proc!: Proc;
+  const node: RedisNode = {
+    port: p,
+    dir,
+    url: `redis://127.0.0.1:${p}`,
+    get proc() {
+      return proc;
+    },
+    async start() {
+      proc = spawnTracked(name, 'redis-server', args, { cwd: dir });
+      await waitFor(
+        `${name} to answer PING on ${p}`,
+        async () => {
+          if (!proc.isRunning()) throw new Error(`${name} exited:\n${proc.output()}`);
+          return ping(p);
+        },
+        15_000,
+        50,
+      );
+    },
+    async stop() {
+      if (!proc.isRunning()) return;
+      proc.kill('SIGTERM');
+      await proc.exited;
+    },
+    async kill() {
+      if (!proc.isRunning()) return;
+      proc.kill('SIGKILL');
+      await proc.exited;
+    },
+    running: () => proc.isRunning(),
+  };
+  await node.start();
+  return node;
+}
+
+export interface SentinelNode {
+  port: number;
+  proc: Proc;
+}
+
+/** One `redis-server --sentinel` watching `name` at 127.0.0.1:primaryPort, quorum 2, fast failure detection. */
+export async function startSentinel(
+  label: string,
+  baseDir: string,
+  master: { name: string; port: number },
+  timing = { downAfterMs: 1000, failoverTimeoutMs: 3000 },
+): Promise<SentinelNode> {
+  const port = await freePort();
+  const dir = join(baseDir, label);
+  mkdirSync(dir, { recursive: true });
+  const conf = join(dir, 'sentinel.conf');
+  // Sentinel rewrites its own config file (known replicas, epochs): it must be writable and its own.
+  writeFileSync(
+    conf,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      'daemonize no',
+      `sentinel monitor ${master.name} 127.0.0.1 ${master.port} 2`,
+      `sentinel down-after-milliseconds ${master.name} ${timing.downAfterMs}`,
+      `sentinel failover-timeout ${master.name} ${timing.failoverTimeoutMs}`,
+      `sentinel parallel-syncs ${master.name} 1`,
+      '',
+    ].join('\n'),
+  );
+  const proc = spawnTracked(label, 'redis-server', [conf, '--sentinel'], { cwd: dir });
+  await waitFor(
+    `${label} to answer PING on ${port}`,
+    async () => {
+      if (!proc.isRunning()) throw new Error(`${label} exited:\n${proc.output()}`);
+      return ping(port);
+    },
+    15_000,
+    50,
+  );
+  return { port, proc };
+}

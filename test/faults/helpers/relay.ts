@@ -1,0 +1,132 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis, type RedisOptions } from 'ioredis';
+import { stringify } from 'yaml';
+import { waitFor } from '../../edge/helpers/processes.js';
+import { SECRETS } from '../../helpers/config.js';
+import type { DriverStats } from './driver.js';
+import type { IdempotentTarget } from './idempotent-target.js';
+
+export interface FaultConfig {
+  dir: string;
+  /** The `redis:` block (url or sentinels + name, durability, …); prefix and timeout are added. */
+  redis: Record<string, unknown>;
+  prefix: string;
+  targetUrl: string;
+  targets: string[];
+  /** Per-target overrides (retry, timeoutMs, concurrency, …). */
+  target?: Record<string, unknown>;
+  retention?: Record<string, unknown>;
+  /** Merged into the `loop:` block (e.g. shorter per-ref windows for the soak). */
+  loop?: Record<string, unknown>;
+  /** Merged into the `ingress:` block (e.g. dedupe windows). */
+  ingress?: Record<string, unknown>;
+}
+
+/**
+ * One YAML config per process (the ingress port differs; everything else is shared): one Cloud source, the
+ * given targets all on the idempotent target server (path = target id), a route to all of them.
+ */
+export function writeFaultConfig(c: FaultConfig, name: string, port: number): string {
+  const tree = {
+    redis: { commandTimeoutMs: 1000, ...c.redis, prefix: c.prefix },
+    ingress: { host: '127.0.0.1', port, bodyLimit: 1048576, ...c.ingress },
+    sources: [{ id: 'cloud', platform: 'cloud', secrets: [SECRETS.cloud] }],
+    targets: c.targets.map((id) => ({
+      id,
+      url: `${c.targetUrl}/${id}`,
+      timeoutMs: 2000,
+      concurrency: 8,
+      retry: { attempts: 10, delay: 100, maxDelay: 1000 },
+      // The breaker is not what these cases measure; a tripped breaker would only slow them down.
+      circuit: { failureThreshold: 100000, cooldown: 100 },
+      ...c.target,
+    })),
+    routes: [{ source: 'cloud', targets: c.targets }],
+    // Every webhook is a distinct push on its own ref: the per-ref trigger cap must not suppress any.
+    loop: { maxTriggersPerRef: { count: 100000, windowSeconds: 600 }, ...c.loop },
+    ...(c.retention ? { retention: c.retention } : {}),
+    log: { level: 'info' },
+  };
+  const file = join(c.dir, `${name}.yaml`);
+  writeFileSync(file, stringify(tree));
+  return file;
+}
+
+export function inspector(opts: RedisOptions | string): Redis {
+  const r = typeof opts === 'string' ? new Redis(opts) : new Redis(opts);
+  r.on('error', () => {});
+  return r;
+}
+
+export interface RunReport {
+  acked: number;
+  targets: number;
+  /** (event, target) keys owed: acked × targets. */
+  owed: number;
+  /** Owed keys the idempotent target processed (2xx) — must equal owed. */
+  processed: number;
+  /** Later copies of a processed key (answered 200 duplicate by the idempotent target). */
+  duplicates: number;
+  /** Keys with more than one copy after processing. */
+  keysWithDuplicates: number;
+  /** Keys the target processed that no 2xx vouched for (stored, but the sender saw a 503 or no answer). */
+  extraProcessed: number;
+  missingFromIndex: number;
+  driver: Omit<DriverStats, 'acked'>;
+}
+
+/**
+ * The end-of-run promise check: every acknowledged event is delivered to every target (polled, bounded), each
+ * of those keys was processed exactly once at the idempotent target, and every acknowledged event is in the
+ * event index ZSET.
+ */
+export async function verifyRun(o: {
+  stats: DriverStats;
+  target: IdempotentTarget;
+  targets: string[];
+  redis: Redis;
+  prefix: string;
+  timeoutMs?: number;
+}): Promise<{ report: RunReport; missing: string[]; notIndexed: string[]; mismatched: string[] }> {
+  const ids = [...o.stats.acked.keys()];
+  const owed = ids.flatMap((id) => o.targets.map((t) => `${id}.${t}`));
+  const missingNow = () => owed.filter((k) => !o.target.keys.get(k)?.processed);
+  await waitFor(
+    `all ${owed.length} acknowledged deliveries at the target`,
+    () => missingNow().length === 0,
+    o.timeoutMs ?? 60_000,
+    200,
+  ).catch(() => undefined);
+  const missing = missingNow();
+  const scores: (string | null)[] = [];
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    if (chunk.length === 0) break;
+    scores.push(...((await o.redis.call('ZMSCORE', `${o.prefix}:events`, ...chunk)) as (string | null)[]));
+  }
+  const notIndexed = ids.filter((_, i) => scores[i] === null);
+  const owedSet = new Set(owed);
+  const records = [...o.target.keys.entries()];
+  const mismatched = records
+    .filter(([k, r]) => r.eventMismatch || !k.startsWith(`${r.event}.`))
+    .map(([k]) => k);
+  const { acked: _acked, ...driver } = o.stats;
+  const report: RunReport = {
+    acked: ids.length,
+    targets: o.targets.length,
+    owed: owed.length,
+    processed: owed.length - missing.length,
+    duplicates: o.target.duplicateCount(),
+    keysWithDuplicates: records.filter(([, r]) => r.duplicates > 0).length,
+    extraProcessed: records.filter(([k, r]) => r.processed && !owedSet.has(k)).length,
+    missingFromIndex: notIndexed.length,
+    driver,
+  };
+  return { report, missing, notIndexed, mismatched };
+}
+
+/** One line the suite's output can be read back from (docs/reliability.md quotes these). */
+export function printReport(name: string, report: object): void {
+  process.stdout.write(`FAULT-REPORT ${name} ${JSON.stringify(report)}\n`);
+}
