@@ -76,6 +76,8 @@ export function createAuthenticator(admin: Config['admin']): Authenticator {
           issuer: oidc.issuer,
           audience: oidc.audience,
           clockTolerance: 30,
+          // A token without an expiry would be valid forever.
+          requiredClaims: ['exp'],
         });
         const name =
           (payload.preferred_username as string | undefined) ??

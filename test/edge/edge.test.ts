@@ -108,7 +108,8 @@ beforeAll(async () => {
       ...base,
       name: 'edge-small',
       admin: adminAddr,
-      env: { HR_BODY_MAX: String(BODY_MAX), HR_RATE_LIMIT: String(RATE_LIMIT) },
+      // Allowlist off, but the list still names Bitbucket's sources (+127.0.0.5), which the rate limit exempts.
+      env: { HR_BODY_MAX: String(BODY_MAX), HR_RATE_LIMIT: String(RATE_LIMIT), HR_ALLOWLIST_FILE: allowlist },
     }),
     startEdge({
       ...base,
@@ -297,6 +298,15 @@ describe('edge protections', () => {
     // 127.0.0.1 has made only a handful of requests to this edge: not limited.
     const other = await call(`${small.httpsUrl}/no-such-path`, { dispatcher: ca });
     expect(other.status).toBe(404);
+  });
+
+  it('never answers 429 to an address in the Bitbucket list: Bitbucket does not retry a 4xx', async () => {
+    const bitbucket = agent('127.0.0.5');
+    const statuses: number[] = [];
+    for (let i = 0; i < RATE_LIMIT * 2; i += 1) {
+      statuses.push((await call(`${small.httpsUrl}/no-such-path`, { dispatcher: bitbucket })).status);
+    }
+    expect(statuses).toEqual(Array(RATE_LIMIT * 2).fill(404));
   });
 
   it('403 for /hooks/ from an address outside the allowlist when HR_ALLOWLIST=on; listed addresses pass', async () => {
