@@ -19,7 +19,7 @@ interface BoardParams {
  * bull-board behind the admin auth (the auth hook covers these routes like any other: viewers look,
  * operators act; cookie sessions for browsers). Its Retry buttons on failed jobs are routed through the
  * dead-letter replay, so a replay from the browser is the same as one from the API or CLI: marked `replay`,
- * same Idempotency-Key, audited. Every other change made from the board is audited as it passes through.
+ * same Idempotency-Key, audited. Every other change the board offers is refused (403) and audited.
  */
 export async function dashboard(
   app: FastifyInstance,
@@ -91,7 +91,12 @@ export async function dashboard(
         return reply.code(204).send();
       }
     }
-    audit(req, { action, params: p });
+    // Anything else would change deliveries without their record (empty, obliterate, clean a state, add, update
+    // data, retry completed jobs, …): the board is for finding and replaying dead letters, not for that.
+    audit(req, { action, params: p, outcome: 'denied' });
+    return reply
+      .code(403)
+      .send({ error: 'FORBIDDEN', message: 'the dashboard only replays and purges dead letters' });
   });
 
   await app.register(serverAdapter.registerPlugin(), { prefix: DASHBOARD_PATH });

@@ -527,6 +527,24 @@ describe('suppressed deliveries', () => {
 });
 
 describe('metrics', () => {
+  it('refuses dashboard actions that would drop deliveries without their record', async () => {
+    const r = await relay({}, () => ({ ok: true }));
+    await r.workers[0]!.close(); // ci jobs stay waiting
+    const a = await r.push(1);
+    for (const [method, path] of [
+      ['PUT', '/dashboard/api/queues/deliver-ci/empty'],
+      ['PUT', '/dashboard/api/queues/deliver-ci/pause'],
+      ['PUT', '/dashboard/api/queues/deliver-ci/clean/waiting'],
+    ] as const) {
+      const res = await api(r.url, method, path, { token: OPERATOR });
+      expect(res.status, path).toBe(403);
+    }
+    expect(await r.state(a, 'ci')).toBe('waiting');
+    expect(
+      audits(r.logs.lines).some((l) => l.outcome === 'denied' && String(l.action).includes('/empty')),
+    ).toBe(true);
+  });
+
   it('exposes queue depths, dead letters, suppressed, ingress counters and event-loop lag', async () => {
     const r = await relay({}, (_e, t) => (t === 'ci2' ? { status: 500 } : { ok: true }));
     await r.workers[0]!.close(); // ci jobs stay waiting
