@@ -5,6 +5,7 @@ import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
 import { type DeliveryJobData, deliveryJobId, idempotencyKey } from './job-types.js';
 import type { Keys } from './keys.js';
+import { isNoScript, LuaScript } from './lua-script.js';
 import type { RedisClient } from './redis-connection.js';
 
 /** An event as stored once in Redis, beside the delivery jobs that point at it. */
@@ -92,11 +93,6 @@ redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1`;
 
-type ScriptedRedis = Redis & {
-  hrReserve(n: number, ...args: (string | number | Buffer)[]): Promise<[string, string] | null>;
-  hrRelease(n: number, ...args: (string | number)[]): Promise<number>;
-};
-
 interface PendingCommit {
   event: StoredEvent;
   resolve(): void;
@@ -104,8 +100,13 @@ interface PendingCommit {
 }
 
 export class EventStore {
-  private readonly client: ScriptedRedis;
+  private readonly client: Redis;
   private batch: PendingCommit[] = [];
+  private readonly reserveScript = new LuaScript(RESERVE_SCRIPT);
+  private readonly markOkScript = new LuaScript(MARK_OK_SCRIPT);
+  private readonly releaseScript = new LuaScript(RELEASE_SCRIPT);
+  /** SHAs loaded into the server behind the current connection (emptied on every reconnection). */
+  private readonly loaded = new Set<string>();
 
   constructor(
     client: RedisClient,
@@ -114,12 +115,8 @@ export class EventStore {
     private readonly queues: ReadonlyMap<string, Queue>,
     private readonly jobOptions: ReadonlyMap<string, JobsOptions> = new Map(),
   ) {
-    this.client = client as ScriptedRedis;
-    if (typeof this.client.hrReserve !== 'function') {
-      this.client.defineCommand('hrReserve', { lua: RESERVE_SCRIPT });
-      this.client.defineCommand('hrMarkOk', { lua: MARK_OK_SCRIPT });
-      this.client.defineCommand('hrRelease', { lua: RELEASE_SCRIPT });
-    }
+    this.client = client as Redis;
+    this.client.on('ready', () => this.loaded.clear());
   }
 
   /** How long a claim by a request that has not committed yet blocks a copy of the same delivery. */
@@ -143,35 +140,33 @@ export class EventStore {
       targets: event.targets,
       clientIp: event.clientIp,
     });
-    const held = await this.client.hrReserve(
-      2 + dedupe.length,
-      this.keys.event(event.id),
-      this.keys.eventIndex,
-      ...dedupe.map((d) => d.key),
-      event.id,
-      event.receivedAt,
-      this.claimStaleMs,
-      this.config.retention.eventsMs + this.config.retention.deadLettersMs,
-      meta,
-      JSON.stringify(event.headers),
-      this.keys.event(''),
-      '',
-      ...dedupe.flatMap((d) => [d.tag, d.ttlSeconds]),
-      compress ? 'deflate-raw' : 'identity',
-      body,
-    );
+    const held = (await this.reserveScript.run(
+      this.client,
+      [this.keys.event(event.id), this.keys.eventIndex, ...dedupe.map((d) => d.key)],
+      [
+        event.id,
+        event.receivedAt,
+        this.claimStaleMs,
+        this.config.retention.eventsMs + this.config.retention.deadLettersMs,
+        meta,
+        JSON.stringify(event.headers),
+        this.keys.event(''),
+        '',
+        ...dedupe.flatMap((d) => [d.tag, d.ttlSeconds]),
+        compress ? 'deflate-raw' : 'identity',
+        body,
+      ],
+    )) as [string, string] | null;
     if (!held) return { state: 'new' };
     return { state: held[0] === 'done' ? 'done' : 'pending', id: held[1] };
   }
 
   /** Undo a reservation whose commit failed, so Bitbucket's retry is not taken for a duplicate. */
   async release(event: StoredEvent, dedupe: DedupeKey[]): Promise<void> {
-    await this.client.hrRelease(
-      2 + dedupe.length,
-      this.keys.event(event.id),
-      this.keys.eventIndex,
-      ...dedupe.map((d) => d.key),
-      event.id,
+    await this.releaseScript.run(
+      this.client,
+      [this.keys.event(event.id), this.keys.eventIndex, ...dedupe.map((d) => d.key)],
+      [event.id],
     );
   }
 
@@ -192,6 +187,31 @@ export class EventStore {
     // BullMQ's adapter around the same connection: its transactions accept BullMQ's job scripts.
     // biome-ignore lint/suspicious/noExplicitAny: BullMQ types ioredis from its own copy of the type declarations
     const multi = createIORedisClient(this.client as any).multi() as any;
+    // BullMQ sends its job script through `runCommand`; send it by SHA (see LuaScript), loading scripts the
+    // server may not have at the head of the transaction.
+    const scripts = (
+      this.client as unknown as {
+        scriptsSet: Record<string, { lua: string; sha: string; numberOfKeys: number | null }>;
+      }
+    ).scriptsSet;
+    const toLoad = new Map<string, string>();
+    const need = (sha: string, lua: string) => {
+      if (!this.loaded.has(sha)) toLoad.set(sha, lua);
+    };
+    need(this.markOkScript.sha, this.markOkScript.lua);
+    for (const name of Object.keys(scripts))
+      if (name.startsWith('addStandardJob')) need(scripts[name]!.sha, scripts[name]!.lua);
+    for (const lua of toLoad.values()) multi.script('LOAD', lua);
+    const bySha = {
+      runCommand(name: string, args: unknown[]) {
+        const script = scripts[name];
+        if (!script) throw new Error(`unknown BullMQ script ${name}`);
+        const flat = args.flat();
+        if (typeof script.numberOfKeys === 'number') multi.evalsha(script.sha, script.numberOfKeys, ...flat);
+        else multi.evalsha(script.sha, ...flat);
+        return bySha;
+      },
+    };
     const spans: number[] = [];
     const adds: Promise<unknown>[] = [];
     try {
@@ -210,15 +230,27 @@ export class EventStore {
             jobId,
           );
           // Queued on the MULTI: sent with EXEC, its result comes back in the EXEC reply.
-          adds.push(job.addJob(multi));
+          // biome-ignore lint/suspicious/noExplicitAny: only runCommand of the transaction is used by addJob
+          adds.push(job.addJob(bySha as any));
           jobKeys.push(queue.toKey(jobId));
         }
-        multi.hrMarkOk(1 + jobKeys.length, this.keys.event(event.id), ...jobKeys, Date.now());
+        multi.evalsha(
+          this.markOkScript.sha,
+          1 + jobKeys.length,
+          this.keys.event(event.id),
+          ...jobKeys,
+          Date.now(),
+        );
         spans.push(event.targets.length + 1);
       }
       await Promise.all(adds);
-      const results: [Error | null, unknown][] | null = await multi.exec();
-      if (!results) throw new Error('transaction aborted');
+      const all: [Error | null, unknown][] | null = await multi.exec();
+      if (!all) throw new Error('transaction aborted');
+      const loads = all.slice(0, toLoad.size);
+      if (loads.every(([err]) => !err)) for (const sha of toLoad.keys()) this.loaded.add(sha);
+      const results = all.slice(toLoad.size);
+      // A server whose script cache was flushed under a live connection: load again next time.
+      if (results.some(([err]) => isNoScript(err))) this.loaded.clear();
       // Redis does not roll back a transaction when one command fails while it runs: judge each event by its
       // own slice, and take the jobs of a failed one back out (best effort) before its claims are released.
       const stored: PendingCommit[] = [];

@@ -500,6 +500,21 @@ describe('when Redis is unavailable', () => {
   });
 });
 
+describe('scripts sent by SHA', () => {
+  it('recovers when Redis loses its script cache under a live connection', async () => {
+    const { ing, config } = await ingress();
+    expect((await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush()))).status).toBe(202);
+    await inspect.script('FLUSH');
+    const req = cloudRequest('repo:push', cloudPush({ newHash: HASH.c }), { requestId: 'after-flush' });
+    const first = await send(ing.url, 'cloud', req);
+    // At most one 503 (the batch that found the scripts gone); Bitbucket's retry is then stored.
+    const final = first.status === 202 ? first : await send(ing.url, 'cloud', req);
+    expect([first.status, final.status]).toContain(202);
+    expect(final.status).toBe(202);
+    expect(await jobCount(config)).toBe(2);
+  });
+});
+
 describe('logging', () => {
   it('writes one line per request with source, event key, delivery id, outcome and duration, and no secrets', async () => {
     const { ing, logs } = await ingress();
