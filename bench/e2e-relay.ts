@@ -99,5 +99,10 @@ async function hookrelay(): Promise<string> {
 
 const url = args.mode === 'naive' ? await naive() : await hookrelay();
 process.send?.({ url });
+// The parent asks for this process's CPU time (user + system, µs) around each phase: CPU per event is the
+// steadier figure on a shared, noisy machine.
+process.on('message', (m: unknown) => {
+  if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
+});
 process.on('disconnect', () => process.exit(0));
 process.on('SIGINT', () => process.exit(0));

@@ -28,8 +28,32 @@ export interface E2EResult {
   hookrelayP50: number;
   hookrelayP99: number;
   hookrelayMax: number;
+  /** The relay process's CPU time (user + system) per event, burst and steady phases together. */
+  naiveCpuMs: number;
+  hookrelayCpuMs: number;
   /** Every round's figures, in the order they ran. */
-  rounds: Record<'naive' | 'hookrelay', { rate: number; p50: number; p99: number; max: number }[]>;
+  rounds: Record<'naive' | 'hookrelay', Round[]>;
+}
+
+interface Round {
+  rate: number;
+  p50: number;
+  p99: number;
+  max: number;
+  cpuMs: number;
+}
+
+function cpuOf(proc: ChildProcess): Promise<number> {
+  return new Promise((res) => {
+    const onMsg = (m: { cpu?: { user: number; system: number } }) => {
+      if (m.cpu) {
+        proc.off('message', onMsg);
+        res((m.cpu.user + m.cpu.system) / 1000);
+      }
+    };
+    proc.on('message', onMsg);
+    proc.send('cpu');
+  });
 }
 
 function child(file: string, arg?: unknown): Promise<{ proc: ChildProcess; url: string }> {
@@ -155,7 +179,7 @@ export async function benchE2E(
   const warm = 300;
   const concurrency = opts.concurrency ?? 32;
   const workerConcurrency = opts.workerConcurrency ?? 16;
-  const rounds = opts.rounds ?? 2;
+  const rounds = opts.rounds ?? Number(process.env.BENCH_ROUNDS ?? 2);
   const dir = mkdtempSync(join(tmpdir(), 'hookrelay-bench-e2e-'));
   const redis = await startEmbeddedRedis({ dir });
   const receipts = new Receipts();
@@ -163,7 +187,7 @@ export async function benchE2E(
   receipts.attach(target.proc);
   const all = makeSignedPushes(2 * rounds * (warm + events + steadyCount), SECRET);
   const out: Partial<E2EResult> = { events, steadyRate: rate, avgBytes: Math.round(averageSize(all)) };
-  const runs: Record<'naive' | 'hookrelay', { rate: number; p50: number; p99: number; max: number }[]> = {
+  const runs: Record<'naive' | 'hookrelay', Round[]> = {
     naive: [],
     hookrelay: [],
   };
@@ -188,13 +212,16 @@ export async function benchE2E(
       const pool = new Pool(relay.url, { connections: concurrency });
       try {
         await burst(pool, take(warm), receipts, concurrency);
+        const cpu0 = await cpuOf(relay.proc);
         const r = await burst(pool, take(events), receipts, concurrency);
         const lat = await steady(pool, take(steadyCount), receipts, rate);
+        const cpu1 = await cpuOf(relay.proc);
         runs[mode].push({
           rate: r,
           p50: percentile(lat, 50),
           p99: percentile(lat, 99),
           max: lat[lat.length - 1]!,
+          cpuMs: (cpu1 - cpu0) / (events + steadyCount),
         });
       } finally {
         await pool.close();
@@ -210,8 +237,7 @@ export async function benchE2E(
     const s = [...xs].sort((a, b) => a - b);
     return s[Math.floor((s.length - 1) / 2)]!;
   };
-  const pick = (mode: 'naive' | 'hookrelay', k: 'rate' | 'p50' | 'p99' | 'max') =>
-    med(runs[mode].map((x) => x[k]));
+  const pick = (mode: 'naive' | 'hookrelay', k: keyof Round) => med(runs[mode].map((x) => x[k]));
   Object.assign(out, {
     naiveRate: pick('naive', 'rate'),
     naiveP50: pick('naive', 'p50'),
@@ -220,6 +246,8 @@ export async function benchE2E(
     hookrelayP50: pick('hookrelay', 'p50'),
     hookrelayP99: pick('hookrelay', 'p99'),
     hookrelayMax: pick('hookrelay', 'max'),
+    naiveCpuMs: pick('naive', 'cpuMs'),
+    hookrelayCpuMs: pick('hookrelay', 'cpuMs'),
     rounds: runs,
   });
   out.ratio = out.hookrelayRate! / out.naiveRate!;
@@ -240,9 +268,12 @@ export function printE2E(r: E2EResult): void {
   console.log(
     `  ratio ${r.ratio.toFixed(2)} × naive (target ≥ 0.8), p99 target ≤ 50 ms  (medians of ${r.rounds.naive.length} alternating rounds)`,
   );
+  console.log(
+    `  relay CPU per event: naive ${r.naiveCpuMs.toFixed(3)} ms, hookrelay ${r.hookrelayCpuMs.toFixed(3)} ms (${(r.hookrelayCpuMs / r.naiveCpuMs).toFixed(2)}×)`,
+  );
   for (const mode of ['naive', 'hookrelay'] as const) {
     console.log(
-      `  ${mode.padEnd(9)} rounds: ${r.rounds[mode].map((x) => `${x.rate.toFixed(0)}/s p99 ${x.p99} ms`).join(', ')}`,
+      `  ${mode.padEnd(9)} rounds: ${r.rounds[mode].map((x) => `${x.rate.toFixed(0)}/s p99 ${x.p99} ms ${x.cpuMs.toFixed(3)} cpu-ms/ev`).join(', ')}`,
     );
   }
 }

@@ -37,36 +37,50 @@ export class TargetClient {
     const url = new URL(req.url);
     if (query) url.searchParams.set(query[0], query[1]);
     if (url.origin !== this.origin) throw new Error('request url outside the target origin');
-    const res = await this.pool.request({
-      path: `${url.pathname}${url.search}`,
-      method: req.method,
-      headers: req.headers,
-      body: req.body,
-      headersTimeout: this.target.timeoutMs,
-      bodyTimeout: this.target.timeoutMs,
-      // The whole exchange, not just the gaps between bytes, must fit in the timeout (and so in the job lock).
-      signal: AbortSignal.timeout(this.target.timeoutMs),
-    });
-    let bodyStart = '';
-    if (res.statusCode >= 200 && res.statusCode < 300) {
-      await res.body.dump();
-    } else {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      for await (const chunk of res.body) {
-        chunks.push(chunk as Buffer);
-        size += (chunk as Buffer).length;
-        // Leaving the loop destroys the rest of the body: an error page is not worth reading in full.
-        if (size >= EXCERPT_READ_BYTES) break;
+    // The whole exchange, not just the gaps between bytes, must fit in the timeout (and so in the job lock). A
+    // cleared timer rather than AbortSignal.timeout(): same TimeoutError, ~20 µs less per request (measured),
+    // and no timer left pending for timeoutMs after every delivery.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(timeoutError()), this.target.timeoutMs);
+    timer.unref();
+    try {
+      const res = await this.pool.request({
+        path: `${url.pathname}${url.search}`,
+        method: req.method,
+        headers: req.headers,
+        body: req.body,
+        headersTimeout: this.target.timeoutMs,
+        bodyTimeout: this.target.timeoutMs,
+        signal: abort.signal,
+      });
+      let bodyStart = '';
+      if (res.statusCode >= 200 && res.statusCode < 300) {
+        await res.body.dump();
+      } else {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of res.body) {
+          chunks.push(chunk as Buffer);
+          size += (chunk as Buffer).length;
+          // Leaving the loop destroys the rest of the body: an error page is not worth reading in full.
+          if (size >= EXCERPT_READ_BYTES) break;
+        }
+        bodyStart = Buffer.concat(chunks).subarray(0, EXCERPT_READ_BYTES).toString('utf8');
       }
-      bodyStart = Buffer.concat(chunks).subarray(0, EXCERPT_READ_BYTES).toString('utf8');
+      return { status: res.statusCode, headers: res.headers, bodyStart };
+    } finally {
+      clearTimeout(timer);
     }
-    return { status: res.statusCode, headers: res.headers, bodyStart };
   }
 
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+/** What AbortSignal.timeout() aborts with. */
+function timeoutError(): DOMException {
+  return new DOMException('The operation was aborted due to timeout', 'TimeoutError');
 }
 
 /**

@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import picomatch from 'picomatch';
 import type { Envelope, Person } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
@@ -56,23 +57,37 @@ export class StaticLoopRules {
   }
 }
 
-// Sliding window per ref: members are event ids, so a crashed worker's second look at the same event (same
-// member) is not counted twice. Suppressed events are not added: the breaker closes once old entries age out.
-const RATE = `
+// Both Redis rules in one round trip, in the order they were always checked (the rate of each ref, then the
+// merge claims; the first hit ends the check). KEYS: the ref-rate ZSETs (ARGV[5] of them), then the merge-claim
+// keys. Returns 0 = pass, 1 = ref-rate, 2 = merge-push-collapsed.
+// Rate: sliding window per ref; members are event ids, so a crashed worker's second look at the same event
+// (same member) is not counted twice. Suppressed events are not added: the breaker closes once old entries age
+// out. Claim: the first of a merge and its push to claim the merge commit for a target wins; the holder may look
+// again.
+const CHECK = `
 local now = tonumber(ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
-if redis.call('ZSCORE', KEYS[1], ARGV[4]) then return 0 end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 1 end
-redis.call('ZADD', KEYS[1], now, ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
+local window = tonumber(ARGV[2])
+local count = tonumber(ARGV[3])
+local id = ARGV[4]
+local nRate = tonumber(ARGV[5])
+for i = 1, nRate do
+  local k = KEYS[i]
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
+  if not redis.call('ZSCORE', k, id) then
+    if redis.call('ZCARD', k) >= count then return 1 end
+    redis.call('ZADD', k, now, id)
+    redis.call('PEXPIRE', k, window)
+  end
+end
+for i = nRate + 1, #KEYS do
+  local v = redis.call('GET', KEYS[i])
+  if not v then
+    redis.call('SET', KEYS[i], id, 'EX', ARGV[6])
+  elseif v ~= id then
+    return 2
+  end
+end
 return 0`;
-
-// The first of a merge and its push to claim the merge commit for a target wins; the holder may look again.
-const CLAIM = `
-local v = redis.call('GET', KEYS[1])
-if v then return v end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return ARGV[1]`;
 
 /**
  * Keys that identify "this change was merged into this branch": a merge's destination branch and merge commit;
@@ -101,8 +116,8 @@ export function mergeMarks(env: Envelope): string[] {
  */
 export class LoopGuard {
   readonly rules: StaticLoopRules;
-  private readonly rate: ReturnType<typeof luaScript>;
-  private readonly claim: ReturnType<typeof luaScript>;
+  private readonly run: ReturnType<typeof luaScript>;
+  private readonly cluster: boolean;
 
   constructor(
     redis: RedisClient,
@@ -110,8 +125,8 @@ export class LoopGuard {
     private readonly loop: LoopConfig,
   ) {
     this.rules = new StaticLoopRules(loop);
-    this.rate = luaScript(redis, 'hrLoopRate', RATE);
-    this.claim = luaScript(redis, 'hrLoopClaim', CLAIM);
+    this.run = luaScript(redis, 'hrLoopCheck', CHECK);
+    this.cluster = redis instanceof Cluster;
   }
 
   async check(env: Envelope, eventId: string, targetId: string): Promise<SuppressReason | null> {
@@ -119,18 +134,30 @@ export class LoopGuard {
     if (fixed) return fixed;
     const repo = env.repository ?? '-';
     const { count, windowSeconds } = this.loop.maxTriggersPerRef;
-    for (const ref of env.refs) {
-      const key = this.keys.loop(`rate:${targetId}:${repo}:${ref.name}`);
-      const over = (await this.rate([key], [Date.now(), windowSeconds * 1000, count, eventId])) as number;
-      if (over === 1) return 'ref-rate';
-    }
+    const keys = env.refs.map((ref) => this.keys.loop(`rate:${targetId}:${repo}:${ref.name}`));
+    const nRate = keys.length;
     if (this.loop.collapseMergePush) {
-      for (const mark of mergeMarks(env)) {
-        const key = this.keys.loop(`merge:${targetId}:${repo}:${mark}`);
-        const holder = (await this.claim([key], [eventId, this.loop.collapseWindowSeconds])) as string;
-        if (holder !== eventId) return 'merge-push-collapsed';
+      for (const mark of mergeMarks(env)) keys.push(this.keys.loop(`merge:${targetId}:${repo}:${mark}`));
+    }
+    if (keys.length === 0) return null;
+    const args = (n: number) => [
+      Date.now(),
+      windowSeconds * 1000,
+      count,
+      eventId,
+      n,
+      this.loop.collapseWindowSeconds,
+    ];
+    let hit = 0;
+    if (!this.cluster) hit = (await this.run(keys, args(nRate))) as number;
+    else {
+      // Cluster: one key per call (the keys hash to different slots), in the same order.
+      for (let i = 0; i < keys.length && hit === 0; i++) {
+        hit = (await this.run([keys[i]!], args(i < nRate ? 1 : 0))) as number;
       }
     }
+    if (hit === 1) return 'ref-rate';
+    if (hit === 2) return 'merge-push-collapsed';
     return null;
   }
 }

@@ -116,8 +116,11 @@ export async function processJob(
   if (trigger === 'bitbucket' && job.attemptsMade === 0) {
     const reason = await ctx.guard.check(event.envelope, event.id, target.id);
     if (reason) {
-      await settle('suppressed', { reason });
-      await ctx.redis.zadd(ctx.keys.suppressed, Date.now(), `${event.id}.${target.id}`);
+      // Independent writes, sent together (same connection, so still applied in this order).
+      await Promise.all([
+        settle('suppressed', { reason }),
+        ctx.redis.zadd(ctx.keys.suppressed, Date.now(), `${event.id}.${target.id}`),
+      ]);
       ctx.metrics.loopSuppressed.inc({ target: target.id, reason });
       ctx.metrics.deliveries.inc({ target: target.id, outcome: 'suppressed' });
       log.info({ reason }, 'delivery suppressed by the loop guard');
