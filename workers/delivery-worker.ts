@@ -71,7 +71,7 @@ export function startDeliveryWorkers(rt: Runtime): DeliveryWorkers {
     const lockDuration = lockDurationFor(target);
     const worker = new Worker<DeliveryJobData>(
       rt.keys.queueName(target.id),
-      (job) => processJob(ctx, tr, job),
+      (job, token) => processJob(ctx, tr, job, token),
       {
         // biome-ignore lint/suspicious/noExplicitAny: ioredis Cluster and Redis are both accepted at runtime
         connection: connection as any,

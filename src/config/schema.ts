@@ -257,6 +257,8 @@ export const configSchema = {
         },
         collapseMergePush: { type: 'boolean', default: true },
         collapseWindowSeconds: { type: 'integer', minimum: 1, default: 600 },
+        // How long a merged-PR delivery waits for the push of its merge commit before it is sent anyway.
+        collapseWaitSeconds: { type: 'integer', minimum: 0, default: 15 },
       },
     },
     retention: {

@@ -98,6 +98,7 @@ export interface Config {
     maxTriggersPerRef: { count: number; windowSeconds: number };
     collapseMergePush: boolean;
     collapseWindowSeconds: number;
+    collapseWaitSeconds: number;
   };
   retention: { eventsMs: number; completedJobsMs: number; deadLettersMs: number };
   log: { level: string };

@@ -7,6 +7,8 @@ import type { RedisClient } from '../queue/redis-connection.js';
 import { luaScript } from './scripts.js';
 
 export type SuppressReason = 'skip-marker' | 'ignored-actor' | 'ref-rate' | 'merge-push-collapsed';
+/** A merged PR whose merge-commit push has not been seen yet: wait a little for it (see LoopGuard.check). */
+export type GuardVerdict = SuppressReason | 'wait-for-push' | null;
 
 type LoopConfig = Config['loop'];
 
@@ -59,11 +61,12 @@ export class StaticLoopRules {
 
 // Both Redis rules in one round trip, in the order they were always checked (the rate of each ref, then the
 // merge claims; the first hit ends the check). KEYS: the ref-rate ZSETs (ARGV[5] of them), then the merge-claim
-// keys. Returns 0 = pass, 1 = ref-rate, 2 = merge-push-collapsed.
+// keys. Returns 0 = pass, 1 = ref-rate, 2 = merge-push-collapsed, 3 = a merge whose push is not seen yet.
 // Rate: sliding window per ref; members are event ids, so a crashed worker's second look at the same event
 // (same member) is not counted twice. Suppressed events are not added: the breaker closes once old entries age
-// out. Claim: the first of a merge and its push to claim the merge commit for a target wins; the holder may look
-// again.
+// out. Merge marks: a push of a merge commit records itself (ARGV[7] = 'push') and is always delivered — it is
+// what builds the destination branch; a merged PR (ARGV[7] = 'merge') is collapsed into that push once the push
+// has been seen, and told to wait (3) while it has not.
 const CHECK = `
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -79,14 +82,17 @@ for i = 1, nRate do
     redis.call('PEXPIRE', k, window)
   end
 end
+local waiting = false
 for i = nRate + 1, #KEYS do
-  local v = redis.call('GET', KEYS[i])
-  if not v then
-    redis.call('SET', KEYS[i], id, 'EX', ARGV[6])
-  elseif v ~= id then
+  if ARGV[7] == 'push' then
+    redis.call('SET', KEYS[i], id, 'EX', ARGV[6], 'NX')
+  elseif redis.call('EXISTS', KEYS[i]) == 1 then
     return 2
+  else
+    waiting = true
   end
 end
+if waiting then return 3 end
 return 0`;
 
 /**
@@ -129,7 +135,7 @@ export class LoopGuard {
     this.cluster = redis instanceof Cluster;
   }
 
-  async check(env: Envelope, eventId: string, targetId: string): Promise<SuppressReason | null> {
+  async check(env: Envelope, eventId: string, targetId: string): Promise<GuardVerdict> {
     const fixed = this.rules.check(env);
     if (fixed) return fixed;
     const repo = env.repository ?? '-';
@@ -147,6 +153,7 @@ export class LoopGuard {
       eventId,
       n,
       this.loop.collapseWindowSeconds,
+      MERGED_EVENTS.has(env.eventKey) ? 'merge' : 'push',
     ];
     let hit = 0;
     if (!this.cluster) hit = (await this.run(keys, args(nRate))) as number;
@@ -158,6 +165,7 @@ export class LoopGuard {
     }
     if (hit === 1) return 'ref-rate';
     if (hit === 2) return 'merge-push-collapsed';
+    if (hit === 3) return 'wait-for-push';
     return null;
   }
 }

@@ -1,4 +1,4 @@
-import { type Job, type Queue, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, type Job, type Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Config, TargetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -79,6 +79,7 @@ export async function processJob(
   ctx: DeliveryContext,
   tr: TargetRuntime,
   job: Job<DeliveryJobData>,
+  token?: string,
 ): Promise<JobOutcome> {
   const { target } = tr;
   const data = job.data;
@@ -114,7 +115,17 @@ export async function processJob(
 
   // Once per delivery: a retry already passed the guard (its checks are idempotent per event anyway).
   if (trigger === 'bitbucket' && job.attemptsMade === 0) {
-    const reason = await ctx.guard.check(event.envelope, event.id, target.id);
+    const verdict = await ctx.guard.check(event.envelope, event.id, target.id);
+    if (
+      verdict === 'wait-for-push' &&
+      token &&
+      Date.now() - event.receivedAt < ctx.config.loop.collapseWaitSeconds * 1000
+    ) {
+      // The merge's push usually follows within seconds: look again shortly (not an attempt, no retry used).
+      await job.moveToDelayed(Date.now() + 1000, token);
+      throw new DelayedError();
+    }
+    const reason = verdict === 'wait-for-push' ? null : verdict;
     if (reason) {
       // Independent writes, sent together (same connection, so still applied in this order).
       await Promise.all([

@@ -122,8 +122,9 @@ describe('loop guard', () => {
     expect(t.received).toHaveLength(3);
   });
 
-  it('a merge and the push of its merge commit (12- vs 40-char hash) trigger one delivery per target', async () => {
+  it('a merge and the push of its merge commit (12- vs 40-char hash) trigger one delivery per target: the push', async () => {
     const { r, t } = await setup({}, { targets: ['ci', 'ci2'] });
+    // The merged PR arrives first and waits for its push; the push builds the destination branch.
     const merge = await accepted(
       r,
       'cloud',
@@ -137,10 +138,25 @@ describe('loop guard', () => {
       cloudPush({ oldHash: HASH.a, newHash: HASH.merge }),
     );
     for (const id of ['ci', 'ci2']) {
-      expect((await r.settled(merge, id)).state).toBe('delivered');
-      await expectSuppressed(r, mergePush, 'merge-push-collapsed', id);
+      expect((await r.settled(mergePush, id)).state).toBe('delivered');
+      await expectSuppressed(r, merge, 'merge-push-collapsed', id);
     }
     expect(t.received.map((x) => x.url).sort()).toEqual(['/ci', '/ci2']);
+    expect(t.received.every((x) => x.headers['x-event-key'] === 'repo:push')).toBe(true);
+  });
+
+  it('a merged PR whose push never comes is delivered after collapseWaitSeconds', async () => {
+    const { r, t } = await setup({ loop: { collapseWaitSeconds: 1 } });
+    const merge = await accepted(
+      r,
+      'cloud',
+      'pullrequest:fulfilled',
+      cloudPullRequest({ id: 99, mergeCommit: HASH.c.slice(0, 12) }),
+    );
+    const s = await r.settled(merge, 'ci', ['delivered']);
+    expect(s.attempts).toHaveLength(1);
+    expect(t.received).toHaveLength(1);
+    expect(t.received[0]!.headers['x-event-key']).toBe('pullrequest:fulfilled');
   });
 
   it('a released delivery skips the loop guard and carries the same Idempotency-Key', async () => {

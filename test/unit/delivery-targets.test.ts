@@ -38,6 +38,7 @@ const loop = {
   maxTriggersPerRef: { count: 3, windowSeconds: 60 },
   collapseMergePush: true,
   collapseWindowSeconds: 600,
+  collapseWaitSeconds: 15,
 };
 
 describe('loop guard rules', () => {
