@@ -3,6 +3,7 @@
  * so only ratios are comparable between runs). Not a test: nothing here fails the build.
  */
 
+import { benchDurability, printDurability } from './durability.js';
 import { benchE2E, printE2E } from './e2e.js';
 import { benchEdge, formatEdgeBench } from './edge.js';
 import { benchIngest, printIngest } from './ingest.js';
@@ -11,3 +12,4 @@ const only = process.argv[2];
 if (!only || only === 'ingest') printIngest(await benchIngest());
 if (!only || only === 'e2e') printE2E(await benchE2E());
 if (!only || only === 'edge') console.log(`\n== edge ==\n${formatEdgeBench(await benchEdge())}`);
+if (!only || only === 'durability') printDurability(await benchDurability());
