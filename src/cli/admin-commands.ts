@@ -95,6 +95,50 @@ async function paged<T>(
   }
 }
 
+type Cell = string | number | null | undefined;
+
+interface ListSpec<T> {
+  description: string;
+  filters: ('status' | 'state' | 'reason')[];
+  /** The admin API path, and the field of its answer that holds the page (also the key under --json). */
+  path: string;
+  field: string;
+  columns: string[];
+  row: (item: T) => Cell[];
+}
+
+/** `<group> list`: filters, paging (--limit, --cursor, --all), a table or --json; one shape for every list. */
+function registerList<T>(parent: Command, spec: ListSpec<T>): void {
+  withClientOptions(
+    withFilters(parent.command('list').description(spec.description), spec.filters)
+      .option('--limit <n>', 'page size (1..500)', '50')
+      .option('--cursor <cursor>', 'continue after a previous page')
+      .option('--all', 'follow cursors to the end'),
+  ).action(
+    action(async (client, opts) => {
+      let total: number | undefined;
+      const { items, nextCursor } = await paged(opts, async (cursor) => {
+        const p = await client.get<Record<string, unknown> & { total?: number; nextCursor: string | null }>(
+          spec.path,
+          { ...filterOf(opts), limit: opts.limit, cursor },
+        );
+        total = p.total;
+        return { items: p[spec.field] as T[], nextCursor: p.nextCursor };
+      });
+      if (opts.json) {
+        printJson({ [spec.field]: items, ...(total === undefined ? {} : { total }), nextCursor });
+        return;
+      }
+      print(table(spec.columns, items.map(spec.row)));
+      if (total !== undefined) {
+        print(`${items.length} of ${total}${nextCursor ? `; more: --cursor ${nextCursor}` : ''}`);
+      } else if (nextCursor) {
+        print(`more: --cursor ${nextCursor}`);
+      }
+    }),
+  );
+}
+
 interface TargetView {
   target: string;
   state: string;
@@ -151,47 +195,24 @@ export function registerEventsCommands(program: Command): void {
     }),
   );
 
-  withClientOptions(
-    withFilters(events.command('list').description('received events, newest first'), ['state'])
-      .option('--limit <n>', 'page size (1..500)', '50')
-      .option('--cursor <cursor>', 'continue after a previous page')
-      .option('--all', 'follow cursors to the end'),
-  ).action(
-    action(async (client, opts) => {
-      const { items, nextCursor } = await paged(opts, async (cursor) => {
-        const p = await client.get<{ events: Record<string, unknown>[]; nextCursor: string | null }>(
-          '/api/events',
-          {
-            ...filterOf(opts),
-            limit: opts.limit,
-            cursor,
-          },
-        );
-        return { items: p.events, nextCursor: p.nextCursor };
-      });
-      if (opts.json) {
-        printJson({ events: items, nextCursor });
-        return;
-      }
-      print(
-        table(
-          ['received', 'id', 'source', 'event', 'repository', 'refs', 'targets'],
-          items.map((e) => [
-            shortTime(e.receivedAt as string),
-            e.id as string,
-            e.source as string,
-            e.eventKey as string,
-            e.repository as string,
-            (e.refs as string[]).join(','),
-            Object.entries(e.targets as Record<string, string>)
-              .map(([t, s]) => `${t}:${s}`)
-              .join(' '),
-          ]),
-        ),
-      );
-      if (nextCursor) print(`more: --cursor ${nextCursor}`);
-    }),
-  );
+  registerList<Record<string, unknown>>(events, {
+    description: 'received events, newest first',
+    filters: ['state'],
+    path: '/api/events',
+    field: 'events',
+    columns: ['received', 'id', 'source', 'event', 'repository', 'refs', 'targets'],
+    row: (e) => [
+      shortTime(e.receivedAt as string),
+      e.id as string,
+      e.source as string,
+      e.eventKey as string,
+      e.repository as string,
+      (e.refs as string[]).join(','),
+      Object.entries(e.targets as Record<string, string>)
+        .map(([t, st]) => `${t}:${st}`)
+        .join(' '),
+    ],
+  });
 }
 
 interface DeadLetter {
@@ -299,43 +320,22 @@ async function idsOrFilter(
 export function registerDlqCommands(program: Command): void {
   const dlq = program.command('dlq').description('dead letters: deliveries that failed for good (admin API)');
 
-  withClientOptions(
-    withFilters(dlq.command('list').description('dead letters, newest failure first'), ['status', 'reason'])
-      .option('--limit <n>', 'page size (1..500)', '50')
-      .option('--cursor <cursor>', 'continue after a previous page')
-      .option('--all', 'follow cursors to the end'),
-  ).action(
-    action(async (client, opts) => {
-      let total = 0;
-      const { items, nextCursor } = await paged(opts, async (cursor) => {
-        const p = await client.get<{ deadLetters: DeadLetter[]; total: number; nextCursor: string | null }>(
-          '/api/dead-letters',
-          { ...filterOf(opts), limit: opts.limit, cursor },
-        );
-        total = p.total;
-        return { items: p.deadLetters, nextCursor: p.nextCursor };
-      });
-      if (opts.json) {
-        printJson({ deadLetters: items, total, nextCursor });
-        return;
-      }
-      print(
-        table(
-          ['failed', 'id', 'event', 'repository', 'attempts', 'last', 'reason'],
-          items.map((d) => [
-            shortTime(d.failedAt),
-            d.id,
-            d.eventKey,
-            d.expired ? '(expired)' : d.repository,
-            d.attemptsMade,
-            d.status ?? d.statusClass,
-            d.reason,
-          ]),
-        ),
-      );
-      print(`${items.length} of ${total}${nextCursor ? `; more: --cursor ${nextCursor}` : ''}`);
-    }),
-  );
+  registerList<DeadLetter>(dlq, {
+    description: 'dead letters, newest failure first',
+    filters: ['status', 'reason'],
+    path: '/api/dead-letters',
+    field: 'deadLetters',
+    columns: ['failed', 'id', 'event', 'repository', 'attempts', 'last', 'reason'],
+    row: (d) => [
+      shortTime(d.failedAt),
+      d.id,
+      d.eventKey,
+      d.expired ? '(expired)' : d.repository,
+      d.attemptsMade,
+      d.status ?? d.statusClass,
+      d.reason,
+    ],
+  });
 
   withClientOptions(
     dlq
@@ -433,43 +433,21 @@ interface SuppressedItem {
 export function registerSuppressedCommands(program: Command): void {
   const sup = program.command('suppressed').description('deliveries held back by the loop guard (admin API)');
 
-  withClientOptions(
-    withFilters(sup.command('list').description('suppressed deliveries, newest first'), ['reason'])
-      .option('--limit <n>', 'page size (1..500)', '50')
-      .option('--cursor <cursor>', 'continue after a previous page')
-      .option('--all', 'follow cursors to the end'),
-  ).action(
-    action(async (client, opts) => {
-      let total = 0;
-      const { items, nextCursor } = await paged(opts, async (cursor) => {
-        const p = await client.get<{
-          suppressed: SuppressedItem[];
-          total: number;
-          nextCursor: string | null;
-        }>('/api/suppressed', { ...filterOf(opts), limit: opts.limit, cursor });
-        total = p.total;
-        return { items: p.suppressed, nextCursor: p.nextCursor };
-      });
-      if (opts.json) {
-        printJson({ suppressed: items, total, nextCursor });
-        return;
-      }
-      print(
-        table(
-          ['suppressed', 'id', 'event', 'repository', 'refs', 'reason'],
-          items.map((s) => [
-            shortTime(s.suppressedAt),
-            s.id,
-            s.eventKey,
-            s.expired ? '(expired)' : s.repository,
-            s.refs?.join(','),
-            s.reason,
-          ]),
-        ),
-      );
-      print(`${items.length} of ${total}${nextCursor ? `; more: --cursor ${nextCursor}` : ''}`);
-    }),
-  );
+  registerList<SuppressedItem>(sup, {
+    description: 'suppressed deliveries, newest first',
+    filters: ['reason'],
+    path: '/api/suppressed',
+    field: 'suppressed',
+    columns: ['suppressed', 'id', 'event', 'repository', 'refs', 'reason'],
+    row: (x) => [
+      shortTime(x.suppressedAt),
+      x.id,
+      x.eventKey,
+      x.expired ? '(expired)' : x.repository,
+      x.refs?.join(','),
+      x.reason,
+    ],
+  });
 
   withClientOptions(
     withFilters(

@@ -59,6 +59,35 @@ async function waitForPing(url: string, child: ChildProcess, timeoutMs: number):
 }
 
 /**
+ * How the relay runs a redis-server of its own: loopback only, AOF on (acknowledged events survive a restart),
+ * no RDB snapshots, and `noeviction` (BullMQ must never lose keys to eviction).
+ */
+export function redisServerArgs(
+  port: number,
+  dir: string,
+  appendfsync: 'everysec' | 'always' = 'everysec',
+): string[] {
+  return [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    appendfsync,
+    '--save',
+    '',
+    '--maxmemory-policy',
+    'noeviction',
+    '--protected-mode',
+    'yes',
+  ];
+}
+
+/**
  * A redis-server child on a free loopback port, with AOF on (so `hookrelay start` keeps acknowledged events
  * across restarts) and `noeviction` (BullMQ must never lose keys to eviction). Used by `hookrelay start` when
  * no redis.url is configured, and by the test suite.
@@ -75,25 +104,7 @@ export async function startEmbeddedRedis(
   const port = opts.port ?? (await freePort());
   const child = spawn(
     bin,
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      dir,
-      '--appendonly',
-      'yes',
-      '--appendfsync',
-      opts.appendfsync ?? 'everysec',
-      '--save',
-      '',
-      '--maxmemory-policy',
-      'noeviction',
-      '--protected-mode',
-      'yes',
-      ...(opts.args ?? []),
-    ],
+    [...redisServerArgs(port, dir, opts.appendfsync ?? 'everysec'), ...(opts.args ?? [])],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   const url = `redis://127.0.0.1:${port}`;

@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { redisServerArgs } from '../../../src/queue/embedded-redis.js';
 import { freePort, type Proc, spawnTracked, waitFor } from '../../edge/helpers/processes.js';
 
 /**
@@ -51,25 +52,7 @@ export async function startRedisNode(
   const p = port ?? (await freePort());
   const dir = join(baseDir, name);
   mkdirSync(dir, { recursive: true });
-  const args = [
-    '--port',
-    String(p),
-    '--bind',
-    '127.0.0.1',
-    '--dir',
-    dir,
-    '--appendonly',
-    'yes',
-    '--appendfsync',
-    'everysec',
-    '--save',
-    '',
-    '--maxmemory-policy',
-    'noeviction',
-    '--daemonize',
-    'no',
-    ...extraArgs,
-  ];
+  const args = [...redisServerArgs(p, dir), '--daemonize', 'no', ...extraArgs];
   let proc!: Proc;
   const node: RedisNode = {
     port: p,
