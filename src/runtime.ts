@@ -55,7 +55,11 @@ export async function createRuntime(
   const jobOptions = new Map<string, JobsOptions>(
     config.targets.map((t) => [t.id, deliveryJobOptions(config, t)]),
   );
-  const store = new EventStore(redis, keys, config, queues, jobOptions);
+  const commitRedis = createRedis(config, 'producer', 'producer-commit');
+  commitRedis.on('error', () => {
+    // Reported once by the main producer connection's handler above.
+  });
+  const store = new EventStore(redis, keys, config, queues, jobOptions, commitRedis);
   const router = new Router(config);
   return {
     config,
@@ -69,6 +73,7 @@ export async function createRuntime(
     async close() {
       await Promise.allSettled([...queues.values()].map((q) => q.close()));
       redis.disconnect();
+      commitRedis.disconnect();
     },
   };
 }

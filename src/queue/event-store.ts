@@ -105,8 +105,15 @@ export class EventStore {
   private readonly reserveScript = new LuaScript(RESERVE_SCRIPT);
   private readonly markOkScript = new LuaScript(MARK_OK_SCRIPT);
   private readonly releaseScript = new LuaScript(RELEASE_SCRIPT);
-  /** SHAs loaded into the server behind the current connection (emptied on every reconnection). */
+  /** SHAs loaded into the server behind the commit connection (emptied on every reconnection). */
   private readonly loaded = new Set<string>();
+
+  /**
+   * Transactions and durability waits run on a connection of their own: WAIT and WAITAOF block the connection
+   * that sends them, and on the shared one a lagging replica would stall every request's reserve. A wait there
+   * still covers the reserve writes, which Redis applied (and replicates) before the transaction.
+   */
+  private readonly commitClient: Redis;
 
   constructor(
     client: RedisClient,
@@ -114,9 +121,11 @@ export class EventStore {
     private readonly config: Config,
     private readonly queues: ReadonlyMap<string, Queue>,
     private readonly jobOptions: ReadonlyMap<string, JobsOptions> = new Map(),
+    commitClient: RedisClient = client,
   ) {
     this.client = client as Redis;
-    this.client.on('ready', () => this.loaded.clear());
+    this.commitClient = commitClient as Redis;
+    this.commitClient.on('ready', () => this.loaded.clear());
   }
 
   /** How long a claim by a request that has not committed yet blocks a copy of the same delivery. */
@@ -181,12 +190,37 @@ export class EventStore {
     });
   }
 
+  /** The commit connection may still be connecting (just started, or reconnecting): wait for it, bounded. */
+  private commitReady(): Promise<void> {
+    if (this.commitClient.status === 'ready') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        this.commitClient.off('ready', onReady);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onReady = () => done();
+      const timer = setTimeout(
+        () => done(new Error('redis commit connection not ready')),
+        this.config.redis.commandTimeoutMs,
+      );
+      this.commitClient.once('ready', onReady);
+    });
+  }
+
   private async flush(): Promise<void> {
     const batch = this.batch;
     this.batch = [];
+    try {
+      await this.commitReady();
+    } catch (err) {
+      for (const p of batch) p.reject(err as Error);
+      return;
+    }
     // BullMQ's adapter around the same connection: its transactions accept BullMQ's job scripts.
     // biome-ignore lint/suspicious/noExplicitAny: BullMQ types ioredis from its own copy of the type declarations
-    const multi = createIORedisClient(this.client as any).multi() as any;
+    const multi = createIORedisClient(this.commitClient as any).multi() as any;
     // BullMQ sends its job script through `runCommand`; send it by SHA (see LuaScript), loading scripts the
     // server may not have at the head of the transaction.
     const scripts = (
@@ -300,12 +334,13 @@ export class EventStore {
     // Fail closed: an unverified server must not let 2xx claim a durability it may not give.
     if (durability === 'fsync' && !this.durabilityChecked)
       throw new Error('redis durability not verified yet');
-    if (opts.afterWrite) await this.client.set(`${this.keys.prefix}:durability-mark`, String(Date.now()));
+    const c = this.commitClient;
+    if (opts.afterWrite) await c.set(`${this.keys.prefix}:durability-mark`, String(Date.now()));
     if (durability === 'replicated') {
-      const got = (await this.client.wait(replicas, commandTimeoutMs)) as number;
+      const got = (await c.wait(replicas, commandTimeoutMs)) as number;
       if (got < replicas) throw new Error(`only ${got} of ${replicas} replicas acknowledged the write`);
     } else if (this.waitAof) {
-      const [local] = (await this.client.call('WAITAOF', 1, 0, commandTimeoutMs)) as number[];
+      const [local] = (await c.call('WAITAOF', 1, 0, commandTimeoutMs)) as number[];
       if (local !== 1) throw new Error('the AOF fsync was not confirmed in time');
     }
   }

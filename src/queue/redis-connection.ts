@@ -8,7 +8,7 @@ export type RedisClient = Redis | Cluster;
  * (no offline queue, a command timeout) so that it answers 503 instead of hanging until Bitbucket's 10 s
  * timeout. Workers block on Redis and must retry forever (`maxRetriesPerRequest: null`).
  */
-export function createRedis(config: Config, role: 'producer' | 'worker', name = role): RedisClient {
+export function createRedis(config: Config, role: 'producer' | 'worker', name: string = role): RedisClient {
   const r = config.redis;
   const common: RedisOptions = {
     connectionName: `hookrelay-${name}`,
