@@ -3,7 +3,7 @@ import { installErrorHandlers } from './http-errors.js';
 import { hooksRoute } from './ingress/hooks-route.js';
 import type { IngressDeps } from './ingress/ingress-deps.js';
 import { addMetricsRoute } from './metrics-app.js';
-import { isReady } from './queue/redis-connection.js';
+import { redisAnswers } from './queue/redis-connection.js';
 
 /**
  * The ingress as a Fastify instance, without listening: tests build it on port 0 or inject into it, the
@@ -26,21 +26,11 @@ export function buildIngressApp(deps: IngressDeps): FastifyInstance {
 
   app.get('/healthz', async () => ({ ok: true }));
   app.get('/readyz', async (_req, reply) => {
-    if (!isReady(deps.redis)) {
-      return reply
-        .code(503)
-        .header('retry-after', '2')
-        .send({ error: 'NOT_READY', message: 'redis unreachable' });
-    }
-    try {
-      await deps.redis.ping();
-    } catch {
-      return reply
-        .code(503)
-        .header('retry-after', '2')
-        .send({ error: 'NOT_READY', message: 'redis unreachable' });
-    }
-    return { ok: true };
+    if (await redisAnswers(deps.redis)) return { ok: true };
+    return reply
+      .code(503)
+      .header('retry-after', '2')
+      .send({ error: 'NOT_READY', message: 'redis unreachable' });
   });
 
   // This instance's own counters (requests by source and outcome, durations). HAProxy does not route it: scrape

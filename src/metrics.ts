@@ -21,7 +21,7 @@ export function createMetrics() {
     }),
     ingressDuplicates: new Counter({
       name: 'hookrelay_ingress_duplicates_total',
-      help: 'Webhook requests answered as duplicates, by source and by which key matched',
+      help: 'Webhook requests answered as duplicates of a stored event, by source',
       labelNames: ['source'] as const,
       registers: [registry],
     }),

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { installErrorHandlers } from '../http-errors.js';
-import { isReady } from '../queue/redis-connection.js';
+import { redisAnswers } from '../queue/redis-connection.js';
 import type { AdminDeps } from './admin-deps.js';
 import { createAudit } from './audit.js';
 import { createAuthenticator } from './auth.js';
@@ -49,13 +49,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   // Browsers ask for it on the login page; a 401 there would only be noise in their console.
   app.get('/favicon.ico', { config: { public: true } }, async (_req, reply) => reply.code(204).send());
   app.get('/readyz', { config: { public: true } }, async (_req, reply) => {
-    const ok =
-      isReady(deps.redis) &&
-      (await deps.redis.ping().then(
-        () => true,
-        () => false,
-      ));
-    if (ok) return { ok: true };
+    if (await redisAnswers(deps.redis)) return { ok: true };
     return reply
       .code(503)
       .header('retry-after', '2')

@@ -49,3 +49,12 @@ export function createRedis(config: Config, role: 'producer' | 'worker', name: s
 export function isReady(client: RedisClient): boolean {
   return client.status === 'ready';
 }
+
+/** Readiness as /readyz means it: the connection is up and Redis answers a PING now. */
+export async function redisAnswers(client: RedisClient): Promise<boolean> {
+  if (!isReady(client)) return false;
+  return client.ping().then(
+    () => true,
+    () => false,
+  );
+}
