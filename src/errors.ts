@@ -15,7 +15,6 @@ export const ERRORS = {
   BODY_INVALID_JSON: { status: 400, message: 'body is not valid JSON' },
   PAYLOAD_INVALID: { status: 400, message: 'payload does not match the schema of its event' },
   LOOP_DETECTED: { status: 508, message: 'request already passed through this relay' },
-  EVENT_IN_PROGRESS: { status: 503, message: 'the same delivery is being stored right now, retry' },
   QUEUE_UNAVAILABLE: { status: 503, message: 'event store unavailable, retry later' },
   NOT_READY: { status: 503, message: 'not ready' },
   UNAUTHORIZED: { status: 401, message: 'missing or invalid credentials' },

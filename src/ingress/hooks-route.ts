@@ -7,7 +7,7 @@ import { safeJsonParse } from '../bitbucket/safe-json.js';
 import { verifySignature } from '../bitbucket/signature.js';
 import type { SourceConfig } from '../config/types.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
-import { type ClaimResult, type DedupeKey, NotDurableYet, type StoredEvent } from '../queue/event-store.js';
+import type { DedupeKey, StoredEvent, StoreResult } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
 import { newEventId } from './event-id.js';
 import { HOP_HEADER, hasPassedThisRelay } from './hop-marker.js';
@@ -207,40 +207,24 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
             }))
           : []),
       ];
-      let claim: ClaimResult;
+      let stored: StoreResult;
       try {
-        claim = await store.reserve(event, dedupe);
-      } catch (err) {
-        req.log.warn({ err: (err as Error).message }, 'event reserve failed');
-        return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
-      }
-      if (claim.state === 'done') {
+        stored = await store.store(event, dedupe);
         // A copy of an event whose first answer was 503 for want of durability: 200 only once it is durable.
-        if (config.redis.durability !== 'fast') {
-          try {
-            await store.waitForDurability({ afterWrite: true });
-          } catch {
-            return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
-          }
-        }
-        req.hr.outcome = 'duplicate';
-        req.hr.eventId = claim.id;
-        metrics.ingressDuplicates.inc({ source: source.id });
-        return reply.code(200).send({ id: claim.id, duplicate: true });
-      }
-      if (claim.state === 'pending') return reject(req, reply, 'EVENT_IN_PROGRESS', undefined, 1);
-      const eventId = event.id;
-      try {
-        await store.commit(event);
+        if (stored.state === 'duplicate') await store.awaitDurable();
       } catch (err) {
-        req.log.warn({ err: (err as Error).message, eventId }, 'event store failed');
-        // Stored but not yet replicated/fsynced: keep it, Bitbucket's retry is answered once it is durable.
-        if (err instanceof NotDurableYet) return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
-        store.release(event, dedupe).catch(() => {
-          // Unreleased claims go stale on their own within seconds.
-        });
+        // Nothing was written (the script is atomic), or it is written but not yet durable: either way
+        // Bitbucket's retry of the same delivery is stored, or answered as a copy once durable.
+        req.log.warn({ err: (err as Error).message, eventId: event.id }, 'event store failed');
         return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
       }
+      if (stored.state === 'duplicate') {
+        req.hr.outcome = 'duplicate';
+        req.hr.eventId = stored.id;
+        metrics.ingressDuplicates.inc({ source: source.id });
+        return reply.code(200).send({ id: stored.id, duplicate: true });
+      }
+      const eventId = event.id;
       req.hr.outcome = 'accepted';
       req.hr.eventId = eventId;
       req.hr.targets = targets.length;

@@ -103,11 +103,6 @@ export function startDriver(o: {
         return;
       }
       if (answer.status === 503 && answer.headers['retry-after'] !== undefined) stats.retryAfter503 += 1;
-      // The same delivery is still being stored by an ingress that may have died: Bitbucket would retry.
-      if (answer.status === 503 && answer.json.error === 'EVENT_IN_PROGRESS' && tryNo > 0) {
-        await sleep(1000);
-        continue;
-      }
       // Not acknowledged: counted, not retried. A short pause keeps an outage from turning into a busy loop.
       await sleep(100);
       break;

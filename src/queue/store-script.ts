@@ -1,0 +1,75 @@
+/**
+ * The one Lua script that stores an event: dedupe check, the event hash, its index entry, its dedupe keys and
+ * every delivery job, in one atomic call. One call means one round trip per event, and "all of an event's jobs
+ * or none" holds without a second step: Redis runs a script to the end, and a script whose first write meets
+ * `maxmemory` is refused before it has written anything.
+ *
+ * The jobs are written the way BullMQ 5's `addStandardJob` writes a job with a custom id and no delay,
+ * priority, parent or deduplication (the only jobs the ingress makes): job hash, `added` and `waiting` events,
+ * the id on the wait (or paused) list, the worker marker. Calling BullMQ's own script would need a second
+ * call per target, since a script cannot call another. `test/integration/store-script.test.ts` compares what
+ * this writes with what `Queue.add` writes on the pinned BullMQ version, so an upgrade that changes the
+ * format fails the build instead of stranding jobs.
+ *
+ * Every key is passed in KEYS, so on Redis Cluster an event whose keys share a hash tag is one slot.
+ *
+ * KEYS: 1 event hash, 2 event index, 3..2+D dedupe keys, then 8 per target:
+ *       wait, paused, meta, id, active, events, marker, job hash.
+ * ARGV: 1 event id, 2 received at (ms), 3 event retention (ms), 4 meta JSON, 5 headers JSON, 6 body encoding,
+ *       7 body, 8 D, then (tag, ttl seconds) per dedupe key, then (job id, name, data, opts) per target.
+ * Returns false when stored, or {'duplicate', holder event id} when a dedupe key with the same tag is held.
+ */
+export const STORE_SCRIPT = `
+local rcall = redis.call
+local nd = tonumber(ARGV[8])
+for i = 1, nd do
+  local v = rcall('GET', KEYS[2 + i])
+  if v then
+    local bar = string.find(v, '|', 1, true)
+    if bar and string.sub(v, 1, bar - 1) == ARGV[7 + 2 * i] then
+      local rest = string.sub(v, bar + 1)
+      local stop = string.find(rest, '|', 1, true)
+      return {'duplicate', stop and string.sub(rest, 1, stop - 1) or rest}
+    end
+  end
+end
+rcall('HSET', KEYS[1], 'meta', ARGV[4], 'hdr', ARGV[5], 'enc', ARGV[6], 'body', ARGV[7], 'ok', ARGV[2])
+rcall('PEXPIRE', KEYS[1], ARGV[3])
+rcall('ZADD', KEYS[2], ARGV[2], ARGV[1])
+for i = 1, nd do
+  rcall('SET', KEYS[2 + i], ARGV[7 + 2 * i] .. '|' .. ARGV[1], 'EX', ARGV[8 + 2 * i])
+end
+local k = 3 + nd
+local a = 9 + 2 * nd
+while k <= #KEYS do
+  local wait, paused, meta, idKey, active, events, marker, jobKey =
+    KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], KEYS[k + 7]
+  local jobId, name = ARGV[a], ARGV[a + 1]
+  rcall('INCR', idKey)
+  local maxEvents = rcall('HGET', meta, 'opts.maxLenEvents')
+  if not maxEvents then
+    maxEvents = 10000
+    rcall('HSET', meta, 'opts.maxLenEvents', maxEvents)
+  end
+  if rcall('EXISTS', jobKey) == 0 then
+    rcall('HMSET', jobKey, 'name', name, 'data', ARGV[a + 2], 'opts', ARGV[a + 3], 'timestamp', ARGV[2],
+      'delay', 0, 'priority', 0)
+    rcall('XADD', events, '*', 'event', 'added', 'jobId', jobId, 'name', name)
+    local attrs = rcall('HMGET', meta, 'paused', 'concurrency')
+    local list, held = wait, false
+    if attrs[1] then
+      list, held = paused, true
+    elseif attrs[2] then
+      held = rcall('LLEN', active) >= tonumber(attrs[2])
+    end
+    rcall('LPUSH', list, jobId)
+    if not held then rcall('ZADD', marker, 0, '0') end
+    rcall('XADD', events, 'MAXLEN', '~', maxEvents, '*', 'event', 'waiting', 'jobId', jobId)
+  end
+  k = k + 8
+  a = a + 4
+end
+return false`;
+
+/** The BullMQ keys of one target's queue that the script writes, in KEYS order. */
+export const JOB_KEY_NAMES = ['wait', 'paused', 'meta', 'id', 'active', 'events', 'marker'] as const;
