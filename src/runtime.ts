@@ -1,4 +1,4 @@
-import type { JobsOptions, Queue } from 'bullmq';
+import type { JobsOptions } from 'bullmq';
 import type { Config } from './config/types.js';
 import { Router } from './ingress/routing.js';
 import type { Logger } from './log.js';
@@ -7,7 +7,7 @@ import { checkDurability } from './queue/durability.js';
 import { EventStore } from './queue/event-store.js';
 import { deliveryJobOptions } from './queue/job-options.js';
 import { type Keys, makeKeys } from './queue/keys.js';
-import { createTargetQueues } from './queue/queues.js';
+import { TargetQueues } from './queue/queues.js';
 import { createRedis, type RedisClient } from './queue/redis-connection.js';
 
 /** The shared pieces of a relay process, built once from the frozen config. */
@@ -16,7 +16,7 @@ export interface Runtime {
   log: Logger;
   keys: Keys;
   redis: RedisClient;
-  queues: Map<string, Queue>;
+  queues: TargetQueues;
   store: EventStore;
   router: Router;
   metrics: Metrics;
@@ -51,7 +51,7 @@ export async function createRuntime(
       },
     );
   });
-  const queues = createTargetQueues(config, keys, redis);
+  const queues = new TargetQueues(config, keys, redis);
   const jobOptions = new Map<string, JobsOptions>(
     config.targets.map((t) => [t.id, deliveryJobOptions(config, t)]),
   );
@@ -71,7 +71,7 @@ export async function createRuntime(
     router,
     metrics,
     async close() {
-      await Promise.allSettled([...queues.values()].map((q) => q.close()));
+      await queues.close();
       redis.disconnect();
       commitRedis.disconnect();
     },

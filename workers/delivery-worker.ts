@@ -13,10 +13,11 @@ import {
   processJob,
   type TargetRuntime,
 } from '../src/delivery/process-job.js';
+import type { Logger } from '../src/log.js';
 import { readTargetState, recordAttempt } from '../src/queue/delivery-state.js';
 import { EventStore } from '../src/queue/event-store.js';
 import type { DeliveryJobData } from '../src/queue/job-types.js';
-import { createRedis } from '../src/queue/redis-connection.js';
+import { createRedis, type RedisClient } from '../src/queue/redis-connection.js';
 import type { Runtime } from '../src/runtime.js';
 
 export interface DeliveryWorkers {
@@ -54,64 +55,26 @@ export function startDeliveryWorkers(rt: Runtime): DeliveryWorkers {
   };
   const clients: TargetClient[] = [];
 
-  const workers = rt.config.targets.map((target) => {
-    const queue = rt.queues.get(target.id);
-    if (!queue) throw new Error(`no queue for target ${target.id}`);
+  // One worker per target queue: per target, or per target and shard on a cluster (each shard's queue is in
+  // its own slot). A target's HTTP client and circuit breaker are shared by its shards.
+  const workers = rt.config.targets.flatMap((target) => {
     const client = new TargetClient(target);
     clients.push(client);
-    const tr: TargetRuntime = {
-      target,
-      client,
-      queue,
-      secrets: secretsOf(target),
-      circuit: new CircuitBreaker(connection, rt.keys.circuit(target.id), target, (open) =>
-        rt.metrics.circuitState.set({ target: target.id }, open ? 1 : 0),
-      ),
-    };
-    const lockDuration = lockDurationFor(target);
-    const worker = new Worker<DeliveryJobData>(
-      rt.keys.queueName(target.id),
-      (job, token) => processJob(ctx, tr, job, token),
-      {
-        // biome-ignore lint/suspicious/noExplicitAny: ioredis Cluster and Redis are both accepted at runtime
-        connection: connection as any,
-        prefix: rt.keys.queuePrefix(target.id),
-        concurrency: target.concurrency,
-        limiter: target.rateLimit
-          ? { max: target.rateLimit.max, duration: target.rateLimit.durationMs }
-          : NO_LIMIT,
-        lockDuration,
-        // Renewed four times per lock period: one late renewal (a busy event loop) does not lose the lock.
-        lockRenewTime: Math.min(lockDuration / 4, 5000),
-        stalledInterval: Math.min(lockDuration, 30_000),
-        maxStalledCount: 3,
-        settings: {
-          backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) =>
-            err instanceof RetryLater ? err.delayMs : backoffDelay(target.retry, attemptsMade),
-        },
-      },
+    const circuit = new CircuitBreaker(connection, rt.keys.circuit(target.id), target, (open) =>
+      rt.metrics.circuitState.set({ target: target.id }, open ? 1 : 0),
     );
-    worker.on('failed', (job, err) => {
-      if (!job || isRecorded(err) || err instanceof RetryLater) return;
-      // Failures the processor did not record itself (an expired event, too many stalls): record the dead
-      // letter once BullMQ has given up on the job.
-      const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
-      log.warn(
-        { target: target.id, eventId: job.data.e, err: err.message, final },
-        'delivery attempt failed',
+    return rt.queues
+      .ofTarget(target.id)
+      .map((queue, shard) =>
+        startTargetWorker(
+          rt,
+          ctx,
+          connection,
+          log,
+          { target, client, queue, secrets: secretsOf(target), circuit },
+          shard,
+        ),
       );
-      if (!final) return;
-      const eventKey = rt.keys.event(job.data.e);
-      readTargetState(connection, eventKey, target.id)
-        .then((prev) =>
-          prev?.state === 'dead'
-            ? undefined
-            : recordAttempt(connection, eventKey, target.id, { state: 'dead', reason: err.message }),
-        )
-        .catch(() => {});
-    });
-    worker.on('error', (err) => log.warn({ target: target.id, err: err.message }, 'worker error'));
-    return { worker, timeoutMs: target.timeoutMs };
   });
 
   return {
@@ -135,4 +98,56 @@ export function startDeliveryWorkers(rt: Runtime): DeliveryWorkers {
       connection.disconnect();
     },
   };
+}
+
+function startTargetWorker(
+  rt: Runtime,
+  ctx: DeliveryContext,
+  connection: RedisClient,
+  log: Logger,
+  tr: TargetRuntime,
+  shard: number,
+): { worker: Worker<DeliveryJobData>; timeoutMs: number } {
+  const { target } = tr;
+  const lockDuration = lockDurationFor(target);
+  const worker = new Worker<DeliveryJobData>(
+    rt.keys.queueName(target.id, shard),
+    (job, token) => processJob(ctx, tr, job, token),
+    {
+      // biome-ignore lint/suspicious/noExplicitAny: ioredis Cluster and Redis are both accepted at runtime
+      connection: connection as any,
+      prefix: rt.keys.queuePrefix(target.id, shard),
+      concurrency: target.concurrency,
+      limiter: target.rateLimit
+        ? { max: target.rateLimit.max, duration: target.rateLimit.durationMs }
+        : NO_LIMIT,
+      lockDuration,
+      // Renewed four times per lock period: one late renewal (a busy event loop) does not lose the lock.
+      lockRenewTime: Math.min(lockDuration / 4, 5000),
+      stalledInterval: Math.min(lockDuration, 30_000),
+      maxStalledCount: 3,
+      settings: {
+        backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) =>
+          err instanceof RetryLater ? err.delayMs : backoffDelay(target.retry, attemptsMade),
+      },
+    },
+  );
+  worker.on('failed', (job, err) => {
+    if (!job || isRecorded(err) || err instanceof RetryLater) return;
+    // Failures the processor did not record itself (an expired event, too many stalls): record the dead
+    // letter once BullMQ has given up on the job.
+    const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    log.warn({ target: target.id, eventId: job.data.e, err: err.message, final }, 'delivery attempt failed');
+    if (!final) return;
+    const eventKey = rt.keys.event(job.data.e);
+    readTargetState(connection, eventKey, target.id)
+      .then((prev) =>
+        prev?.state === 'dead'
+          ? undefined
+          : recordAttempt(connection, eventKey, target.id, { state: 'dead', reason: err.message }),
+      )
+      .catch(() => {});
+  });
+  worker.on('error', (err) => log.warn({ target: target.id, err: err.message }, 'worker error'));
+  return { worker, timeoutMs: target.timeoutMs };
 }

@@ -28,15 +28,17 @@ export async function dashboard(
   basePath: string,
 ): Promise<void> {
   const dl = new DeadLetters(deps);
-  const targetByQueue = new Map([...deps.queues.keys()].map((t) => [deps.keys.queueName(t), t]));
+  const targetByQueue = new Map(deps.queues.all().map((q) => [q.queue.name, q.targetId]));
 
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(`${basePath}${DASHBOARD_PATH}`);
   createBullBoard({
-    queues: [...deps.queues.entries()].map(
-      ([target, queue]) =>
+    queues: deps.queues.all().map(
+      ({ targetId, shard, queue }) =>
         // biome-ignore lint/suspicious/noExplicitAny: bull-board types BullMQ's Queue from its own copy
-        new BullMQAdapter(queue as any, { description: `deliveries to target ${target}` }),
+        new BullMQAdapter(queue as any, {
+          description: `deliveries to target ${targetId}${deps.keys.shards > 1 ? `, shard ${shard}` : ''}`,
+        }),
     ),
     serverAdapter,
     options: {

@@ -112,10 +112,8 @@ export class DeadLetters {
   /** Every dead letter matching the filter, newest failure first. */
   async find(f: Filter): Promise<Loaded[]> {
     const out: Loaded[] = [];
-    const targets = f.target ? [f.target] : [...this.deps.queues.keys()];
-    for (const t of targets) {
-      const queue = this.deps.queues.get(t);
-      if (!queue) continue;
+    const targets = f.target ? [f.target] : this.deps.queues.targetIds;
+    for (const queue of targets.flatMap((t) => this.deps.queues.ofTarget(t))) {
       for (let start = 0; ; start += PAGE) {
         const jobs = (await queue.getFailed(start, start + PAGE - 1)) as Job<DeliveryJobData>[];
         const loaded = await Promise.all(jobs.filter((j) => j?.data?.e).map((j) => this.load(j)));
@@ -157,8 +155,8 @@ export class DeadLetters {
   /** The failed job behind a dead-letter id (`<eventId>.<targetId>`), or a 404/409. */
   async get(id: string): Promise<Loaded> {
     if (!DEAD_ID.test(id)) throw new RelayError('NOT_FOUND', 'no such dead letter');
-    const target = id.split('.')[1]!;
-    const queue = this.deps.queues.get(target);
+    const [eventId, target] = id.split('.') as [string, string];
+    const queue = this.deps.queues.forEvent(target, eventId);
     const job = queue ? ((await queue.getJob(id)) as Job<DeliveryJobData> | undefined) : undefined;
     if (!job) throw new RelayError('NOT_FOUND', 'no such dead letter');
     if (!(await job.isFailed()))

@@ -49,7 +49,7 @@ export async function eventsRoutes(app: FastifyInstance, deps: AdminDeps, audit:
     audit(req, { action: 'events.show', ids: [id], count: meta ? 1 : 0 });
     if (!meta) throw new RelayError('NOT_FOUND', 'no such event (unknown or expired)');
     const targets: TargetView[] = await Promise.all(
-      meta.targets.map((t) => targetView(deps.queues.get(t), id, t, states.get(t) ?? null)),
+      meta.targets.map((t) => targetView(deps.queues.forEvent(t, id), id, t, states.get(t) ?? null)),
     );
     return { ...receivedView(id, meta), targets };
   });
@@ -64,6 +64,50 @@ export async function eventsRoutes(app: FastifyInstance, deps: AdminDeps, audit:
   });
 }
 
+/**
+ * The event index, newest first, after the cursor: one index per shard (keys.ts), merged by (score, member)
+ * descending, each read a batch at a time.
+ */
+async function* indexDescending(
+  deps: AdminDeps,
+  max: string,
+  min: string,
+  cursor: IndexCursor | undefined,
+): AsyncGenerator<IndexCursor> {
+  const shards = Array.from({ length: deps.keys.shards }, (_, shard) => ({
+    key: deps.keys.eventIndexOf(shard),
+    offset: 0,
+    buffer: [] as IndexCursor[],
+    done: false,
+  }));
+  const refill = async (sh: (typeof shards)[number]) => {
+    const raw = await deps.redis.zrevrangebyscore(sh.key, max, min, 'WITHSCORES', 'LIMIT', sh.offset, BATCH);
+    sh.offset += raw.length / 2;
+    if (raw.length / 2 < BATCH) sh.done = true;
+    for (let i = 0; i < raw.length; i += 2) {
+      const entry = { m: raw[i]!, s: Number(raw[i + 1]) };
+      // Same score as the cursor: members sort descending, so the ones not yet shown are the smaller ones.
+      if (cursor && entry.s === cursor.s && entry.m >= cursor.m) continue;
+      sh.buffer.push(entry);
+    }
+  };
+  for (;;) {
+    await Promise.all(shards.filter((sh) => sh.buffer.length === 0 && !sh.done).map(refill));
+    let best: (typeof shards)[number] | undefined;
+    for (const sh of shards) {
+      const head = sh.buffer[0];
+      if (!head) continue;
+      const top = best?.buffer[0];
+      if (!top || head.s > top.s || (head.s === top.s && head.m > top.m)) best = sh;
+    }
+    if (!best) {
+      if (shards.every((sh) => sh.done)) return;
+      continue;
+    }
+    yield best.buffer.shift()!;
+  }
+}
+
 async function listEvents(
   deps: AdminDeps,
   filter: Filter,
@@ -73,34 +117,19 @@ async function listEvents(
   const max = cursor ? String(cursor.s) : filter.until !== undefined ? `(${filter.until}` : '+inf';
   const min = filter.since !== undefined ? String(filter.since) : '-inf';
   const events: EventListItem[] = [];
-  let offset = 0;
   let scanned = 0;
-  let last: IndexCursor | undefined;
+  let batch: IndexCursor[] = [];
+  const index = indexDescending(deps, max, min, cursor);
   for (;;) {
-    const raw = await deps.redis.zrevrangebyscore(
-      deps.keys.eventIndex,
-      max,
-      min,
-      'WITHSCORES',
-      'LIMIT',
-      offset,
-      BATCH,
-    );
-    if (raw.length === 0) return { events, nextCursor: null };
-    offset += raw.length / 2;
-    const batch: IndexCursor[] = [];
-    for (let i = 0; i < raw.length; i += 2) {
-      const entry = { m: raw[i]!, s: Number(raw[i + 1]) };
-      // Same score as the cursor: members sort descending, so the ones not yet shown are the smaller ones.
-      if (cursor && entry.s === cursor.s && entry.m >= cursor.m) continue;
-      batch.push(entry);
-    }
+    const next = await index.next();
+    if (!next.done) batch.push(next.value);
+    if (batch.length < BATCH && !next.done) continue;
+    // Read a batch of events at once, then judge them in index order.
     const parts = await Promise.all(batch.map((e) => readEventParts(deps, e.m)));
     for (let i = 0; i < batch.length; i++) {
       const entry = batch[i]!;
       const { meta, states } = parts[i]!;
       scanned += 1;
-      last = entry;
       if (meta && matches(meta, states, filter)) {
         const env = meta.envelope;
         events.push({
@@ -114,9 +143,10 @@ async function listEvents(
         });
         if (events.length === limit) return { events, nextCursor: encodeCursor(entry) };
       }
-      if (scanned >= MAX_SCANNED_PER_PAGE) return { events, nextCursor: encodeCursor(last) };
+      if (scanned >= MAX_SCANNED_PER_PAGE) return { events, nextCursor: encodeCursor(entry) };
     }
-    if (raw.length / 2 < BATCH) return { events, nextCursor: null };
+    if (next.done) return { events, nextCursor: null };
+    batch = [];
   }
 }
 

@@ -27,12 +27,21 @@ export function registerQueueGauges(registry: Registry, deps: AdminDeps): void {
     registers: [registry],
     async collect() {
       this.reset();
-      await Promise.all(
-        [...queues].map(async ([target, queue]) => {
-          const counts = await queue.getJobCounts(...JOB_STATES);
-          for (const state of JOB_STATES) this.set({ target, state }, counts[state] ?? 0);
-        }),
+      // Summed over a target's shards: the picture is per target, however the keyspace is split.
+      const all = await Promise.all(
+        queues.all().map(async ({ targetId, queue }) => ({
+          targetId,
+          counts: await queue.getJobCounts(...JOB_STATES),
+        })),
       );
+      for (const target of queues.targetIds) {
+        for (const state of JOB_STATES) {
+          const n = all
+            .filter((q) => q.targetId === target)
+            .reduce((sum, q) => sum + (q.counts[state] ?? 0), 0);
+          this.set({ target, state }, n);
+        }
+      }
     },
   });
   new Gauge({
@@ -43,7 +52,13 @@ export function registerQueueGauges(registry: Registry, deps: AdminDeps): void {
     async collect() {
       this.reset();
       await Promise.all(
-        [...queues].map(async ([target, queue]) => this.set({ target }, await queue.getFailedCount())),
+        queues.targetIds.map(async (target) => {
+          const counts = await Promise.all(queues.ofTarget(target).map((q) => q.getFailedCount()));
+          this.set(
+            { target },
+            counts.reduce((a, b) => a + b, 0),
+          );
+        }),
       );
     },
   });

@@ -119,7 +119,7 @@ export class SuppressedDeliveries {
    * releasing at the same moment land on the same id and BullMQ keeps one.
    */
   async release(l: Loaded): Promise<{ id: string; jobId: string }> {
-    const queue = this.deps.queues.get(l.target);
+    const queue = this.deps.queues.forEvent(l.target, l.eventId);
     const target = this.deps.config.targets.find((t) => t.id === l.target);
     if (!queue || !target) throw new RelayError('CONFLICT', `target ${l.target} is no longer configured`);
     if (!l.meta) throw new RelayError('CONFLICT', 'the event has expired; nothing left to deliver');

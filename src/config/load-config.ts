@@ -166,8 +166,17 @@ function crossCheck(raw: Raw): string[] {
   if (redisModes.length > 1)
     problems.push(`redis: set only one of url, sentinels, cluster (got ${redisModes.join(', ')})`);
   if (raw.redis.sentinels && !raw.redis.name) problems.push('redis.name: is required with redis.sentinels');
+  if (raw.redis.shards !== undefined && !raw.redis.cluster)
+    problems.push('redis.shards: only with redis.cluster (one Redis has one shard)');
+  // WAIT and WAITAOF answer for the node they are sent to; waiting on the node of each event's shard is not
+  // built yet, so a cluster keeps the promise of `fast` only.
+  if (raw.redis.cluster && raw.redis.durability !== undefined && raw.redis.durability !== 'fast')
+    problems.push('redis.durability: only fast is supported with redis.cluster');
   return problems;
 }
+
+// Enough shards to spread over a few primaries without a worker needing hundreds of queues.
+const DEFAULT_CLUSTER_SHARDS = 12;
 
 function normalise(raw: Raw): Config {
   return {
@@ -176,6 +185,7 @@ function normalise(raw: Raw): Config {
       ...raw.redis,
       ...(raw.redis.sentinels ? { sentinels: raw.redis.sentinels.map(parseHostPort) } : {}),
       ...(raw.redis.cluster ? { cluster: raw.redis.cluster.map(parseHostPort) } : {}),
+      shards: raw.redis.cluster ? (raw.redis.shards ?? DEFAULT_CLUSTER_SHARDS) : 1,
     },
     ingress: raw.ingress,
     worker: raw.worker,

@@ -78,6 +78,7 @@ export const configSchema = {
         sentinelPassword: { type: 'string' },
         password: { type: 'string' },
         cluster: { type: 'array', items: hostPort, minItems: 1 },
+        shards: { type: 'integer', minimum: 1, maximum: 1024 },
         prefix: { type: 'string', pattern: '^[A-Za-z0-9_-]+$', default: 'hookrelay' },
         durability: { enum: ['fast', 'fsync', 'replicated'], default: 'fast' },
         replicas: { type: 'integer', minimum: 1, default: 1 },

@@ -68,6 +68,8 @@ export interface Config {
     sentinelPassword?: string;
     password?: string;
     cluster?: { host: string; port: number }[];
+    /** Shards of the keyspace on a cluster (see keys.ts); always 1 without one. */
+    shards: number;
     prefix: string;
     durability: Durability;
     replicas: number;

@@ -44,7 +44,8 @@ export function coalesceRef(env: Envelope): string | null {
 
 export class Coalescer {
   private readonly coalescing: Set<string>;
-  private catching: Promise<void> | undefined;
+  /** The running catch-up per shard (an event's shard holds every event of its repository: keys.ts). */
+  private readonly catching = new Map<number, Promise<void>>();
   private readonly seen = new Set<string>();
   private readonly max: ReturnType<typeof luaScript>;
   private readonly cursor: ReturnType<typeof luaScript>;
@@ -72,7 +73,8 @@ export class Coalescer {
   }
 
   private jobKey(targetId: string, eventId: string): string {
-    return `${this.keys.queuePrefix(targetId)}:${this.keys.queueName(targetId)}:${deliveryJobId(eventId, targetId)}`;
+    const shard = this.keys.shardOfId(eventId);
+    return `${this.keys.queuePrefix(targetId, shard)}:${this.keys.queueName(targetId, shard)}:${deliveryJobId(eventId, targetId)}`;
   }
 
   private latestKey(targetId: string, repo: string, branch: string): string {
@@ -87,33 +89,33 @@ export class Coalescer {
   async supersededBy(targetId: string, event: StoredEvent): Promise<string | null> {
     const branch = coalesceRef(event.envelope);
     if (branch === null) return null;
-    await this.catchUp(event.receivedAt);
+    await this.catchUp(event.receivedAt, this.keys.shardOfId(event.id));
     const key = this.latestKey(targetId, event.envelope.repository ?? '-', branch);
     await this.max([key], [event.id, this.ttlMs()]);
     const latest = await this.redis.get(key);
     return latest && latest > event.id ? latest : null;
   }
 
-  private catchUp(fallbackFrom: number): Promise<void> {
-    // One catch-up at a time per process; a caller arriving meanwhile waits for it and then runs its own,
-    // so events committed after the running one started are not missed.
-    const run = (this.catching ?? Promise.resolve()).then(() => this.scan(fallbackFrom));
+  private catchUp(fallbackFrom: number, shard: number): Promise<void> {
+    // One catch-up at a time per process and shard; a caller arriving meanwhile waits for it and then runs its
+    // own, so events committed after the running one started are not missed.
+    const run = (this.catching.get(shard) ?? Promise.resolve()).then(() => this.scan(fallbackFrom, shard));
     const tracked = run.finally(() => {
-      if (this.catching === tracked) this.catching = undefined;
+      if (this.catching.get(shard) === tracked) this.catching.delete(shard);
     });
-    this.catching = tracked;
+    this.catching.set(shard, tracked);
     return tracked;
   }
 
-  private async scan(fallbackFrom: number): Promise<void> {
-    const cursorKey = this.keys.loop('coalesce:cursor');
+  private async scan(fallbackFrom: number, shard: number): Promise<void> {
+    const cursorKey = this.keys.loop(shard === 0 ? 'coalesce:cursor' : `coalesce:cursor:${shard}`);
     const stored = await this.redis.get(cursorKey);
     let from = (stored ? Number(stored) : fallbackFrom) - OVERLAP_MS;
     let high = 0;
     let held = false;
     for (;;) {
       const page = await this.redis.zrangebyscore(
-        this.keys.eventIndex,
+        this.keys.eventIndexOf(shard),
         from,
         '+inf',
         'WITHSCORES',

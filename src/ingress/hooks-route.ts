@@ -186,8 +186,10 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         const v = header(req, name);
         if (v !== undefined) headers[name] = v;
       }
+      const shard = deps.keys.shardOf(source.id, envelope.repository);
       const event: StoredEvent = {
-        id: newEventId(),
+        id: deps.keys.shards > 1 ? newEventId(Date.now(), shard) : newEventId(),
+        shard,
         sourceId: source.id,
         receivedAt: Date.now(),
         envelope,
@@ -198,10 +200,14 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       };
       const { deliveryIdSeconds, contentSeconds } = config.ingress.dedupe;
       const dedupe: DedupeKey[] = [
-        { key: deps.keys.dedupeDelivery(source.id, deliveryId), tag: '', ttlSeconds: deliveryIdSeconds },
+        {
+          key: deps.keys.dedupeDelivery(source.id, deliveryId, shard),
+          tag: '',
+          ttlSeconds: deliveryIdSeconds,
+        },
         ...(contentSeconds > 0
           ? contentKeys(source.id, envelope, body).map((c) => ({
-              key: deps.keys.dedupeContent(c.key),
+              key: deps.keys.dedupeContent(c.key, shard),
               tag: c.tag,
               ttlSeconds: contentSeconds,
             }))

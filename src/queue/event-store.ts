@@ -1,12 +1,13 @@
 import { inflateRawSync } from 'node:zlib';
-import { compressSync, uncompressSync } from 'lz4-napi';
-import { Job, type JobsOptions, type Queue } from 'bullmq';
+import { Job, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { compressSync, uncompressSync } from 'lz4-napi';
 import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
 import { type DeliveryJobData, deliveryJobId, idempotencyKey } from './job-types.js';
 import type { Keys } from './keys.js';
 import { LuaScript } from './lua-script.js';
+import type { TargetQueues } from './queues.js';
 import type { RedisClient } from './redis-connection.js';
 import { JOB_KEY_NAMES, STORE_SCRIPT } from './store-script.js';
 
@@ -23,6 +24,8 @@ export interface StoredEvent {
   clientIp?: string;
   /** Epoch ms when all its delivery jobs were committed; absent: never acknowledged (a failed or torn write). */
   acceptedAt?: number;
+  /** Its shard (Keys.shardOf; always 0 without a cluster). */
+  shard: number;
 }
 
 /** The event is stored on the primary but not yet as durable as `redis.durability` asks: answer 503, keep it. */
@@ -54,7 +57,8 @@ interface QueueSlot {
 export class EventStore {
   private readonly client: Redis;
   private readonly script = new LuaScript(STORE_SCRIPT);
-  private readonly slots = new Map<string, QueueSlot>();
+  /** Per target, per shard. */
+  private readonly slots = new Map<string, QueueSlot[]>();
   /** Requests waiting for the next durability round (see awaitDurable). */
   private durableWaiters: { resolve(): void; reject(err: Error): void }[] = [];
   private durableRunning = false;
@@ -69,21 +73,23 @@ export class EventStore {
     client: RedisClient,
     private readonly keys: Keys,
     private readonly config: Config,
-    queues: ReadonlyMap<string, Queue>,
+    queues: TargetQueues,
     jobOptions: ReadonlyMap<string, JobsOptions> = new Map(),
     commitClient: RedisClient = client,
   ) {
     this.client = client as Redis;
     this.commitClient = commitClient as Redis;
-    for (const [targetId, queue] of queues) {
+    for (const { targetId, queue } of queues.all()) {
       const k = queue.keys;
       // BullMQ's own normalisation of the options (defaults, backoff shape), as Queue.add would store them.
       const normalised = new Job(queue, 'x', {}, { ...jobOptions.get(targetId) }).opts;
-      this.slots.set(targetId, {
+      const slots = this.slots.get(targetId) ?? [];
+      slots.push({
         keys: JOB_KEY_NAMES.map((name) => k[name]!),
         prefix: k['']!,
         opts: normalised as Record<string, unknown>,
       });
+      this.slots.set(targetId, slots);
     }
   }
 
@@ -106,7 +112,7 @@ export class EventStore {
       targets: event.targets,
       clientIp: event.clientIp,
     });
-    const keys = [this.keys.event(event.id), this.keys.eventIndex];
+    const keys = [this.keys.event(event.id), this.keys.eventIndexOf(event.shard)];
     const args: (string | number | Buffer)[] = [
       event.id,
       event.receivedAt,
@@ -122,8 +128,8 @@ export class EventStore {
       args.push(d.tag, d.ttlSeconds);
     }
     for (const targetId of event.targets) {
-      const slot = this.slots.get(targetId);
-      if (!slot) throw new Error(`no queue for target ${targetId}`);
+      const slot = this.slots.get(targetId)?.[event.shard];
+      if (!slot) throw new Error(`no queue for target ${targetId} in shard ${event.shard}`);
       const jobId = deliveryJobId(event.id, targetId);
       const data: DeliveryJobData = { e: event.id, t: targetId, k: idempotencyKey(event.id, targetId) };
       keys.push(...slot.keys, slot.prefix + jobId);
@@ -237,6 +243,7 @@ export class EventStore {
       headers: JSON.parse(fields.hdr?.toString('utf8') ?? '{}'),
       body: decode(enc, raw),
       ...(fields.ok ? { acceptedAt: Number(fields.ok.toString('utf8')) } : {}),
+      shard: this.keys.shardOfId(id),
     };
   }
 }

@@ -15,10 +15,13 @@ export function startHousekeeping(
   const run = async () => {
     const horizon = Date.now() - (rt.config.retention.eventsMs + rt.config.retention.deadLettersMs);
     try {
-      const [events, suppressed] = await Promise.all([
-        rt.redis.zremrangebyscore(rt.keys.eventIndex, '-inf', horizon),
+      const [suppressed, ...perShard] = await Promise.all([
         rt.redis.zremrangebyscore(rt.keys.suppressed, '-inf', horizon),
+        ...Array.from({ length: rt.keys.shards }, (_, s) =>
+          rt.redis.zremrangebyscore(rt.keys.eventIndexOf(s), '-inf', horizon),
+        ),
       ]);
+      const events = perShard.reduce((a, b) => a + b, 0);
       if (events + suppressed > 0) log.debug({ events, suppressed }, 'trimmed expired index entries');
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'housekeeping failed; will try again');

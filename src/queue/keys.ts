@@ -2,17 +2,34 @@ import type { Config } from '../config/types.js';
 
 /**
  * Every Redis key the relay writes outside BullMQ's own, in one place. Each target has its own BullMQ queue so
- * that concurrency, rate limits and the circuit breaker are per target, and on a cluster each queue carries
- * its own hash tag so targets spread over shards.
+ * that concurrency, rate limits and the circuit breaker are per target.
+ *
+ * On Redis Cluster the keyspace is split into `redis.shards` shards, each under one hash tag (`{prefix:N}`):
+ * an event's hash, its index entry, its dedupe keys and its delivery jobs (one BullMQ queue per target and
+ * shard) share a slot, and the event id carries its shard (so a job, an ops request or a log line with the id
+ * finds the rest), so the store script stays one atomic call, and shards spread over the primaries. An
+ * event's shard follows its repository: a redelivery, a second hook's copy of the same change and every later
+ * push to the same ref meet the same dedupe keys and the same coalescing state. Small keys that are not per
+ * event (loop guard, circuit breakers, suppressed list) share the `{prefix}` tag. Without a cluster there is
+ * one shard and no tags: the keys are those of a single Redis.
  */
 export interface Keys {
   prefix: string;
+  /** How many shards (1 unless clustered). */
+  shards: number;
+  /** The shard of a new event, from its source and repository. */
+  shardOf(sourceId: string, repository: string | null): number;
+  /** The shard an event id was made for (see newEventId): its last three hex digits. */
+  shardOfId(eventId: string): number;
   event(id: string): string;
+  /** The event index of shard 0 (the only one without a cluster). */
   eventIndex: string;
-  dedupeDelivery(sourceId: string, deliveryId: string): string;
-  dedupeContent(contentKey: string): string;
-  queueName(targetId: string): string;
-  queuePrefix(targetId: string): string;
+  eventIndexOf(shard: number): string;
+  dedupeDelivery(sourceId: string, deliveryId: string, shard?: number): string;
+  dedupeContent(contentKey: string, shard?: number): string;
+  /** A target's queue in a shard; on a cluster each shard's queue has its own name (the dashboard keys by name). */
+  queueName(targetId: string, shard?: number): string;
+  queuePrefix(targetId: string, shard?: number): string;
   loop(name: string): string;
   /** ZSET of suppressed deliveries (member `<eventId>.<targetId>`, score = time suppressed). */
   suppressed: string;
@@ -20,19 +37,37 @@ export interface Keys {
   circuit(targetId: string): string;
 }
 
+/** FNV-1a: a fixed, fast spread of short strings; only its stability matters (shards must not move). */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
 export function makeKeys(config: Pick<Config, 'redis'>): Keys {
   const p = config.redis.prefix;
   const clustered = config.redis.cluster !== undefined;
+  const shards = clustered ? config.redis.shards : 1;
+  const shard = (s = 0) => (clustered ? `{${p}:${s}}` : p);
+  const global = clustered ? `{${p}}` : p;
+  const shardOfId = (id: string) => (shards === 1 ? 0 : (Number.parseInt(id.slice(-3), 16) || 0) % shards);
   return {
     prefix: p,
-    event: (id) => `${p}:ev:${id}`,
-    eventIndex: `${p}:events`,
-    dedupeDelivery: (sourceId, deliveryId) => `${p}:dd:${sourceId}:${deliveryId}`,
-    dedupeContent: (contentKey) => `${p}:dc:${contentKey}`,
-    queueName: (targetId) => `deliver-${targetId}`,
-    queuePrefix: (targetId) => (clustered ? `{${p}-${targetId}}` : p),
-    loop: (name) => `${p}:loop:${name}`,
-    suppressed: `${p}:suppressed`,
-    circuit: (targetId) => `${p}:circuit:${targetId}`,
+    shards,
+    shardOf: (sourceId, repository) => (shards === 1 ? 0 : fnv1a(`${sourceId}/${repository ?? ''}`) % shards),
+    shardOfId,
+    event: (id) => `${shard(shardOfId(id))}:ev:${id}`,
+    eventIndex: `${shard(0)}:events`,
+    eventIndexOf: (s) => `${shard(s)}:events`,
+    dedupeDelivery: (sourceId, deliveryId, s) => `${shard(s)}:dd:${sourceId}:${deliveryId}`,
+    dedupeContent: (contentKey, s) => `${shard(s)}:dc:${contentKey}`,
+    queueName: (targetId, s = 0) => (clustered ? `deliver-${targetId}-${s}` : `deliver-${targetId}`),
+    queuePrefix: (_targetId, s) => shard(s),
+    loop: (name) => `${global}:loop:${name}`,
+    suppressed: `${global}:suppressed`,
+    circuit: (targetId) => `${global}:circuit:${targetId}`,
   };
 }

@@ -18,7 +18,7 @@ export async function startIngress(config: Config, log: Logger): Promise<TestIng
   await waitForRedis(rt.redis, 5000);
   rt.store.waitAof = (await checkDurability(rt.redis, config, log)).waitAof;
   rt.store.durabilityChecked = true;
-  await Promise.all([...rt.queues.values()].map((q) => q.waitUntilReady()));
+  await Promise.all(rt.queues.all().map((q) => q.queue.waitUntilReady()));
   const app = buildIngressApp(rt);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return {

@@ -6,7 +6,7 @@ import type { Config } from '../../src/config/types.js';
 import { EventStore, type StoredEvent } from '../../src/queue/event-store.js';
 import { deliveryJobOptions } from '../../src/queue/job-options.js';
 import { makeKeys } from '../../src/queue/keys.js';
-import { createTargetQueues } from '../../src/queue/queues.js';
+import { TargetQueues } from '../../src/queue/queues.js';
 import { cloudPush } from '../fixtures/payloads.js';
 import { testConfig } from '../helpers/config.js';
 import { startTestRedis } from '../helpers/redis.js';
@@ -40,11 +40,11 @@ function setup(): { config: Config; store: EventStore; queue: Queue; prefix: str
   });
   const keys = makeKeys(config);
   const client = new Redis(redis.url);
-  const queues = createTargetQueues(config, keys, client);
+  const queues = new TargetQueues(config, keys, client);
   const jobOptions = new Map(config.targets.map((t) => [t.id, deliveryJobOptions(config, t)]));
   const store = new EventStore(client, keys, config, queues, jobOptions);
   closers.push(async () => {
-    await Promise.all([...queues.values()].map((q) => q.close()));
+    await queues.close();
     client.disconnect();
   });
   return { config, store, queue: queues.get('ci')!, prefix: `${config.redis.prefix}:deliver-ci` };
@@ -55,6 +55,7 @@ function event(id: string): StoredEvent {
   const body = Buffer.from(JSON.stringify(payload));
   return {
     id,
+    shard: 0,
     sourceId: 'cloud',
     receivedAt: Date.now(),
     envelope: normalise({ platform: 'cloud', eventKey: 'repo:push', deliveryId: id, payload }),

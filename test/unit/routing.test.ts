@@ -80,4 +80,25 @@ describe('event ids', () => {
     expect(a < b).toBe(true);
     expect(newEventId()).not.toBe(newEventId());
   });
+
+  it('carry their shard on a cluster, and the keys follow it', async () => {
+    const { newEventId } = await import('../../src/ingress/event-id.js');
+    const { makeKeys } = await import('../../src/queue/keys.js');
+    const redis = { prefix: 'hr', cluster: [{ host: 'a', port: 1 }], shards: 12 } as never;
+    const keys = makeKeys({ redis });
+    for (const shard of [0, 7, 11]) {
+      const id = newEventId(Date.now(), shard);
+      expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(keys.shardOfId(id)).toBe(shard);
+      expect(keys.event(id)).toBe(`{hr:${shard}}:ev:${id}`);
+      expect(keys.queuePrefix('ci', shard)).toBe(`{hr:${shard}}`);
+    }
+    // One repository, one shard: its redeliveries and copies meet the same dedupe keys.
+    expect(keys.shardOf('cloud', 'acme/a')).toBe(keys.shardOf('cloud', 'acme/a'));
+    const spread = new Set(Array.from({ length: 48 }, (_, i) => keys.shardOf('cloud', `acme/r${i}`)));
+    expect(spread.size).toBeGreaterThan(8);
+    const single = makeKeys({ redis: { prefix: 'hr', shards: 1 } as never });
+    expect(single.event('x-00b')).toBe('hr:ev:x-00b');
+    expect(single.loop('a')).toBe('hr:loop:a');
+  });
 });

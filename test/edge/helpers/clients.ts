@@ -5,7 +5,7 @@ import { cloudRequest, type Signed } from '../../helpers/bitbucket.js';
 
 /** A signed Cloud push that no other request in the run shares: own delivery id, own ref and commit hash. */
 export function uniquePush(
-  o: { pretty?: boolean; commits?: number; headers?: Record<string, string> } = {},
+  o: { pretty?: boolean; commits?: number; headers?: Record<string, string>; repo?: string } = {},
 ): {
   id: string;
   req: Signed;
@@ -14,6 +14,7 @@ export function uniquePush(
   const req = cloudRequest(
     'repo:push',
     cloudPush({
+      ...(o.repo ? { repo: o.repo } : {}),
       ref: `edge/${id.slice(0, 8)}`,
       newHash: randomBytes(20).toString('hex'),
       commits: o.commits ?? 1,

@@ -41,6 +41,8 @@ export function startDriver(o: {
   pauseMs?: number;
   /** Stop after this many distinct webhooks. */
   max?: number;
+  /** Repositories the pushes cycle through (default: one). */
+  repos?: string[];
 }): Driver {
   const stats: DriverStats = {
     sent: 0,
@@ -83,7 +85,8 @@ export function startDriver(o: {
   }
 
   async function one(): Promise<void> {
-    const { req } = uniquePush();
+    const repo = o.repos?.[stats.sent % o.repos.length];
+    const { req } = uniquePush(repo ? { repo } : {});
     stats.sent += 1;
     for (let tryNo = 0; tryNo <= NETWORK_RETRIES; tryNo++) {
       const url = pick();

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Redis, type RedisOptions } from 'ioredis';
+import { type Cluster, Redis, type RedisOptions } from 'ioredis';
 import { stringify } from 'yaml';
 import { waitFor } from '../../edge/helpers/processes.js';
 import { SECRETS } from '../../helpers/config.js';
@@ -85,8 +85,10 @@ export async function verifyRun(o: {
   stats: DriverStats;
   target: IdempotentTarget;
   targets: string[];
-  redis: Redis;
+  redis: Redis | Cluster;
   prefix: string;
+  /** The event index an id is in (one per shard on a cluster); default `<prefix>:events`. */
+  indexOf?: (eventId: string) => string;
   timeoutMs?: number;
 }): Promise<{ report: RunReport; missing: string[]; notIndexed: string[]; mismatched: string[] }> {
   const ids = [...o.stats.acked.keys()];
@@ -99,13 +101,17 @@ export async function verifyRun(o: {
     200,
   ).catch(() => undefined);
   const missing = missingNow();
-  const scores: (string | null)[] = [];
-  for (let i = 0; i < ids.length; i += 500) {
-    const chunk = ids.slice(i, i + 500);
-    if (chunk.length === 0) break;
-    scores.push(...((await o.redis.call('ZMSCORE', `${o.prefix}:events`, ...chunk)) as (string | null)[]));
+  const indexOf = o.indexOf ?? (() => `${o.prefix}:events`);
+  const byIndex = new Map<string, string[]>();
+  for (const id of ids) byIndex.set(indexOf(id), [...(byIndex.get(indexOf(id)) ?? []), id]);
+  const notIndexed: string[] = [];
+  for (const [key, all] of byIndex) {
+    for (let i = 0; i < all.length; i += 500) {
+      const chunk = all.slice(i, i + 500);
+      const scores = (await o.redis.call('ZMSCORE', key, ...chunk)) as (string | null)[];
+      notIndexed.push(...chunk.filter((_, j) => scores[j] === null));
+    }
   }
-  const notIndexed = ids.filter((_, i) => scores[i] === null);
   const owedSet = new Set(owed);
   const records = [...o.target.keys.entries()];
   const mismatched = records
