@@ -1,4 +1,5 @@
 import { Worker } from 'bullmq';
+import pLimit from 'p-limit';
 import type { TargetConfig } from '../src/config/types.js';
 import { secretsOf, TokenCache } from '../src/delivery/auth.js';
 import { backoffDelay } from '../src/delivery/backoff.js';
@@ -13,6 +14,7 @@ import {
   processJob,
   type TargetRuntime,
 } from '../src/delivery/process-job.js';
+import { SharedRateLimit } from '../src/delivery/shared-rate-limit.js';
 import type { Logger } from '../src/log.js';
 import { readTargetState, recordAttempt } from '../src/queue/delivery-state.js';
 import { EventStore } from '../src/queue/event-store.js';
@@ -60,21 +62,32 @@ export function startDeliveryWorkers(rt: Runtime): DeliveryWorkers {
   const workers = rt.config.targets.flatMap((target) => {
     const client = new TargetClient(target);
     clients.push(client);
+    const slots = pLimit(target.concurrency);
+    const sharedLimit =
+      target.rateLimit && rt.keys.shards > 1
+        ? new SharedRateLimit(connection, rt.keys.loop(`rate-limit:${target.id}`), target.rateLimit)
+        : undefined;
     const circuit = new CircuitBreaker(connection, rt.keys.circuit(target.id), target, (open) =>
       rt.metrics.circuitState.set({ target: target.id }, open ? 1 : 0),
     );
-    return rt.queues
-      .ofTarget(target.id)
-      .map((queue, shard) =>
-        startTargetWorker(
-          rt,
-          ctx,
-          connection,
-          log,
-          { target, client, queue, secrets: secretsOf(target), circuit },
-          shard,
-        ),
-      );
+    return rt.queues.ofTarget(target.id).map((queue, shard) =>
+      startTargetWorker(
+        rt,
+        ctx,
+        connection,
+        log,
+        {
+          target,
+          client,
+          queue,
+          secrets: secretsOf(target),
+          circuit,
+          slots,
+          ...(sharedLimit ? { sharedLimit } : {}),
+        },
+        shard,
+      ),
+    );
   });
 
   return {
@@ -118,9 +131,10 @@ function startTargetWorker(
       connection: connection as any,
       prefix: rt.keys.queuePrefix(target.id, shard),
       concurrency: target.concurrency,
-      limiter: target.rateLimit
-        ? { max: target.rateLimit.max, duration: target.rateLimit.durationMs }
-        : NO_LIMIT,
+      limiter:
+        target.rateLimit && !tr.sharedLimit
+          ? { max: target.rateLimit.max, duration: target.rateLimit.durationMs }
+          : NO_LIMIT,
       lockDuration,
       // Renewed four times per lock period: one late renewal (a busy event loop) does not lose the lock.
       lockRenewTime: Math.min(lockDuration / 4, 5000),

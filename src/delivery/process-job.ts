@@ -1,4 +1,5 @@
 import { DelayedError, type Job, type Queue, UnrecoverableError, Worker } from 'bullmq';
+import type { LimitFunction } from 'p-limit';
 import type { Config, TargetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -21,6 +22,7 @@ import type { Coalescer } from './coalesce.js';
 import { RetryLater } from './errors.js';
 import { excerpt, type TargetAnswer, type TargetClient } from './http-client.js';
 import type { LoopGuard } from './loop-guard.js';
+import type { SharedRateLimit } from './shared-rate-limit.js';
 import { standardWebhookHeaders } from './signing.js';
 
 /** What the workers of one process share. */
@@ -44,6 +46,13 @@ export interface TargetRuntime {
   circuit: CircuitBreaker;
   queue: Queue;
   secrets: string[];
+  /**
+   * Requests in flight to the target from this process, at most `concurrency`: on a cluster the target's
+   * shard queues each have a BullMQ worker, and their concurrency would otherwise add up.
+   */
+  slots: LimitFunction;
+  /** The target's rate limit shared by its shard queues (cluster only; BullMQ's limiter otherwise). */
+  sharedLimit?: SharedRateLimit;
 }
 
 export type JobOutcome =
@@ -156,6 +165,12 @@ export async function processJob(
     throw Worker.RateLimitError();
   }
 
+  const wait = tr.sharedLimit ? await tr.sharedLimit.acquire() : 0;
+  if (wait > 0) {
+    await tr.queue.rateLimit(wait);
+    throw Worker.RateLimitError();
+  }
+
   const n = await attemptNumber(ctx, eventKey, target.id, job, manual);
   const built = buildRequest({ target, event, job: data, attempt: n, relayId: ctx.config.relay.id });
   if ('skip' in built) {
@@ -165,7 +180,7 @@ export async function processJob(
     return { state: 'delivered', skipped: built.skip };
   }
 
-  const exchange = await send(ctx, tr, built, event, data.k);
+  const exchange = await tr.slots(() => send(ctx, tr, built, event, data.k));
   ctx.metrics.attemptDuration.observe({ target: target.id }, exchange.ms / 1000);
   const attempt: AttemptRecord = {
     n,

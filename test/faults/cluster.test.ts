@@ -22,6 +22,8 @@ import { printReport, verifyRun, writeFaultConfig } from './helpers/relay.js';
 const PREFIX = 'fcluster';
 const SHARDS = 12;
 const TARGETS = ['ci-a', 'ci-b'];
+// Per target and worker process, whatever the number of shard queues.
+const CONCURRENCY = 3;
 const REPOS = Array.from({ length: 24 }, (_, i) => `acme/service-${i}`);
 
 let dir: string;
@@ -79,13 +81,15 @@ beforeAll(async () => {
     200,
   );
 
-  target = await startIdempotentTarget();
+  // A target that takes a while, so deliveries queue up in every shard at once.
+  target = await startIdempotentTarget({ delayMs: 15 });
   const cfg = {
     dir,
     redis: { cluster: nodes.map((n) => `127.0.0.1:${n.port}`), shards: SHARDS },
     prefix: PREFIX,
     targetUrl: target.url,
     targets: TARGETS,
+    target: { concurrency: CONCURRENCY },
   };
   const port = await freePort();
   [ingress, worker] = await Promise.all([
@@ -129,7 +133,8 @@ describe('Redis Cluster: three primaries', () => {
       })),
     );
     const shardsUsed = new Set([...stats.acked.keys()].map(shardOf));
-    printReport('cluster', { ...run.report, shardsUsed: shardsUsed.size, perNode });
+    const peak = Object.fromEntries(target.peakInFlight);
+    printReport('cluster', { ...run.report, shardsUsed: shardsUsed.size, perNode, peakInFlight: peak });
 
     expect(run.missing).toEqual([]);
     expect(run.notIndexed).toEqual([]);
@@ -141,6 +146,9 @@ describe('Redis Cluster: three primaries', () => {
       expect(p.events).toBeGreaterThan(0);
       expect(p.completedQueues).toBeGreaterThan(0);
     }
+    // Twelve shard queues per target, one BullMQ worker each, and still at most `concurrency` requests at once.
+    for (const t of TARGETS) expect(target.peakInFlight.get(`/${t}`)).toBeLessThanOrEqual(CONCURRENCY);
+    expect(Math.max(...target.peakInFlight.values())).toBe(CONCURRENCY);
     expect(worker.isRunning()).toBe(true);
   });
 });

@@ -32,6 +32,8 @@ export interface IdempotentTarget {
   aborted: Set<string>;
   /** Requests currently being answered (arrived, answer not yet written). */
   inFlight(): number;
+  /** The most requests ever in flight at once, per request path (one path per target). */
+  peakInFlight: Map<string, number>;
   /** The keys being answered right now, with the sender's port (to tell which process sent them). */
   inFlightKeys(): { key: string; remotePort: number }[];
   /** `up`: answer (after delayMs); `down`: 503 to everything. */
@@ -46,6 +48,8 @@ export async function startIdempotentTarget(o: { delayMs?: number } = {}): Promi
   const keys = new Map<string, KeyRecord>();
   const aborted = new Set<string>();
   let inFlight = 0;
+  const byPath = new Map<string, number>();
+  const peakInFlight = new Map<string, number>();
   const pending = new Set<{ key: string; remotePort: number }>();
   const server: Server = createServer((req, res) => {
     const key = String(req.headers['idempotency-key'] ?? '');
@@ -83,11 +87,15 @@ export async function startIdempotentTarget(o: { delayMs?: number } = {}): Promi
         body = '{"ok":true}';
       }
       inFlight += 1;
+      const path = req.url ?? '';
+      byPath.set(path, (byPath.get(path) ?? 0) + 1);
+      peakInFlight.set(path, Math.max(peakInFlight.get(path) ?? 0, byPath.get(path)!));
       const entry = { key, remotePort: req.socket.remotePort ?? 0 };
       pending.add(entry);
       let answered = false;
       res.on('close', () => {
         inFlight -= 1;
+        byPath.set(path, byPath.get(path)! - 1);
         pending.delete(entry);
         if (!answered) aborted.add(key);
       });
@@ -110,6 +118,7 @@ export async function startIdempotentTarget(o: { delayMs?: number } = {}): Promi
     keys,
     aborted,
     inFlight: () => inFlight,
+    peakInFlight,
     inFlightKeys: () => [...pending],
     mode: 'up',
     delayMs: o.delayMs ?? 0,
