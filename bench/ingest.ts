@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -7,6 +7,12 @@ import { fmt, type LoadResult, load, spawnServer, waitReady, writeYaml } from '.
 import { averageSize, makeSignedPushes } from './payloads.js';
 
 const SECRET = 'bench-secret';
+
+/** User + system CPU time of a process so far, in ms (Linux /proc; clock ticks are 10 ms). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
 
 function relayConfig(redisUrl: string, port: number, targets: number): string {
   const ids = Array.from({ length: targets }, (_, i) => `t${i}`);
@@ -35,8 +41,12 @@ async function startRelayIngress(dir: string, redisUrl: string, targets: number)
 
 export interface IngestBench {
   bare: LoadResult;
+  /** The issue's reference point: HMAC + JSON.parse + one BullMQ Queue.add per request. */
+  straight: LoadResult;
   hookrelay: LoadResult;
   ratio: number;
+  /** CPU ms per accepted webhook in the hookrelay ingress process and in redis-server. */
+  cpuMsPerEvent: { ingress: number; redis: number };
   payloadBytes: number;
   redisBytesPerEvent: Record<string, number>;
   memoryRatio: Record<string, number>;
@@ -50,19 +60,37 @@ export async function benchIngest(seconds = 8): Promise<IngestBench> {
   const payloadBytes = averageSize(reqs);
   try {
     const bare = await spawnServer(process.execPath, ['--import', 'tsx', 'bench/bare-server.ts']);
+    const straight = await spawnServer(process.execPath, ['--import', 'tsx', 'bench/straight-server.ts'], {
+      REDIS_URL: redis.url,
+      SECRET,
+    });
     const relay = await startRelayIngress(dir, redis.url, 1);
-    // Warm both up, then alternate rounds so drift on a noisy machine hits both alike.
+    const redisPid = Number(/process_id:(\d+)/.exec(await inspect.info('server'))![1]);
+    // Warm all up, then alternate rounds so drift on a noisy machine hits each alike.
     await load(bare.url, '/hooks/cloud', reqs.slice(0, 2000), 2);
+    await load(straight.url, '/hooks/cloud', reqs.slice(0, 2000), 2);
     await load(relay.url, '/hooks/cloud', reqs.slice(0, 2000), 2);
     await inspect.flushall();
     const bareRuns: LoadResult[] = [];
+    const straightRuns: LoadResult[] = [];
     const relayRuns: LoadResult[] = [];
+    const cpu = { ingress: 0, redis: 0, events: 0 };
     for (let round = 0; round < 2; round++) {
       bareRuns.push(await load(bare.url, '/hooks/cloud', reqs, seconds / 2));
-      relayRuns.push(await load(relay.url, '/hooks/cloud', reqs.slice(2000 + round * 19000), seconds / 2));
+      straightRuns.push(
+        await load(straight.url, '/hooks/cloud', reqs.slice(2000 + round * 19000), seconds / 2),
+      );
+      await inspect.flushall();
+      const before = { ingress: cpuMs(relay.child.pid!), redis: cpuMs(redisPid) };
+      const run = await load(relay.url, '/hooks/cloud', reqs.slice(2000 + round * 19000), seconds / 2);
+      cpu.ingress += cpuMs(relay.child.pid!) - before.ingress;
+      cpu.redis += cpuMs(redisPid) - before.redis;
+      cpu.events += run.rps * (seconds / 2);
+      relayRuns.push(run);
       await inspect.flushall();
     }
     bare.child.kill();
+    straight.child.kill();
     relay.child.kill();
     const avg = (runs: LoadResult[]): LoadResult => ({
       rps: runs.reduce((n, r) => n + r.rps, 0) / runs.length,
@@ -108,7 +136,16 @@ export async function benchIngest(seconds = 8): Promise<IngestBench> {
     }
     const b = avg(bareRuns);
     const h = avg(relayRuns);
-    return { bare: b, hookrelay: h, ratio: h.rps / b.rps, payloadBytes, redisBytesPerEvent, memoryRatio };
+    return {
+      bare: b,
+      straight: avg(straightRuns),
+      hookrelay: h,
+      ratio: h.rps / b.rps,
+      cpuMsPerEvent: { ingress: cpu.ingress / cpu.events, redis: cpu.redis / cpu.events },
+      payloadBytes,
+      redisBytesPerEvent,
+      memoryRatio,
+    };
   } finally {
     inspect.disconnect();
     await redis.stop();
@@ -122,8 +159,14 @@ export function printIngest(r: IngestBench): void {
     Math.round(r.payloadBytes),
   );
   console.log(`bare Fastify (parse + 202):  ${fmt(r.bare)}`);
+  console.log(
+    `HMAC + Queue.add (reference): ${fmt(r.straight)}  = ${(r.straight.rps / r.bare.rps).toFixed(2)} × bare`,
+  );
   console.log(`hookrelay ingress:           ${fmt(r.hookrelay)}`);
   console.log(`ratio: ${r.ratio.toFixed(2)} × bare Fastify (target ≥ 0.60)`);
+  console.log(
+    `CPU per accepted webhook: ingress ${r.cpuMsPerEvent.ingress.toFixed(3)} ms, redis-server ${r.cpuMsPerEvent.redis.toFixed(3)} ms`,
+  );
   for (const [k, v] of Object.entries(r.redisBytesPerEvent)) {
     console.log(
       `redis memory per queued event (${k}): ${v} bytes = ${r.memoryRatio[k]!.toFixed(2)} × payload (target ≤ 1.00)`,
