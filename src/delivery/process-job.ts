@@ -60,6 +60,23 @@ export type JobOutcome =
   | { state: 'suppressed'; reason: string }
   | { state: 'coalesced'; supersededBy: string };
 
+type LogFn = (obj: object | string, msg?: string) => void;
+
+/**
+ * The job's fields bound per call: a pino child per job serialises its bindings up front, a cost every job paid
+ * for what is usually one log line (measured with the e2e bench's CPU profile).
+ */
+function jobLog(log: Logger, bound: object): { info: LogFn; warn: LogFn } {
+  const at =
+    (level: 'info' | 'warn'): LogFn =>
+    (obj, msg) => {
+      if (!log.isLevelEnabled(level)) return;
+      if (typeof obj === 'string') log[level](bound, obj);
+      else log[level]({ ...bound, ...obj }, msg);
+    };
+  return { info: at('info'), warn: at('warn') };
+}
+
 /** Marks an error whose dead letter the processor has already recorded. */
 function recorded<E extends Error>(err: E): E {
   (err as E & { hrRecorded?: boolean }).hrRecorded = true;
@@ -95,7 +112,7 @@ export async function processJob(
   const trigger = data.trigger ?? 'bitbucket';
   const manual = trigger !== 'bitbucket';
   const eventKey = ctx.keys.event(data.e);
-  const log = ctx.log.child({ target: target.id, eventId: data.e, attempt: job.attemptsMade + 1, trigger });
+  const log = jobLog(ctx.log, { target: target.id, eventId: data.e, attempt: job.attemptsMade + 1, trigger });
 
   const event = await ctx.store.read(data.e);
   if (!event) {
