@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, stopAll, waitFor } from '../edge/helpers/processes.js';
-import { type RelayProc, requireBuild, startIngressProc, startWorkerProc } from '../edge/helpers/stack.js';
+import { stopAll, waitFor } from '../edge/helpers/processes.js';
+import { type RelayProc, requireBuild } from '../edge/helpers/stack.js';
 import { startDriver } from './helpers/driver.js';
 import { type IdempotentTarget, startIdempotentTarget } from './helpers/idempotent-target.js';
 import { type RedisNode, startRedisNode } from './helpers/redis-procs.js';
-import { printReport, verifyRun, writeFaultConfig } from './helpers/relay.js';
+import { printReport, startIngressAndWorker, verifyRun } from './helpers/relay.js';
 
 /*
  * Redis Cluster: three primaries on loopback (`--cluster-enabled yes`, joined by `redis-cli --cluster create`).
@@ -91,11 +91,7 @@ beforeAll(async () => {
     targets: TARGETS,
     target: { concurrency: CONCURRENCY },
   };
-  const port = await freePort();
-  [ingress, worker] = await Promise.all([
-    startIngressProc('ingress', writeFaultConfig(cfg, 'ingress', port), port),
-    startWorkerProc('worker', writeFaultConfig(cfg, 'worker', 0)),
-  ]);
+  [ingress, worker] = await startIngressAndWorker(cfg);
 }, 90_000);
 
 afterAll(async () => {

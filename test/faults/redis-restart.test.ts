@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, stopAll, waitFor } from '../edge/helpers/processes.js';
-import { type RelayProc, requireBuild, startIngressProc, startWorkerProc } from '../edge/helpers/stack.js';
+import { stopAll, waitFor } from '../edge/helpers/processes.js';
+import { type RelayProc, requireBuild } from '../edge/helpers/stack.js';
 import { startDriver } from './helpers/driver.js';
 import { type IdempotentTarget, startIdempotentTarget } from './helpers/idempotent-target.js';
 import { type RedisNode, startRedisNode } from './helpers/redis-procs.js';
-import { inspector, printReport, verifyRun, writeFaultConfig } from './helpers/relay.js';
+import { inspector, printReport, startIngressAndWorker, verifyRun } from './helpers/relay.js';
 
 /*
  * Redis stopped for ~10 s in the middle of a stream and started again from its AOF: the ingress answers 503
@@ -34,11 +34,7 @@ beforeAll(async () => {
   redis = await startRedisNode('redis', dir);
   target = await startIdempotentTarget();
   const cfg = { dir, redis: { url: redis.url }, prefix: PREFIX, targetUrl: target.url, targets: TARGETS };
-  const port = await freePort();
-  [ingress, worker] = await Promise.all([
-    startIngressProc('ingress', writeFaultConfig(cfg, 'ingress', port), port),
-    startWorkerProc('worker', writeFaultConfig(cfg, 'worker', 0)),
-  ]);
+  [ingress, worker] = await startIngressAndWorker(cfg);
 });
 
 afterAll(async () => {

@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, stopAll, waitFor } from '../edge/helpers/processes.js';
-import { type RelayProc, requireBuild, startIngressProc, startWorkerProc } from '../edge/helpers/stack.js';
+import { stopAll, waitFor } from '../edge/helpers/processes.js';
+import { type RelayProc, requireBuild } from '../edge/helpers/stack.js';
 import { startDriver } from './helpers/driver.js';
 import { type IdempotentTarget, startIdempotentTarget } from './helpers/idempotent-target.js';
 import { type RedisNode, type SentinelNode, startRedisNode, startSentinel } from './helpers/redis-procs.js';
-import { printReport, verifyRun, writeFaultConfig } from './helpers/relay.js';
+import { printReport, startIngressAndWorker, verifyRun } from './helpers/relay.js';
 
 /*
  * Redis Sentinel: a primary, a replica and three sentinels (quorum 2) on loopback. The relay runs with
@@ -100,11 +100,7 @@ beforeAll(async () => {
     targetUrl: target.url,
     targets: TARGETS,
   };
-  const port = await freePort();
-  [ingress, worker] = await Promise.all([
-    startIngressProc('ingress', writeFaultConfig(cfg, 'ingress', port), port),
-    startWorkerProc('worker', writeFaultConfig(cfg, 'worker', 0)),
-  ]);
+  [ingress, worker] = await startIngressAndWorker(cfg);
 }, 90_000);
 
 afterAll(async () => {

@@ -5,12 +5,12 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeliveryJobData } from '../../src/queue/job-types.js';
-import { freePort, stopAll, waitFor } from '../edge/helpers/processes.js';
-import { type RelayProc, requireBuild, startIngressProc, startWorkerProc } from '../edge/helpers/stack.js';
+import { stopAll, waitFor } from '../edge/helpers/processes.js';
+import { type RelayProc, requireBuild } from '../edge/helpers/stack.js';
 import { startDriver } from './helpers/driver.js';
 import { type IdempotentTarget, startIdempotentTarget } from './helpers/idempotent-target.js';
 import { type RedisNode, startRedisNode } from './helpers/redis-procs.js';
-import { inspector, printReport, verifyRun, writeFaultConfig } from './helpers/relay.js';
+import { inspector, printReport, startIngressAndWorker, verifyRun } from './helpers/relay.js';
 
 /*
  * The target answers 503 for a while under a short retry policy (3 attempts, 50 ms base delay): every delivery
@@ -46,11 +46,7 @@ beforeAll(async () => {
     targets: TARGETS,
     target: { retry: { attempts: ATTEMPTS, delay: 50, maxDelay: 200 } },
   };
-  const port = await freePort();
-  [ingress, worker] = await Promise.all([
-    startIngressProc('ingress', writeFaultConfig(cfg, 'ingress', port), port),
-    startWorkerProc('worker', writeFaultConfig(cfg, 'worker', 0)),
-  ]);
+  [ingress, worker] = await startIngressAndWorker(cfg);
 });
 
 afterAll(async () => {

@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll } from 'vitest';
 import { type EmbeddedRedis, startEmbeddedRedis } from '../../src/queue/embedded-redis.js';
 
 /** A real redis-server on a free loopback port with its own data dir: never the machine's 6379. */
@@ -14,6 +16,31 @@ export async function startTestRedis(
     async cleanup() {
       await redis.stop();
       rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * A test file's own redis-server and one client to look into it, started before the file's tests and stopped
+ * after them.
+ */
+export function useTestRedis(args: string[] = []): { readonly url: string; readonly inspect: Redis } {
+  let server: Awaited<ReturnType<typeof startTestRedis>> | undefined;
+  let client: Redis | undefined;
+  beforeAll(async () => {
+    server = await startTestRedis(args);
+    client = new Redis(server.url);
+  });
+  afterAll(async () => {
+    client?.disconnect();
+    await server?.cleanup();
+  });
+  return {
+    get url() {
+      return server!.url;
+    },
+    get inspect() {
+      return client!;
     },
   };
 }

@@ -1,27 +1,16 @@
 import { createHmac } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { verifySignature } from '../../src/bitbucket/signature.js';
 import type { DeliveryJobData } from '../../src/queue/job-types.js';
 import { cloudPullRequest, cloudPush, dcRefsChanged } from '../fixtures/payloads.js';
 import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
 import { SECRETS } from '../helpers/config.js';
 import { startRelay, type TestRelay, target } from '../helpers/delivery.js';
-import { startTestRedis } from '../helpers/redis.js';
+import { useTestRedis } from '../helpers/redis.js';
 import { startTargetServer, type TargetServer, waitUntil } from '../helpers/target-server.js';
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
-let inspect: Redis;
+const db = useTestRedis();
 const open: { close(): Promise<void> }[] = [];
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  inspect = new Redis(redis.url);
-});
-afterAll(async () => {
-  inspect.disconnect();
-  await redis.cleanup();
-});
 afterEach(async () => {
   // Relays first (their workers hold connections to the targets), then the target servers.
   const all = open.splice(0);
@@ -50,7 +39,7 @@ async function push(r: TestRelay, payload = cloudPush(), o: Parameters<typeof cl
 describe('http target', () => {
   it('forwards the exact bytes, the original Bitbucket headers and signature, plus the relay headers', async () => {
     const t = await server();
-    const r = await relay(redis.url, [
+    const r = await relay(db.url, [
       target('ci', `${t.url}/bitbucket-hook/`, { headers: { 'X-Team': 'core' } }),
     ]);
     const { id, req } = await push(r);
@@ -102,7 +91,7 @@ describe('http target', () => {
   it('signs with Standard Webhooks headers when the target has a signingSecret', async () => {
     const t = await server();
     const secret = `whsec_${Buffer.from('0123456789abcdef0123456789abcdef').toString('base64')}`;
-    const r = await relay(redis.url, [target('ci', t.url, { signingSecret: secret })]);
+    const r = await relay(db.url, [target('ci', t.url, { signingSecret: secret })]);
     const { id } = await push(r);
     await r.settled(id, 'ci');
     const got = t.received[0]!;
@@ -120,7 +109,7 @@ describe('http target', () => {
   it('retries 503s and 502s with backoff, keeping one Idempotency-Key, and records every attempt', async () => {
     const t = await server();
     t.next({ status: 503, body: 'busy' }, { status: 502 });
-    const r = await relay(redis.url, [target('ci', t.url)]);
+    const r = await relay(db.url, [target('ci', t.url)]);
     const { id } = await push(r);
     const final = await r.settled(id, 'ci');
     expect(final.state).toBe('delivered');
@@ -139,7 +128,7 @@ describe('http target', () => {
     const clamped = await server();
     t.next({ status: 429, headers: { 'retry-after': '1' } });
     clamped.next({ status: 503, headers: { 'retry-after': '86400' } });
-    const r = await relay(redis.url, [
+    const r = await relay(db.url, [
       target('ci', t.url),
       target('clamped', clamped.url, { retry: { attempts: 3, delay: 50, maxRetryAfter: 300 } }),
     ]);
@@ -154,7 +143,7 @@ describe('http target', () => {
   it('410 and 400 go straight to the dead letters: reason, excerpt, the attempt, and the job in the failed set', async () => {
     const gone = await server(() => ({ status: 410, body: 'gone: token s3cret-target-token is revoked' }));
     const bad = await server(() => ({ status: 400, body: '{"error":"bad payload"}' }));
-    const r = await relay(redis.url, [
+    const r = await relay(db.url, [
       target('gone', gone.url, { auth: { type: 'bearer', token: 's3cret-target-token' } }),
       target('bad', bad.url),
     ]);
@@ -175,7 +164,7 @@ describe('http target', () => {
 
   it('timeouts are retried until the attempts run out, then dead-lettered as max attempts', async () => {
     const t = await server(() => ({ hang: true }));
-    const r = await relay(redis.url, [
+    const r = await relay(db.url, [
       target('ci', t.url, { timeoutMs: 300, retry: { attempts: 3, delay: 50, maxDelay: 100 } }),
     ]);
     const { id } = await push(r);
@@ -188,7 +177,7 @@ describe('http target', () => {
   it('does not follow redirects (a 3xx is permanent) and dead-letters what cannot make its max age', async () => {
     const moved = await server(() => ({ status: 302, headers: { location: '/elsewhere' } }));
     const slow = await server(() => ({ status: 503, headers: { 'retry-after': '30' } }));
-    const r = await relay(redis.url, [
+    const r = await relay(db.url, [
       target('moved', moved.url),
       target('old', slow.url, { retry: { attempts: 5, delay: 50, maxAge: '5s' } }),
     ]);
@@ -201,7 +190,7 @@ describe('http target', () => {
 
   it('a replayed dead letter gets one try with the same key: a failure goes straight back, no retries', async () => {
     const t = await server(() => ({ status: 410 }));
-    const r = await relay(redis.url, [target('ci', t.url)]);
+    const r = await relay(db.url, [target('ci', t.url)]);
     const { id } = await push(r);
     await r.settled(id, 'ci', ['dead']);
     const queue = r.ing.rt.queues.get('ci')!;
@@ -233,7 +222,7 @@ describe('http target', () => {
   it('a slow answer that outlasts the lock renewal is delivered once', async () => {
     const t = await server(() => ({ status: 200, delayMs: 1600 }));
     // timeout 2 s → lock 4 s, renewed every 1 s: the answer comes after a renewal, within the timeout.
-    const r = await relay(redis.url, [target('ci', t.url, { timeoutMs: 2000 })]);
+    const r = await relay(db.url, [target('ci', t.url, { timeoutMs: 2000 })]);
     const { id } = await push(r);
     expect((await r.settled(id, 'ci')).state).toBe('delivered');
     const first = t.received[0]!.at;
@@ -250,7 +239,7 @@ describe('CI target types', () => {
       return req.url.startsWith('/nojob') ? { status: 404 } : { status: 500, body: 'trigger failed' };
     });
     const gwt = { type: 'jenkins-generic', auth: { type: 'token', token: 'gwt-token' } };
-    const r = await relay(redis.url, [
+    const r = await relay(db.url, [
       target('gwt', `${t.url}/generic-webhook-trigger/invoke`, gwt),
       target('nojob', `${t.url}/nojob`, gwt),
     ]);
@@ -265,7 +254,7 @@ describe('CI target types', () => {
 
   it('teamcity: commitHookNotification with the locator, Bearer token and an empty body', async () => {
     const t = await server(() => ({ status: 202 }));
-    const r = await relay(redis.url, [
+    const r = await relay(db.url, [
       target('tc', `${t.url}/tc`, {
         type: 'teamcity',
         locator: 'vcsRoot:(id:Widgets_Git)',
@@ -286,7 +275,7 @@ describe('CI target types', () => {
 
   it('buildkite: creates a build from the push (commit, branch, message) with a Bearer token', async () => {
     const t = await server(() => ({ status: 201, body: '{}' }));
-    const r = await relay(redis.url, [
+    const r = await relay(db.url, [
       target('bk', `${t.url}/v2/organizations/acme/pipelines/widgets/builds`, {
         type: 'buildkite',
         auth: { type: 'bearer', token: 'bk-token' },
@@ -324,7 +313,7 @@ describe('CI target types', () => {
     }));
     let accepted = 'Bearer tok-1';
     const t = await server((req) => ({ status: req.headers.authorization === accepted ? 200 : 401 }));
-    const r = await relay(redis.url, [
+    const r = await relay(db.url, [
       target('iap', t.url, {
         auth: {
           type: 'oauth2',
@@ -366,7 +355,7 @@ describe('isolation', () => {
   it('a dead target does not slow a healthy one; its circuit opens, stays open for the cooldown, then a probe closes it', async () => {
     const dead = await server(() => ({ status: 503 }));
     const healthy = await server();
-    const r = await relay(redis.url, [
+    const r = await relay(db.url, [
       target('dead', dead.url, {
         concurrency: 1,
         retry: { attempts: 20, delay: 50, maxDelay: 100 },
@@ -378,11 +367,11 @@ describe('isolation', () => {
     for (let i = 0; i < 5; i++) ids.push((await push(r, cloudPush({ newHash: `${i}`.repeat(40) }))).id);
     const circuitKey = r.ing.rt.keys.circuit('dead');
     await waitUntil(
-      async () => Number(await inspect.hget(circuitKey, 'openUntil')) > 0,
+      async () => Number(await db.inspect.hget(circuitKey, 'openUntil')) > 0,
       20_000,
       'circuit open',
     );
-    const openUntil = Number(await inspect.hget(circuitKey, 'openUntil'));
+    const openUntil = Number(await db.inspect.hget(circuitKey, 'openUntil'));
     const callsWhenOpened = dead.received.length;
     expect(callsWhenOpened).toBe(2);
     // The healthy target gets everything while the dead one is paused.
@@ -393,7 +382,7 @@ describe('isolation', () => {
     // The target recovers: after the cooldown one probe succeeds, the circuit closes, the backlog drains.
     dead.script(() => ({ status: 200 }));
     await Promise.all(ids.map((id) => r.settled(id, 'dead', ['delivered'], 30_000)));
-    expect(await inspect.exists(circuitKey)).toBe(0);
+    expect(await db.inspect.exists(circuitKey)).toBe(0);
     expect(dead.received[callsWhenOpened]!.at).toBeGreaterThanOrEqual(openUntil - 5);
   });
 });

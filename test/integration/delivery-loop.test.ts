@@ -1,24 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { cloudPullRequest, cloudPush, dcRefsChanged, HASH } from '../fixtures/payloads.js';
 import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
 import { startRelay, type TestRelay, target } from '../helpers/delivery.js';
-import { startTestRedis } from '../helpers/redis.js';
+import { useTestRedis } from '../helpers/redis.js';
 import { startTargetServer, type TargetServer } from '../helpers/target-server.js';
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
-let inspect: Redis;
+const db = useTestRedis();
 const open: { close(): Promise<void> }[] = [];
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  inspect = new Redis(redis.url);
-});
-afterAll(async () => {
-  inspect.disconnect();
-  await redis.cleanup();
-});
 afterEach(async () => {
   for (const o of open.splice(0).reverse()) await o.close();
 });
@@ -33,7 +22,7 @@ async function setup(
   open.push(t);
   const ids = opts.targets ?? ['ci'];
   const r = await startRelay(
-    redis.url,
+    db.url,
     ids.map((id) => target(id, `${t.url}/${id}`, { concurrency: 1 })),
     overrides,
     opts,
@@ -53,7 +42,7 @@ async function expectSuppressed(r: TestRelay, id: string, reason: string, target
   const s = await r.settled(id, targetId);
   expect(s).toMatchObject({ state: 'suppressed', reason });
   expect(s.attempts).toEqual([]);
-  expect(await inspect.zscore(r.ing.rt.keys.suppressed, `${id}.${targetId}`)).not.toBeNull();
+  expect(await db.inspect.zscore(r.ing.rt.keys.suppressed, `${id}.${targetId}`)).not.toBeNull();
 }
 
 describe('loop guard', () => {

@@ -1,5 +1,4 @@
-import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { sign } from '../../src/bitbucket/signature.js';
 import type { Config } from '../../src/config/types.js';
 import {
@@ -14,19 +13,9 @@ import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
 import { SECRETS, testConfig } from '../helpers/config.js';
 import { startIngress, type TestIngress } from '../helpers/ingress.js';
 import { captureLogs } from '../helpers/logs.js';
-import { startTestRedis } from '../helpers/redis.js';
+import { startTestRedis, useTestRedis } from '../helpers/redis.js';
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
-let inspect: Redis;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  inspect = new Redis(redis.url);
-});
-afterAll(async () => {
-  inspect.disconnect();
-  await redis.cleanup();
-});
+const db = useTestRedis();
 
 const open: TestIngress[] = [];
 afterEach(async () => {
@@ -34,7 +23,7 @@ afterEach(async () => {
 });
 
 async function ingress(overrides: Record<string, unknown> = {}) {
-  const config = testConfig(redis.url, overrides);
+  const config = testConfig(db.url, overrides);
   const logs = captureLogs();
   const ing = await startIngress(config, logs.log);
   open.push(ing);
@@ -44,14 +33,14 @@ async function ingress(overrides: Record<string, unknown> = {}) {
 async function jobCount(config: Config, target = 'ci'): Promise<number> {
   const p = `${config.redis.prefix}:deliver-${target}`;
   return (
-    (await inspect.llen(`${p}:wait`)) +
-    (await inspect.zcard(`${p}:prioritized`)) +
-    (await inspect.zcard(`${p}:delayed`))
+    (await db.inspect.llen(`${p}:wait`)) +
+    (await db.inspect.zcard(`${p}:prioritized`)) +
+    (await db.inspect.zcard(`${p}:delayed`))
   );
 }
 
 async function eventCount(config: Config): Promise<number> {
-  return inspect.zcard(`${config.redis.prefix}:events`);
+  return db.inspect.zcard(`${config.redis.prefix}:events`);
 }
 
 describe('accepting webhooks', () => {
@@ -83,7 +72,7 @@ describe('accepting webhooks', () => {
       repository: 'acme/widgets',
     });
     // The payload is stored once, whatever the number of targets.
-    expect(await inspect.keys(`${config.redis.prefix}:ev:*`)).toHaveLength(1);
+    expect(await db.inspect.keys(`${config.redis.prefix}:ev:*`)).toHaveLength(1);
   });
 
   it('accepts the old secret during rotation', async () => {
@@ -480,22 +469,22 @@ describe('when Redis is unavailable', () => {
       ],
       routes: [{ source: 'cloud', targets: ['ci', 'ci2'] }],
     });
-    await inspect.config('SET', 'maxmemory', '1');
+    await db.inspect.config('SET', 'maxmemory', '1');
     try {
       const req = cloudRequest('repo:push', cloudPush(), { requestId: 'oom-1' });
       const res = await send(ing.url, 'cloud', req);
       expect(res.status).toBe(503);
       expect(await jobCount(config, 'ci')).toBe(0);
       expect(await jobCount(config, 'ci2')).toBe(0);
-      expect(await inspect.keys(`${config.redis.prefix}:ev:*`)).toHaveLength(0);
-      await inspect.config('SET', 'maxmemory', '0');
+      expect(await db.inspect.keys(`${config.redis.prefix}:ev:*`)).toHaveLength(0);
+      await db.inspect.config('SET', 'maxmemory', '0');
       // Bitbucket's retry of the same delivery is then accepted, not taken for a duplicate.
       const retry = await send(ing.url, 'cloud', req);
       expect(retry.status).toBe(202);
       expect(await jobCount(config, 'ci')).toBe(1);
       expect(await jobCount(config, 'ci2')).toBe(1);
     } finally {
-      await inspect.config('SET', 'maxmemory', '0');
+      await db.inspect.config('SET', 'maxmemory', '0');
     }
   });
 });
@@ -504,7 +493,7 @@ describe('scripts sent by SHA', () => {
   it('recovers when Redis loses its script cache under a live connection', async () => {
     const { ing, config } = await ingress();
     expect((await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush()))).status).toBe(202);
-    await inspect.script('FLUSH');
+    await db.inspect.script('FLUSH');
     const req = cloudRequest('repo:push', cloudPush({ newHash: HASH.c }), { requestId: 'after-flush' });
     const first = await send(ing.url, 'cloud', req);
     // At most one 503 (the batch that found the scripts gone); Bitbucket's retry is then stored.

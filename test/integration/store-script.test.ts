@@ -1,6 +1,6 @@
 import { type Job, type Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { normalise } from '../../src/bitbucket/normalise.js';
 import type { Config } from '../../src/config/types.js';
 import { EventStore, type StoredEvent } from '../../src/queue/event-store.js';
@@ -9,7 +9,7 @@ import { makeKeys } from '../../src/queue/keys.js';
 import { TargetQueues } from '../../src/queue/queues.js';
 import { cloudPush } from '../fixtures/payloads.js';
 import { testConfig } from '../helpers/config.js';
-import { startTestRedis } from '../helpers/redis.js';
+import { useTestRedis } from '../helpers/redis.js';
 
 /*
  * The ingress writes delivery jobs with its own Lua script instead of BullMQ's Queue.add (one atomic call per
@@ -17,17 +17,7 @@ import { startTestRedis } from '../helpers/redis.js';
  * that changes the job format fails here rather than in production.
  */
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
-let inspect: Redis;
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-  inspect = new Redis(redis.url);
-});
-afterAll(async () => {
-  inspect.disconnect();
-  await redis.cleanup();
-});
+const db = useTestRedis();
 
 const closers: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -35,11 +25,11 @@ afterEach(async () => {
 });
 
 function setup(): { config: Config; store: EventStore; queue: Queue; prefix: string } {
-  const config = testConfig(redis.url, {
+  const config = testConfig(db.url, {
     targets: [{ id: 'ci', url: 'http://127.0.0.1:9/hook', retry: { attempts: 4 } }],
   });
   const keys = makeKeys(config);
-  const client = new Redis(redis.url);
+  const client = new Redis(db.url);
   const queues = new TargetQueues(config, keys, client);
   const jobOptions = new Map(config.targets.map((t) => [t.id, deliveryJobOptions(config, t)]));
   const store = new EventStore(client, keys, config, queues, jobOptions);
@@ -76,11 +66,11 @@ async function addLikeBullMQ(config: Config, queue: Queue, eventId: string): Pro
 }
 
 async function jobHash(prefix: string, jobId: string): Promise<Record<string, string>> {
-  return inspect.hgetall(`${prefix}:${jobId}`);
+  return db.inspect.hgetall(`${prefix}:${jobId}`);
 }
 
 async function streamEvents(prefix: string, jobId: string): Promise<string[]> {
-  const entries = (await inspect.xrange(`${prefix}:events`, '-', '+')) as [string, string[]][];
+  const entries = (await db.inspect.xrange(`${prefix}:events`, '-', '+')) as [string, string[]][];
   return entries
     .map(([, fields]) => fields)
     .filter((f) => f[f.indexOf('jobId') + 1] === jobId)
@@ -105,10 +95,10 @@ describe('the store script writes jobs as BullMQ does', () => {
     expect(myOpts).toEqual(theirOpts);
     expect(JSON.parse(mine.data!)).toEqual({ e: 'mine-1', t: 'ci', k: 'mine-1.ci' });
 
-    expect(await inspect.lrange(`${prefix}:wait`, 0, -1)).toEqual(['mine-1.ci', 'ref-1.ci']);
-    expect(await inspect.zrange(`${prefix}:marker`, 0, -1)).toEqual(['0']);
+    expect(await db.inspect.lrange(`${prefix}:wait`, 0, -1)).toEqual(['mine-1.ci', 'ref-1.ci']);
+    expect(await db.inspect.zrange(`${prefix}:marker`, 0, -1)).toEqual(['0']);
     expect(await streamEvents(prefix, 'mine-1.ci')).toEqual(await streamEvents(prefix, 'ref-1.ci'));
-    expect(await inspect.get(`${prefix}:id`)).toBe('2');
+    expect(await db.inspect.get(`${prefix}:id`)).toBe('2');
 
     const counts = await queue.getJobCounts('waiting', 'paused');
     expect(counts).toEqual({ waiting: 2, paused: 0 });
@@ -119,9 +109,9 @@ describe('the store script writes jobs as BullMQ does', () => {
     await queue.pause();
     await addLikeBullMQ(config, queue, 'ref-2');
     await store.store(event('mine-2'), []);
-    expect(await inspect.lrange(`${prefix}:paused`, 0, -1)).toEqual(['mine-2.ci', 'ref-2.ci']);
-    expect(await inspect.llen(`${prefix}:wait`)).toBe(0);
-    expect(await inspect.exists(`${prefix}:marker`)).toBe(0);
+    expect(await db.inspect.lrange(`${prefix}:paused`, 0, -1)).toEqual(['mine-2.ci', 'ref-2.ci']);
+    expect(await db.inspect.llen(`${prefix}:wait`)).toBe(0);
+    expect(await db.inspect.exists(`${prefix}:marker`)).toBe(0);
     await queue.resume();
     expect(await queue.getJobCounts('waiting', 'paused')).toEqual({ waiting: 2, paused: 0 });
   });
@@ -137,7 +127,7 @@ describe('the store script writes jobs as BullMQ does', () => {
         if (job.attemptsMade === 0) throw new Error('first attempt fails');
       },
       {
-        connection: { url: redis.url } as never,
+        connection: { url: db.url } as never,
         prefix: config.redis.prefix,
         settings: { backoffStrategy: () => 10 },
       },
@@ -159,11 +149,11 @@ describe('the store script is one atomic step', () => {
     const dedupe = [{ key, tag: '', ttlSeconds: 60 }];
     expect(await store.store(event('first'), dedupe)).toEqual({ state: 'new' });
     expect(await store.store(event('second'), dedupe)).toEqual({ state: 'duplicate', id: 'first' });
-    expect(await inspect.exists(`${config.redis.prefix}:ev:second`)).toBe(0);
-    expect(await inspect.lrange(`${prefix}:wait`, 0, -1)).toEqual(['first.ci']);
+    expect(await db.inspect.exists(`${config.redis.prefix}:ev:second`)).toBe(0);
+    expect(await db.inspect.lrange(`${prefix}:wait`, 0, -1)).toEqual(['first.ci']);
     // A key held with another tag (another transition of the same ref) is no copy.
     const tagged = [{ key, tag: 'other', ttlSeconds: 60 }];
     expect(await store.store(event('third'), tagged)).toEqual({ state: 'new' });
-    expect(await inspect.ttl(key)).toBeGreaterThan(50);
+    expect(await db.inspect.ttl(key)).toBeGreaterThan(50);
   });
 });

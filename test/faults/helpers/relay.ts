@@ -2,7 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Cluster, Redis, type RedisOptions } from 'ioredis';
 import { stringify } from 'yaml';
-import { waitFor } from '../../edge/helpers/processes.js';
+import { freePort, waitFor } from '../../edge/helpers/processes.js';
+import { type RelayProc, startIngressProc, startWorkerProc } from '../../edge/helpers/stack.js';
 import { SECRETS } from '../../helpers/config.js';
 import type { DriverStats } from './driver.js';
 import type { IdempotentTarget } from './idempotent-target.js';
@@ -135,4 +136,13 @@ export async function verifyRun(o: {
 /** One line the suite's output can be read back from (docs/reliability.md quotes these). */
 export function printReport(name: string, report: object): void {
   process.stdout.write(`FAULT-REPORT ${name} ${JSON.stringify(report)}\n`);
+}
+
+/** The usual pair of a fault case: one `hookrelay ingress` process on a free port and one `hookrelay worker`. */
+export async function startIngressAndWorker(cfg: FaultConfig): Promise<[RelayProc, RelayProc]> {
+  const port = await freePort();
+  return Promise.all([
+    startIngressProc('ingress', writeFaultConfig(cfg, 'ingress', port), port),
+    startWorkerProc('worker', writeFaultConfig(cfg, 'worker', 0)),
+  ]);
 }
