@@ -77,8 +77,9 @@ export class Coalescer {
     return `${this.keys.queuePrefix(targetId, shard)}:${this.keys.queueName(targetId, shard)}:${deliveryJobId(eventId, targetId)}`;
   }
 
-  private latestKey(targetId: string, repo: string, branch: string): string {
-    return this.keys.loop(`latest:${targetId}:${repo}:${branch}`);
+  /** In the shard of the repository's events (`eventId` names it), like the loop guard's keys. */
+  private latestKey(targetId: string, repo: string, branch: string, eventId: string): string {
+    return this.keys.loop(`latest:${targetId}:${repo}:${branch}`, this.keys.shardOfId(eventId));
   }
 
   private ttlMs(): number {
@@ -90,7 +91,7 @@ export class Coalescer {
     const branch = coalesceRef(event.envelope);
     if (branch === null) return null;
     await this.catchUp(event.receivedAt, this.keys.shardOfId(event.id));
-    const key = this.latestKey(targetId, event.envelope.repository ?? '-', branch);
+    const key = this.latestKey(targetId, event.envelope.repository ?? '-', branch, event.id);
     await this.max([key], [event.id, this.ttlMs()]);
     const latest = await this.redis.get(key);
     return latest && latest > event.id ? latest : null;
@@ -108,7 +109,7 @@ export class Coalescer {
   }
 
   private async scan(fallbackFrom: number, shard: number): Promise<void> {
-    const cursorKey = this.keys.loop(shard === 0 ? 'coalesce:cursor' : `coalesce:cursor:${shard}`);
+    const cursorKey = this.keys.loop('coalesce:cursor', shard);
     const stored = await this.redis.get(cursorKey);
     let from = (stored ? Number(stored) : fallbackFrom) - OVERLAP_MS;
     let high = 0;
@@ -171,7 +172,9 @@ export class Coalescer {
         if (Date.now() - meta.receivedAt < UNCOMMITTED_GRACE_MS) return true;
         continue;
       }
-      writes.push(this.max([this.latestKey(t, meta.envelope.repository ?? '-', branch)], [id, this.ttlMs()]));
+      writes.push(
+        this.max([this.latestKey(t, meta.envelope.repository ?? '-', branch, id)], [id, this.ttlMs()]),
+      );
     }
     return false;
   }

@@ -1,4 +1,3 @@
-import { Cluster } from 'ioredis';
 import picomatch from 'picomatch';
 import type { Envelope, Person } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
@@ -123,7 +122,6 @@ export function mergeMarks(env: Envelope): string[] {
 export class LoopGuard {
   readonly rules: StaticLoopRules;
   private readonly run: ReturnType<typeof luaScript>;
-  private readonly cluster: boolean;
 
   constructor(
     redis: RedisClient,
@@ -132,7 +130,6 @@ export class LoopGuard {
   ) {
     this.rules = new StaticLoopRules(loop);
     this.run = luaScript(redis, 'hrLoopCheck', CHECK);
-    this.cluster = redis instanceof Cluster;
   }
 
   async check(env: Envelope, eventId: string, targetId: string): Promise<GuardVerdict> {
@@ -140,10 +137,13 @@ export class LoopGuard {
     if (fixed) return fixed;
     const repo = env.repository ?? '-';
     const { count, windowSeconds } = this.loop.maxTriggersPerRef;
-    const keys = env.refs.map((ref) => this.keys.loop(`rate:${targetId}:${repo}:${ref.name}`));
+    // The event's shard holds every event of its repository, so all these keys share one slot on a cluster.
+    const shard = this.keys.shardOfId(eventId);
+    const keys = env.refs.map((ref) => this.keys.loop(`rate:${targetId}:${repo}:${ref.name}`, shard));
     const nRate = keys.length;
     if (this.loop.collapseMergePush) {
-      for (const mark of mergeMarks(env)) keys.push(this.keys.loop(`merge:${targetId}:${repo}:${mark}`));
+      for (const mark of mergeMarks(env))
+        keys.push(this.keys.loop(`merge:${targetId}:${repo}:${mark}`, shard));
     }
     if (keys.length === 0) return null;
     const args = (n: number) => [
@@ -155,14 +155,7 @@ export class LoopGuard {
       this.loop.collapseWindowSeconds,
       MERGED_EVENTS.has(env.eventKey) ? 'merge' : 'push',
     ];
-    let hit = 0;
-    if (!this.cluster) hit = (await this.run(keys, args(nRate))) as number;
-    else {
-      // Cluster: one key per call (the keys hash to different slots), in the same order.
-      for (let i = 0; i < keys.length && hit === 0; i++) {
-        hit = (await this.run([keys[i]!], args(i < nRate ? 1 : 0))) as number;
-      }
-    }
+    const hit = (await this.run(keys, args(nRate))) as number;
     if (hit === 1) return 'ref-rate';
     if (hit === 2) return 'merge-push-collapsed';
     if (hit === 3) return 'wait-for-push';

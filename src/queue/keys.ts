@@ -9,8 +9,9 @@ import type { Config } from '../config/types.js';
  * shard) share a slot, and the event id carries its shard (so a job, an ops request or a log line with the id
  * finds the rest), so the store script stays one atomic call, and shards spread over the primaries. An
  * event's shard follows its repository: a redelivery, a second hook's copy of the same change and every later
- * push to the same ref meet the same dedupe keys and the same coalescing state. Small keys that are not per
- * event (loop guard, circuit breakers, suppressed list) share the `{prefix}` tag. Without a cluster there is
+ * push to the same ref meet the same dedupe keys and the same coalescing state. The loop guard's per-ref
+ * counters and coalescing state go with the repository's shard too. Small keys about the whole relay (circuit
+ * breakers, rate limits, the suppressed list) share the `{prefix}` tag. Without a cluster there is
  * one shard and no tags: the keys are those of a single Redis.
  */
 export interface Keys {
@@ -30,7 +31,12 @@ export interface Keys {
   /** A target's queue in a shard; on a cluster each shard's queue has its own name (the dashboard keys by name). */
   queueName(targetId: string, shard?: number): string;
   queuePrefix(targetId: string, shard?: number): string;
-  loop(name: string): string;
+  /**
+   * A loop-guard or coalescing key. Keys about one repository take the shard of its events (pass the event's
+   * shard) so an event's guard check is one script in one slot and the load spreads with the shards; keys
+   * about the whole relay take the shared `{prefix}` tag.
+   */
+  loop(name: string, shard?: number): string;
   /** ZSET of suppressed deliveries (member `<eventId>.<targetId>`, score = time suppressed). */
   suppressed: string;
   /** Hash of the shared circuit-breaker state of a target (consecutive failures, open until, probe). */
@@ -66,7 +72,7 @@ export function makeKeys(config: Pick<Config, 'redis'>): Keys {
     dedupeContent: (contentKey, s) => `${shard(s)}:dc:${contentKey}`,
     queueName: (targetId, s = 0) => (clustered ? `deliver-${targetId}-${s}` : `deliver-${targetId}`),
     queuePrefix: (_targetId, s) => shard(s),
-    loop: (name) => `${global}:loop:${name}`,
+    loop: (name, s) => `${s === undefined ? global : shard(s)}:loop:${name}`,
     suppressed: `${global}:suppressed`,
     circuit: (targetId) => `${global}:circuit:${targetId}`,
   };

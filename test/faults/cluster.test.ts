@@ -126,6 +126,7 @@ describe('Redis Cluster: three primaries', () => {
         port: n.port,
         events: (await node(n.port).keys(`{${PREFIX}:*}:ev:*`)).length,
         completedQueues: (await node(n.port).keys(`{${PREFIX}:*}:deliver-*:completed`)).length,
+        loopGuardKeys: (await node(n.port).keys(`{${PREFIX}:*}:loop:rate:*`)).length,
       })),
     );
     const shardsUsed = new Set([...stats.acked.keys()].map(shardOf));
@@ -136,11 +137,13 @@ describe('Redis Cluster: three primaries', () => {
     expect(run.notIndexed).toEqual([]);
     expect(run.mismatched).toEqual([]);
     expect(run.report.keysWithDuplicates).toBe(0);
-    // Each event's hash lives on exactly one primary, and every primary holds some events and queues.
+    // Each event's hash lives on exactly one primary, and every primary holds some events, queues and guard keys.
     expect(perNode.reduce((n, p) => n + p.events, 0)).toBe(300);
     for (const p of perNode) {
       expect(p.events).toBeGreaterThan(0);
       expect(p.completedQueues).toBeGreaterThan(0);
+      // The loop guard's per-ref counters live with their repository's shard, not on one hot primary.
+      expect(p.loopGuardKeys).toBeGreaterThan(0);
     }
     // Twelve shard queues per target, one BullMQ worker each, and still at most `concurrency` requests at once.
     for (const t of TARGETS) expect(target.peakInFlight.get(`/${t}`)).toBeLessThanOrEqual(CONCURRENCY);
