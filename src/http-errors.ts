@@ -11,6 +11,17 @@ function codeForStatus(status: number): ErrorCode {
   return 'INTERNAL';
 }
 
+// What ioredis says when Redis (or a cluster slot's primary) cannot take a command right now: the answer is
+// "try again", not "bug".
+const REDIS_UNAVAILABLE =
+  /enableOfflineQueue|Connection is closed|Command timed out|max retries per request|ECONNREFUSED|Cluster isn't ready|CLUSTERDOWN|^LOADING|^READONLY|^TRYAGAIN/i;
+
+export function isRedisUnavailable(err: unknown): boolean {
+  return (
+    err instanceof Error && (err.name === 'MaxRetriesPerRequestError' || REDIS_UNAVAILABLE.test(err.message))
+  );
+}
+
 /** Every error answer, Fastify's own included, becomes `{"error": CODE, "message": …}` from the catalogue. */
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler((req, reply) => {
@@ -24,6 +35,11 @@ export function installErrorHandlers(app: FastifyInstance): void {
     }
     const status = typeof err.statusCode === 'number' && err.statusCode >= 400 ? err.statusCode : 500;
     const code = codeForStatus(status);
+    if (status === 500 && isRedisUnavailable(err)) {
+      req.log.warn({ err: err.message }, 'redis unavailable');
+      reply.header('retry-after', '2');
+      return reply.code(503).send({ error: 'QUEUE_UNAVAILABLE', message: ERRORS.QUEUE_UNAVAILABLE.message });
+    }
     if (status >= 500) {
       req.log.error({ err }, 'unhandled error');
       return reply.code(500).send({ error: 'INTERNAL', message: ERRORS.INTERNAL.message });

@@ -1,0 +1,36 @@
+import { expect, it } from 'vitest';
+import { createLogger } from '../../src/log.js';
+import { createRuntime, waitForRedis } from '../../src/runtime.js';
+import { startAdmin } from '../helpers/admin.js';
+import { testConfig } from '../helpers/config.js';
+import { startTestRedis } from '../helpers/redis.js';
+
+const TOKEN = 'viewer-token-0123456789abcdef';
+
+it('admin API answers 503 QUEUE_UNAVAILABLE with Retry-After while Redis is down, not 500', async () => {
+  const local = await startTestRedis();
+  const config = testConfig(local.url, { admin: { tokens: [{ name: 'v', token: TOKEN, role: 'viewer' }] } });
+  const rt = await createRuntime(config, createLogger('silent'));
+  await waitForRedis(rt.redis, 5000);
+  const admin = await startAdmin(rt);
+  const get = (path: string) =>
+    fetch(`${admin.url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  try {
+    expect((await get('/api/events')).status).toBe(200);
+    await local.stop();
+    for (const path of [
+      '/api/events',
+      '/api/dead-letters',
+      '/api/events/0190a0a0-0000-7000-8000-000000000000',
+    ]) {
+      const res = await get(path);
+      expect(res.status, path).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('2');
+      expect(await res.json()).toMatchObject({ error: 'QUEUE_UNAVAILABLE' });
+    }
+  } finally {
+    await admin.close();
+    await rt.close();
+    await local.cleanup();
+  }
+});
