@@ -14,7 +14,7 @@ function codeForStatus(status: number): ErrorCode {
 // What ioredis says when Redis (or a cluster slot's primary) cannot take a command right now: the answer is
 // "try again", not "bug".
 const REDIS_UNAVAILABLE =
-  /enableOfflineQueue|Connection is closed|Command timed out|max retries per request|ECONNREFUSED|Cluster isn't ready|CLUSTERDOWN|^LOADING|^READONLY|^TRYAGAIN/i;
+  /enableOfflineQueue|Connection is closed|Command timed out|max retries per request|ECONNREFUSED|Cluster isn't ready|Failed to refresh slots cache|Too many Cluster redirections|CLUSTERDOWN|^LOADING|^READONLY|^TRYAGAIN|^MASTERDOWN|^NOREPLICAS/i;
 
 export function isRedisUnavailable(err: unknown): boolean {
   return (

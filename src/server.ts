@@ -7,6 +7,7 @@ import { buildWorkerMetricsApp } from './metrics-app.js';
 import { checkDurability } from './queue/durability.js';
 import { type EmbeddedRedis, startEmbeddedRedis } from './queue/embedded-redis.js';
 import { startHousekeeping } from './queue/housekeeping.js';
+import { checkShardCount } from './queue/shard-check.js';
 import { createRuntime, waitForRedis } from './runtime.js';
 
 export interface Roles {
@@ -38,12 +39,21 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
     effective = Object.freeze({ ...config, redis: Object.freeze({ ...config.redis, url: embedded.url }) });
   }
   const rt = await createRuntime(effective, log);
-  if (await waitForRedis(rt.redis, 5000)) {
-    // Refuse to start when Redis cannot keep the durability promise (DurabilityError stops the CLI).
-    rt.store.waitAof = (await checkDurability(rt.redis, effective, log)).waitAof;
-    rt.store.durabilityChecked = true;
-  } else {
-    log.warn('redis not reachable yet; /readyz answers 503 until it is');
+  try {
+    if (await waitForRedis(rt.redis, 5000)) {
+      // Refuse to start when Redis cannot keep the durability promise (DurabilityError stops the CLI), or
+      // when the shard count differs from the one the data was written with.
+      rt.store.waitAof = (await checkDurability(rt.redis, effective, log)).waitAof;
+      rt.store.durabilityChecked = true;
+      await checkShardCount(rt.redis, rt.keys);
+    } else {
+      log.warn('redis not reachable yet; /readyz answers 503 until it is');
+    }
+  } catch (err) {
+    // Open connections would keep the process alive after the CLI printed why it refused to start.
+    await rt.close();
+    await embedded?.stop();
+    throw err;
   }
 
   let app: FastifyInstance | undefined;

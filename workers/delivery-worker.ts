@@ -125,7 +125,9 @@ function startTargetWorker(
   const lockDuration = lockDurationFor(target);
   const worker = new Worker<DeliveryJobData>(
     rt.keys.queueName(target.id, shard),
-    (job, token) => processJob(ctx, tr, job, token),
+    // The whole job runs in the target's slot, not just its request: a job waiting for a slot must not have
+    // passed coalescing, the circuit breaker or the rate limit yet (they may say otherwise once it runs).
+    (job, token) => tr.slots(() => processJob(ctx, tr, job, token)),
     {
       // biome-ignore lint/suspicious/noExplicitAny: ioredis Cluster and Redis are both accepted at runtime
       connection: connection as any,

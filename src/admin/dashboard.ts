@@ -28,7 +28,8 @@ export async function dashboard(
   basePath: string,
 ): Promise<void> {
   const dl = new DeadLetters(deps);
-  const targetByQueue = new Map(deps.queues.all().map((q) => [q.queue.name, q.targetId]));
+  // A board queue is one target's queue in one shard (on a cluster): its actions stay within it.
+  const queueByName = new Map(deps.queues.all().map((q) => [q.queue.name, q]));
 
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(`${basePath}${DASHBOARD_PATH}`);
@@ -56,7 +57,8 @@ export async function dashboard(
     const route = req.routeOptions.url ?? '';
     if (!route.startsWith(DASHBOARD_PATH)) return;
     const p = (req.params ?? {}) as BoardParams;
-    const target = p.queueName ? targetByQueue.get(p.queueName) : undefined;
+    const board = p.queueName ? queueByName.get(p.queueName) : undefined;
+    const target = board?.targetId;
     const action = `dashboard ${req.method} ${route.slice(DASHBOARD_PATH.length)}`;
 
     if (route === `${apiPrefix}:queueName/:jobId/retry` && target && p.jobId) {
@@ -72,7 +74,7 @@ export async function dashboard(
       }
     }
     if (route === `${apiPrefix}:queueName/retry/:queueStatus` && target && p.queueStatus === 'failed') {
-      const all = await dl.find({ target });
+      const all = await dl.find({ target }, board.shard);
       let replayed = 0;
       for (const l of all) {
         try {

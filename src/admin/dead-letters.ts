@@ -109,11 +109,15 @@ export class DeadLetters {
     return { job, meta, state: states.get(job.data.t) ?? null };
   }
 
-  /** Every dead letter matching the filter, newest failure first. */
-  async find(f: Filter): Promise<Loaded[]> {
+  /** Every dead letter matching the filter, newest failure first; `shard`: one shard's queue only. */
+  async find(f: Filter, shard?: number): Promise<Loaded[]> {
     const out: Loaded[] = [];
     const targets = f.target ? [f.target] : this.deps.queues.targetIds;
-    for (const queue of targets.flatMap((t) => this.deps.queues.ofTarget(t))) {
+    const queues =
+      shard === undefined
+        ? targets.flatMap((t) => this.deps.queues.ofTarget(t))
+        : targets.flatMap((t) => this.deps.queues.get(t, shard) ?? []);
+    for (const queue of queues) {
       for (let start = 0; ; start += PAGE) {
         const jobs = (await queue.getFailed(start, start + PAGE - 1)) as Job<DeliveryJobData>[];
         const loaded = await Promise.all(jobs.filter((j) => j?.data?.e).map((j) => this.load(j)));

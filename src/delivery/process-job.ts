@@ -47,7 +47,7 @@ export interface TargetRuntime {
   queue: Queue;
   secrets: string[];
   /**
-   * Requests in flight to the target from this process, at most `concurrency`: on a cluster the target's
+   * Jobs of the target being processed in this process, at most `concurrency`: on a cluster the target's
    * shard queues each have a BullMQ worker, and their concurrency would otherwise add up.
    */
   slots: LimitFunction;
@@ -153,7 +153,7 @@ export async function processJob(
     }
     const reason = verdict === 'wait-for-push' ? null : verdict;
     if (reason) {
-      // Independent writes, sent together (same connection, so still applied in this order).
+      // Independent writes, sent together (on a cluster they go to different primaries: neither needs the other).
       await Promise.all([
         settle('suppressed', { reason }),
         ctx.redis.zadd(ctx.keys.suppressed, Date.now(), `${event.id}.${target.id}`),
@@ -197,7 +197,7 @@ export async function processJob(
     return { state: 'delivered', skipped: built.skip };
   }
 
-  const exchange = await tr.slots(() => send(ctx, tr, built, event, data.k));
+  const exchange = await send(ctx, tr, built, event, data.k);
   ctx.metrics.attemptDuration.observe({ target: target.id }, exchange.ms / 1000);
   const attempt: AttemptRecord = {
     n,

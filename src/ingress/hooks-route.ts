@@ -216,8 +216,6 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       let stored: StoreResult;
       try {
         stored = await store.store(event, dedupe);
-        // A copy of an event whose first answer was 503 for want of durability: 200 only once it is durable.
-        if (stored.state === 'duplicate') await store.awaitDurable();
       } catch (err) {
         // Nothing was written (the script is atomic), or it is written but not yet durable: either way
         // Bitbucket's retry of the same delivery is stored, or answered as a copy once durable.

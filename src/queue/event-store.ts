@@ -59,13 +59,16 @@ export class EventStore {
   private readonly script = new LuaScript(STORE_SCRIPT);
   /** Per target, per shard. */
   private readonly slots = new Map<string, QueueSlot[]>();
-  /** Requests waiting for the next durability round (see awaitDurable). */
-  private durableWaiters: { resolve(): void; reject(err: Error): void }[] = [];
+  /** Requests waiting for the next durability round (see awaitDurable), with the epoch of their write. */
+  private durableWaiters: { epoch: number; resolve(): void; reject(err: Error): void }[] = [];
   private durableRunning = false;
+  /** Counts the commit connection's (re)connections: a wait only vouches for writes made in the same one. */
+  private epoch = 0;
 
   /**
-   * Durability waits run on a connection of their own: WAIT and WAITAOF block the connection that sends them,
-   * and on the shared one a lagging replica would stall every request's store call.
+   * With `durability: fsync|replicated` the store script, the marker and the WAIT/WAITAOF all go over this one
+   * connection: a wait on another connection could reach another server (a failover, a restart) than the
+   * write did, and vouch for nothing. With `fast` there is no wait and the script uses the shared connection.
    */
   private readonly commitClient: Redis;
 
@@ -79,6 +82,9 @@ export class EventStore {
   ) {
     this.client = client as Redis;
     this.commitClient = commitClient as Redis;
+    this.commitClient.on('ready', () => {
+      this.epoch += 1;
+    });
     for (const { targetId, queue } of queues.all()) {
       const k = queue.keys;
       // BullMQ's own normalisation of the options (defaults, backoff shape), as Queue.add would store them.
@@ -140,23 +146,27 @@ export class EventStore {
         JSON.stringify(Job.optsAsJSON({ ...slot.opts, jobId })),
       );
     }
-    const held = (await this.script.run(this.client, keys, args)) as [string, string] | null;
-    if (held) return { state: 'duplicate', id: held[1] };
-    await this.awaitDurable();
-    return { state: 'new' };
+    const durable = this.config.redis.durability !== 'fast';
+    const epoch = this.epoch;
+    const held = (await this.script.run(durable ? this.commitClient : this.client, keys, args)) as
+      | [string, string]
+      | null;
+    // A copy is answered 200 only once durable too: its original may have been answered 503 for want of
+    // durability, or stored by another instance a moment ago.
+    if (durable) await this.awaitDurable(epoch);
+    return held ? { state: 'duplicate', id: held[1] } : { state: 'new' };
   }
 
   /**
-   * Resolves once this process's writes so far are as durable as `redis.durability` asks. A copy answered 200
-   * waits here too: its original may have been answered 503 for want of durability, or stored by another
-   * instance a moment ago. Requests whose writes Redis has applied join the next durability round: one marker write and one WAIT or
-   * WAITAOF on the commit connection covers all of them, since the replication stream and the AOF are ordered
-   * and the marker comes after their writes. Requests arriving while a round is in flight join the next one.
+   * Resolves once the caller's store call (made in connection epoch `epoch`) is as durable as
+   * `redis.durability` asks. Calls whose script Redis has answered join the next round: one marker write and one
+   * WAIT or WAITAOF on the same connection cover all of them (and an original written by another instance),
+   * since the replication stream and the AOF are ordered and the marker comes after. A call whose connection
+   * was replaced since its write is refused (503): the new server may not have the write.
    */
-  awaitDurable(): Promise<void> {
-    if (this.config.redis.durability === 'fast') return Promise.resolve();
+  private awaitDurable(epoch: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.durableWaiters.push({ resolve, reject });
+      this.durableWaiters.push({ epoch, resolve, reject });
       if (!this.durableRunning) void this.runDurabilityRounds();
     });
   }
@@ -167,9 +177,14 @@ export class EventStore {
       while (this.durableWaiters.length > 0) {
         const round = this.durableWaiters;
         this.durableWaiters = [];
+        const epoch = this.epoch;
         try {
           await this.waitForDurability();
-          for (const w of round) w.resolve();
+          const changed = new NotDurableYet('the redis connection was replaced since the write');
+          for (const w of round) {
+            if (w.epoch === epoch && this.epoch === epoch) w.resolve();
+            else w.reject(changed);
+          }
         } catch (err) {
           const e = new NotDurableYet((err as Error).message);
           for (const w of round) w.reject(e);

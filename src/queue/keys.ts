@@ -18,8 +18,10 @@ export interface Keys {
   prefix: string;
   /** How many shards (1 unless clustered). */
   shards: number;
-  /** The shard of a new event, from its source and repository. */
+  /** The shard of a new event, from its repository. */
   shardOf(sourceId: string, repository: string | null): number;
+  /** Where `redis.shards` is recorded, so a relay started with another count refuses to run (shard-check.ts). */
+  shardCount: string;
   /** The shard an event id was made for (see newEventId): its last three hex digits. */
   shardOfId(eventId: string): number;
   event(id: string): string;
@@ -59,12 +61,20 @@ export function makeKeys(config: Pick<Config, 'redis'>): Keys {
   const shards = clustered ? config.redis.shards : 1;
   const shard = (s = 0) => (clustered ? `{${p}:${s}}` : p);
   const global = clustered ? `{${p}}` : p;
-  const shardOfId = (id: string) => (shards === 1 ? 0 : (Number.parseInt(id.slice(-3), 16) || 0) % shards);
+  // An id's last three hex digits, when they name a shard; anything else (an id from before sharding, a
+  // mistyped id given to ops) reads from shard 0 and is simply not found there.
+  const shardOfId = (id: string) => {
+    const n = shards === 1 ? 0 : Number.parseInt(id.slice(-3), 16);
+    return n >= 0 && n < shards ? n : 0;
+  };
   return {
     prefix: p,
     shards,
-    shardOf: (sourceId, repository) => (shards === 1 ? 0 : fnv1a(`${sourceId}/${repository ?? ''}`) % shards),
+    // By repository alone, like the loop guard's keys: one repository reached through two sources still
+    // shares its per-ref counters and coalescing state.
+    shardOf: (_sourceId, repository) => (shards === 1 ? 0 : fnv1a(repository ?? '') % shards),
     shardOfId,
+    shardCount: `${global}:shards`,
     event: (id) => `${shard(shardOfId(id))}:ev:${id}`,
     eventIndex: `${shard(0)}:events`,
     eventIndexOf: (s) => `${shard(s)}:events`,

@@ -10,6 +10,7 @@ import { createRuntime, waitForRedis } from '../../src/runtime.js';
 import { stopAll, waitFor } from '../edge/helpers/processes.js';
 import { type RelayProc, requireBuild } from '../edge/helpers/stack.js';
 import { startAdmin } from '../helpers/admin.js';
+import { runCli } from '../helpers/cli.js';
 import { startDriver } from './helpers/driver.js';
 import { type IdempotentTarget, startIdempotentTarget } from './helpers/idempotent-target.js';
 import { type RedisNode, startRedisNode } from './helpers/redis-procs.js';
@@ -115,6 +116,14 @@ afterAll(async () => {
 });
 
 describe('Redis Cluster: three primaries', () => {
+  it('refuses to start a relay whose shard count differs from the one the data was written with', async () => {
+    // The ingress and worker of this file recorded 12; a worker configured with 8 would read the wrong shards.
+    const wrong = writeFaultConfig({ ...cfg, redis: { ...cfg.redis, shards: 8 } }, 'worker-8-shards', 0);
+    const run = await runCli(['worker', '--config', wrong], {}, 30_000);
+    expect(run.code).not.toBe(0);
+    expect(run.stderr).toContain('redis.shards is 8 but the data in this cluster was written with 12 shards');
+  });
+
   it('runs the end-to-end flow: every acknowledged event delivered once per target, spread over all primaries', async () => {
     const driver = startDriver({ urls: () => [ingress.url!], concurrency: 4, max: 300, repos: REPOS });
     const stats = await driver.finished();
