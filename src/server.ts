@@ -108,7 +108,7 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
 }
 
 /** SIGTERM/SIGINT: stop gracefully within a bound, then exit. */
-export function exitOnSignals(relay: RunningRelay, log: Logger, graceMs = 30_000): void {
+export function exitOnSignals(relay: RunningRelay, log: Logger, graceMs: number): void {
   const handler = (signal: string) => {
     log.info({ signal }, 'shutting down');
     const timer = setTimeout(() => {

@@ -96,18 +96,24 @@ export function startDeliveryWorkers(rt: Runtime): DeliveryWorkers {
      * after it is abandoned, not lost: its lock expires and another worker sends it with the same key.
      */
     async close() {
-      const graceMs = Math.min(Math.max(...workers.map((w) => w.timeoutMs)) + 2000, 25_000);
-      let timer: NodeJS.Timeout | undefined;
-      const gentle = Promise.allSettled(workers.map((w) => w.worker.close()));
-      const bounded = new Promise<'late'>((res) => {
-        timer = setTimeout(() => res('late'), graceMs);
-      });
-      if ((await Promise.race([gentle, bounded])) === 'late') {
-        log.warn({ graceMs }, 'in-flight deliveries did not finish in time; their locks will expire');
-        await Promise.allSettled(workers.map((w) => w.worker.close(true)));
+      const graceMs = rt.config.worker.shutdownGraceMs;
+      const within = (promise: Promise<unknown>, ms: number) => {
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((res) => {
+          timer = setTimeout(() => res('late'), ms);
+        });
+        return Promise.race([promise.then(() => 'done' as const), late]).finally(() => clearTimeout(timer));
+      };
+      const gentle = Promise.allSettled(workers.map((w) => w.close()));
+      if ((await within(gentle, graceMs)) === 'late') {
+        // BullMQ's close(true) would return the pending gentle close, which waits for the jobs: abort their
+        // requests instead, so each job records a retry (same key, sent again soon) and ends.
+        log.warn({ graceMs }, 'in-flight deliveries did not finish in time; they will be sent again');
+        await Promise.allSettled(clients.map((c) => c.destroy()));
+        await within(gentle, 5000);
+      } else {
+        await Promise.allSettled(clients.map((c) => c.close()));
       }
-      clearTimeout(timer);
-      await Promise.allSettled(clients.map((c) => c.close()));
       connection.disconnect();
     },
   };
@@ -120,7 +126,7 @@ function startTargetWorker(
   log: Logger,
   tr: TargetRuntime,
   shard: number,
-): { worker: Worker<DeliveryJobData>; timeoutMs: number } {
+): Worker<DeliveryJobData> {
   const { target } = tr;
   const lockDuration = lockDurationFor(target);
   const worker = new Worker<DeliveryJobData>(
@@ -165,5 +171,5 @@ function startTargetWorker(
       .catch(() => {});
   });
   worker.on('error', (err) => log.warn({ target: target.id, err: err.message }, 'worker error'));
-  return { worker, timeoutMs: target.timeoutMs };
+  return worker;
 }

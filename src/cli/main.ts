@@ -19,7 +19,8 @@ function runRoles(roles: Roles) {
     // Loaded on demand: the client commands (dlq, events, …) should not pay for the server's start-up.
     const { exitOnSignals, runRelay } = await import('../server.js');
     const relay = await runRelay(config, roles, log);
-    exitOnSignals(relay, log);
+    // The in-flight deliveries' grace, plus a few seconds for closing the HTTP servers and Redis.
+    exitOnSignals(relay, log, (roles.worker ? config.worker.shutdownGraceMs : 0) + 10_000);
   };
 }
 

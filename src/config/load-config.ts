@@ -188,7 +188,16 @@ function normalise(raw: Raw): Config {
       shards: raw.redis.cluster ? (raw.redis.shards ?? DEFAULT_CLUSTER_SHARDS) : 1,
     },
     ingress: raw.ingress,
-    worker: raw.worker,
+    worker: {
+      metricsHost: raw.worker.metricsHost,
+      ...(raw.worker.metricsPort !== undefined ? { metricsPort: raw.worker.metricsPort } : {}),
+      // A request cut off by shutdown is sent again with the same key, which a target without idempotency may
+      // take for a second build: by default wait as long as the slowest target may take.
+      shutdownGraceMs:
+        raw.worker.shutdownGrace !== undefined
+          ? toMs(raw.worker.shutdownGrace)
+          : Math.max(...raw.targets.map((t: Raw) => t.timeoutMs)) + 2000,
+    },
     admin: raw.admin,
     sources: raw.sources.map((s: Raw) => ({ ...s, secrets: s.secrets.filter((x: string) => x.length > 0) })),
     targets: raw.targets.map(

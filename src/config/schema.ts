@@ -117,6 +117,8 @@ export const configSchema = {
         // A worker-only process has no other HTTP port: this serves its /metrics and /healthz (absent = none).
         metricsHost: { type: 'string', default: '127.0.0.1' },
         metricsPort: { type: 'integer', minimum: 0, maximum: 65535 },
+        // How long SIGTERM waits for in-flight deliveries (absent = the slowest target's timeout + 2 s).
+        shutdownGrace: duration,
       },
     },
     admin: {

@@ -83,7 +83,12 @@ export interface Config {
     trustProxy: boolean | string[];
     dedupe: { deliveryIdSeconds: number; contentSeconds: number };
   };
-  worker: { metricsHost: string; metricsPort?: number };
+  worker: {
+    metricsHost: string;
+    metricsPort?: number;
+    /** SIGTERM's wait for in-flight deliveries, ms: the slowest target's timeout + 2 s unless configured. */
+    shutdownGraceMs: number;
+  };
   admin: {
     host: string;
     port: number;

@@ -76,6 +76,11 @@ export class TargetClient {
   close(): Promise<void> {
     return this.pool.close();
   }
+
+  /** Abort whatever is still in flight (shutdown past its grace): `close()` would wait for it. */
+  destroy(): Promise<void> {
+    return this.pool.destroy();
+  }
 }
 
 /** What AbortSignal.timeout() aborts with. */

@@ -107,4 +107,36 @@ describe('crashes and shutdown', () => {
     expect((await state())?.state).toBe('delivered');
     expect(t.received).toHaveLength(1);
   });
+
+  it('waits as long as the slowest target may take by default, and only worker.shutdownGrace when set', async () => {
+    // A 3 s answer from a target allowed 4 s: the default grace (timeout + 2 s) lets it finish.
+    const slow = await setup(() => ({ status: 200, delayMs: 3000 }), 4000);
+    const patient = await workerProcess(slow.raw);
+    await slow.t.waitFor(1, 30_000);
+    patient.kill('SIGTERM');
+    expect(await new Promise((r) => patient.once('exit', (c) => r(c)))).toBe(0);
+    expect((await slow.state())?.state).toBe('delivered');
+
+    // The same with shutdownGrace 300ms: the worker stops before the answer; the delivery stays owed, not lost.
+    const cut = await setup(() => ({ status: 200, delayMs: 3000 }), 4000);
+    const hasty = await workerProcess({ ...cut.raw, worker: { shutdownGrace: '300ms' } });
+    await cut.t.waitFor(1, 30_000);
+    const stoppedAt = Date.now();
+    hasty.kill('SIGTERM');
+    await new Promise((r) => hasty.once('exit', r));
+    expect(Date.now() - stoppedAt).toBeLessThan(2500);
+    // The cut-off request was recorded as an attempt to retry, and the next worker sends it with the same key.
+    expect((await cut.state())?.state).toBe('retrying');
+    const next = await workerProcess(cut.raw);
+    await waitUntil(
+      async () => (await cut.state())?.state === 'delivered',
+      30_000,
+      'the retry after shutdown',
+    );
+    next.kill('SIGTERM');
+    await new Promise((r) => next.once('exit', r));
+    const keys = cut.t.received.map((r) => r.headers['idempotency-key']);
+    expect(keys).toHaveLength(2);
+    expect(keys[1]).toBe(keys[0]);
+  });
 });
