@@ -104,7 +104,8 @@ export async function readEventParts(
   targets?: string[],
 ): Promise<{ meta: EventMeta | null; states: Map<string, TargetState | null> }> {
   const key = deps.keys.event(id);
-  // An event without its `ok` mark was never acknowledged (a write whose commit failed or is still running):
+  // The store script writes `ok` with the event and its jobs in one step; an event without it was left by the
+  // earlier two-step store (a write whose commit failed) and was never acknowledged:
   // it is not shown as an event.
   if (!targets) {
     const [metaRaw, ok] = await deps.redis.hmget(key, 'meta', 'ok');

@@ -22,7 +22,8 @@ import { luaScript } from './scripts.js';
 // Events can enter the index slightly out of score order (score = receive time, set before the commit).
 const OVERLAP_MS = 5_000;
 const PAGE = 500;
-// An event younger than this without its jobs may still be committing.
+// An event without its `ok` mark comes from the earlier two-step store, where one younger than this may still
+// have been committing its jobs (the one-call store writes event, jobs and mark together).
 const UNCOMMITTED_GRACE_MS = 10_000;
 
 const MAX = `

@@ -22,7 +22,7 @@ export interface StoredEvent {
   body: Buffer;
   targets: string[];
   clientIp?: string;
-  /** Epoch ms when all its delivery jobs were committed; absent: never acknowledged (a failed or torn write). */
+  /** Epoch ms it was stored with all its delivery jobs (one script); absent only on torn writes of the earlier two-step store. */
   acceptedAt?: number;
   /** Its shard (Keys.shardOf; always 0 without a cluster). */
   shard: number;
