@@ -72,6 +72,7 @@ export async function createRuntime(
     metrics,
     async close() {
       await queues.close();
+      store.close();
       redis.disconnect();
       commitRedis.disconnect();
     },

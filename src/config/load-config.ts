@@ -168,10 +168,6 @@ function crossCheck(raw: Raw): string[] {
   if (raw.redis.sentinels && !raw.redis.name) problems.push('redis.name: is required with redis.sentinels');
   if (raw.redis.shards !== undefined && !raw.redis.cluster)
     problems.push('redis.shards: only with redis.cluster (one Redis has one shard)');
-  // WAIT and WAITAOF answer for the node they are sent to; waiting on the node of each event's shard is not
-  // built yet, so a cluster keeps the promise of `fast` only.
-  if (raw.redis.cluster && raw.redis.durability !== undefined && raw.redis.durability !== 'fast')
-    problems.push('redis.durability: only fast is supported with redis.cluster');
   return problems;
 }
 

@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { RedisClient } from './redis-connection.js';
@@ -37,6 +38,11 @@ export async function checkDurability(
   config: Config,
   log: Logger,
 ): Promise<DurabilitySupport> {
+  // On a cluster every primary holds some shards: each must keep the promise (WAITAOF only if all have it).
+  if (redis instanceof Cluster) {
+    const each = await Promise.all(redis.nodes('master').map((node) => checkDurability(node, config, log)));
+    return { waitAof: each.length > 0 && each.every((s) => s.waitAof) };
+  }
   const info = (await redis.info('server')) + (await redis.info('replication'));
   const [major = 0, minor = 0] = (field(info, 'redis_version') ?? '0.0').split('.').map(Number);
   const waitAof = major > 7 || (major === 7 && minor >= 2);

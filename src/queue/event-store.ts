@@ -1,14 +1,17 @@
 import { inflateRawSync } from 'node:zlib';
 import { Job, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
+import { ClusterNodes } from './cluster-nodes.js';
+import { DurableLane } from './durable-lane.js';
 import { type DeliveryJobData, deliveryJobId, idempotencyKey } from './job-types.js';
 import type { Keys } from './keys.js';
 import { LuaScript } from './lua-script.js';
+import { NotDurableYet } from './not-durable.js';
 import type { TargetQueues } from './queues.js';
-import type { RedisClient } from './redis-connection.js';
+import { connectionOptions, type RedisClient } from './redis-connection.js';
 import { JOB_KEY_NAMES, STORE_SCRIPT } from './store-script.js';
 
 /** An event as stored once in Redis, beside the delivery jobs that point at it. */
@@ -28,8 +31,7 @@ export interface StoredEvent {
   shard: number;
 }
 
-/** The event is stored on the primary but not yet as durable as `redis.durability` asks: answer 503, keep it. */
-export class NotDurableYet extends Error {}
+export { NotDurableYet } from './not-durable.js';
 
 export type StoreResult = { state: 'new' } | { state: 'duplicate'; id: string };
 
@@ -59,18 +61,16 @@ export class EventStore {
   private readonly script = new LuaScript(STORE_SCRIPT);
   /** Per target, per shard. */
   private readonly slots = new Map<string, QueueSlot[]>();
-  /** Requests waiting for the next durability round (see awaitDurable), with the epoch of their write. */
-  private durableWaiters: { epoch: number; resolve(): void; reject(err: Error): void }[] = [];
-  private durableRunning = false;
-  /** Counts the commit connection's (re)connections: a wait only vouches for writes made in the same one. */
-  private epoch = 0;
-
   /**
-   * With `durability: fsync|replicated` the store script, the marker and the WAIT/WAITAOF all go over this one
-   * connection: a wait on another connection could reach another server (a failover, a restart) than the
-   * write did, and vouch for nothing. With `fast` there is no wait and the script uses the shared connection.
+   * With `durability: fsync|replicated` the store script, the marker and the WAIT/WAITAOF all go over one
+   * connection (a lane, see durable-lane.ts): a wait on another connection could reach another server (a
+   * failover, a restart) than the write did, and vouch for nothing. Without a cluster that is the commit
+   * connection; on a cluster, one plain connection per primary, picked by the event's slot. With `fast` there
+   * is no wait and the script uses the shared connection.
    */
-  private readonly commitClient: Redis;
+  private readonly lane: DurableLane;
+  private readonly nodes: ClusterNodes | undefined;
+  private readonly nodeLanes = new Map<Redis, DurableLane>();
 
   constructor(
     client: RedisClient,
@@ -81,10 +81,12 @@ export class EventStore {
     commitClient: RedisClient = client,
   ) {
     this.client = client as Redis;
-    this.commitClient = commitClient as Redis;
-    this.commitClient.on('ready', () => {
-      this.epoch += 1;
-    });
+    const wait = (conn: Redis, marker: string) => this.waitForDurability(conn, marker);
+    this.lane = new DurableLane(commitClient as Redis, wait, config.redis.commandTimeoutMs);
+    this.nodes =
+      client instanceof Cluster
+        ? new ClusterNodes(client, connectionOptions(config, 'producer', 'producer-node'))
+        : undefined;
     for (const { targetId, queue } of queues.all()) {
       const k = queue.keys;
       // BullMQ's own normalisation of the options (defaults, backoff shape), as Queue.add would store them.
@@ -146,53 +148,41 @@ export class EventStore {
         JSON.stringify(Job.optsAsJSON({ ...slot.opts, jobId })),
       );
     }
-    const durable = this.config.redis.durability !== 'fast';
-    const epoch = this.epoch;
-    const held = (await this.script.run(durable ? this.commitClient : this.client, keys, args)) as
-      | [string, string]
-      | null;
+    const lane = this.config.redis.durability === 'fast' ? undefined : this.laneFor(keys[0]!);
+    const epoch = lane?.epoch ?? 0;
+    let held: [string, string] | null;
+    try {
+      held = (await this.script.run(lane?.conn ?? this.client, keys, args)) as [string, string] | null;
+    } catch (err) {
+      // A slot moved (resharding, failover) under a node connection: the retry uses the refreshed map.
+      if (/^(MOVED|ASK) /.test((err as Error).message)) this.nodes?.refresh();
+      throw err;
+    }
     // A copy is answered 200 only once durable too: its original may have been answered 503 for want of
     // durability, or stored by another instance a moment ago.
-    if (durable) await this.awaitDurable(epoch);
+    if (lane) await lane.awaitDurable(epoch, `${keys[1]}:durability-mark`);
     return held ? { state: 'duplicate', id: held[1] } : { state: 'new' };
   }
 
-  /**
-   * Resolves once the caller's store call (made in connection epoch `epoch`) is as durable as
-   * `redis.durability` asks. Calls whose script Redis has answered join the next round: one marker write and one
-   * WAIT or WAITAOF on the same connection cover all of them (and an original written by another instance),
-   * since the replication stream and the AOF are ordered and the marker comes after. A call whose connection
-   * was replaced since its write is refused (503): the new server may not have the write.
-   */
-  private awaitDurable(epoch: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.durableWaiters.push({ epoch, resolve, reject });
-      if (!this.durableRunning) void this.runDurabilityRounds();
-    });
+  /** The lane for a durable write of `key`: the commit connection, or on a cluster its slot's primary. */
+  private laneFor(key: string): DurableLane {
+    if (!this.nodes) return this.lane;
+    const conn = this.nodes.forKey(key);
+    if (!conn) throw new NotDurableYet('the cluster slot map is not known yet');
+    let lane = this.nodeLanes.get(conn);
+    if (!lane) {
+      lane = new DurableLane(
+        conn,
+        (c, marker) => this.waitForDurability(c, marker),
+        this.config.redis.commandTimeoutMs,
+      );
+      this.nodeLanes.set(conn, lane);
+    }
+    return lane;
   }
 
-  private async runDurabilityRounds(): Promise<void> {
-    this.durableRunning = true;
-    try {
-      while (this.durableWaiters.length > 0) {
-        const round = this.durableWaiters;
-        this.durableWaiters = [];
-        const epoch = this.epoch;
-        try {
-          await this.waitForDurability();
-          const changed = new NotDurableYet('the redis connection was replaced since the write');
-          for (const w of round) {
-            if (w.epoch === epoch && this.epoch === epoch) w.resolve();
-            else w.reject(changed);
-          }
-        } catch (err) {
-          const e = new NotDurableYet((err as Error).message);
-          for (const w of round) w.reject(e);
-        }
-      }
-    } finally {
-      this.durableRunning = false;
-    }
+  close(): void {
+    this.nodes?.close();
   }
 
   /** Set by checkDurability() whenever the connection becomes ready: whether the server has WAITAOF. */
@@ -200,39 +190,18 @@ export class EventStore {
   /** Whether checkDurability() has passed against the server behind the current connection. */
   durabilityChecked = false;
 
-  /** The commit connection may still be connecting (just started, or reconnecting): wait for it, bounded. */
-  private commitReady(): Promise<void> {
-    if (this.commitClient.status === 'ready') return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const done = (err?: Error) => {
-        clearTimeout(timer);
-        this.commitClient.off('ready', onReady);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onReady = () => done();
-      const timer = setTimeout(
-        () => done(new Error('redis commit connection not ready')),
-        this.config.redis.commandTimeoutMs,
-      );
-      this.commitClient.once('ready', onReady);
-    });
-  }
-
   /**
-   * One round: `replicated` waits for replicas, `fsync` for the local AOF fsync. WAIT and WAITAOF cover the
-   * writes of the connection that sends them, so a marker written here first carries the round's writes
-   * (made on the other connection, or by another instance for a copy) along with it.
+   * One round on one connection: `replicated` waits for replicas, `fsync` for the local AOF fsync. WAIT and
+   * WAITAOF cover the writes of the connection that sends them; the marker written first carries the round's
+   * writes along with it (and, for a copy, an original another instance wrote).
    */
-  private async waitForDurability(): Promise<void> {
+  private async waitForDurability(c: Redis, marker: string): Promise<void> {
     const { durability, replicas, commandTimeoutMs } = this.config.redis;
     if (durability === 'fast') return;
     // Fail closed: an unverified server must not let 2xx claim a durability it may not give.
     if (durability === 'fsync' && !this.durabilityChecked)
       throw new Error('redis durability not verified yet');
-    await this.commitReady();
-    const c = this.commitClient;
-    await c.set(`${this.keys.prefix}:durability-mark`, String(Date.now()));
+    await c.set(marker, String(Date.now()));
     if (durability === 'replicated') {
       const got = (await c.wait(replicas, commandTimeoutMs)) as number;
       if (got < replicas) throw new Error(`only ${got} of ${replicas} replicas acknowledged the write`);

@@ -10,20 +10,7 @@ export type RedisClient = Redis | Cluster;
  */
 export function createRedis(config: Config, role: 'producer' | 'worker', name: string = role): RedisClient {
   const r = config.redis;
-  const common: RedisOptions = {
-    connectionName: `hookrelay-${name}`,
-    lazyConnect: false,
-    ...(r.password ? { password: r.password } : {}),
-    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-    ...(role === 'producer'
-      ? {
-          enableOfflineQueue: false,
-          maxRetriesPerRequest: 1,
-          commandTimeout: r.commandTimeoutMs,
-          enableAutoPipelining: true,
-        }
-      : { maxRetriesPerRequest: null, enableOfflineQueue: true }),
-  };
+  const common = connectionOptions(config, role, name);
   if (r.cluster) {
     return new Cluster(r.cluster, {
       redisOptions: common,
@@ -57,4 +44,27 @@ export async function redisAnswers(client: RedisClient): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+/** The options of one connection: fail fast for a producer, retry forever for a worker (see createRedis). */
+export function connectionOptions(
+  config: Config,
+  role: 'producer' | 'worker',
+  name: string = role,
+): RedisOptions {
+  const r = config.redis;
+  return {
+    connectionName: `hookrelay-${name}`,
+    lazyConnect: false,
+    ...(r.password ? { password: r.password } : {}),
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    ...(role === 'producer'
+      ? {
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 1,
+          commandTimeout: r.commandTimeoutMs,
+          enableAutoPipelining: true,
+        }
+      : { maxRetriesPerRequest: null, enableOfflineQueue: true }),
+  };
 }

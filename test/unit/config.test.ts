@@ -53,7 +53,7 @@ describe('config', () => {
     ).toEqual(['targets[0].auth.type: must be one of: bearer, basic, token, oauth2']);
   });
 
-  it('shards the keyspace only on a cluster, and keeps a cluster to durability fast', () => {
+  it('shards the keyspace only on a cluster', () => {
     const cluster = ['127.0.0.1:7001', '127.0.0.1:7002'];
     expect(buildConfig(minimal, {}).redis.shards).toBe(1);
     expect(buildConfig({ ...minimal, redis: { cluster } }, {}).redis.shards).toBe(12);
@@ -61,9 +61,7 @@ describe('config', () => {
     expect(problems({ ...minimal, redis: { url: 'redis://x:6379', shards: 4 } })).toContain(
       'redis.shards: only with redis.cluster (one Redis has one shard)',
     );
-    expect(problems({ ...minimal, redis: { cluster, durability: 'replicated' } })).toContain(
-      'redis.durability: only fast is supported with redis.cluster',
-    );
+    expect(problems({ ...minimal, redis: { cluster, durability: 'replicated' } })).toEqual([]);
   });
 
   it('checks references between sections', () => {
