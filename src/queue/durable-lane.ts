@@ -67,8 +67,8 @@ export class DurableLane {
     }
   }
 
-  /** The connection may still be connecting (just started, or reconnecting): wait for it, bounded. */
-  private ready(): Promise<void> {
+  /** The connection may still be connecting (just opened, or reconnecting): wait for it, bounded. */
+  ready(): Promise<void> {
     if (this.conn.status === 'ready') return Promise.resolve();
     return new Promise((resolve, reject) => {
       const done = (err?: Error) => {

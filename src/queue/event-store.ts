@@ -149,6 +149,8 @@ export class EventStore {
       );
     }
     const lane = this.config.redis.durability === 'fast' ? undefined : this.laneFor(keys[0]!);
+    // A node connection is opened on first use: the write waits for it (bounded) rather than failing.
+    if (lane) await lane.ready();
     const epoch = lane?.epoch ?? 0;
     let held: [string, string] | null;
     try {

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,13 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load-config.js';
 import { createLogger } from '../../src/log.js';
 import { createRuntime, waitForRedis } from '../../src/runtime.js';
-import { stopAll, waitFor } from '../edge/helpers/processes.js';
+import { stopAll } from '../edge/helpers/processes.js';
 import { type RelayProc, requireBuild } from '../edge/helpers/stack.js';
 import { startAdmin } from '../helpers/admin.js';
 import { runCli } from '../helpers/cli.js';
 import { startDriver } from './helpers/driver.js';
 import { type IdempotentTarget, startIdempotentTarget } from './helpers/idempotent-target.js';
-import { type RedisNode, startRedisNode } from './helpers/redis-procs.js';
+import { type RedisNode, startRedisCluster } from './helpers/redis-procs.js';
 import {
   type FaultConfig,
   printReport,
@@ -57,43 +56,7 @@ function node(port: number): Redis {
 beforeAll(async () => {
   requireBuild();
   dir = mkdtempSync(join(tmpdir(), 'hookrelay-fault-cluster-'));
-  nodes = await Promise.all(
-    ['c1', 'c2', 'c3'].map((name) =>
-      startRedisNode(name, dir, [
-        '--cluster-enabled',
-        'yes',
-        '--cluster-config-file',
-        'nodes.conf',
-        '--cluster-node-timeout',
-        '2000',
-      ]),
-    ),
-  );
-  const created = spawnSync(
-    'redis-cli',
-    [
-      '--cluster',
-      'create',
-      ...nodes.map((n) => `127.0.0.1:${n.port}`),
-      '--cluster-replicas',
-      '0',
-      '--cluster-yes',
-    ],
-    { encoding: 'utf8', timeout: 30_000 },
-  );
-  if (created.status !== 0)
-    throw new Error(`redis-cli --cluster create failed:\n${created.stdout}${created.stderr}`);
-  await waitFor(
-    'every node to report cluster_state:ok',
-    async () => {
-      for (const n of nodes) {
-        if (!/cluster_state:ok/.test(String(await node(n.port).call('CLUSTER', 'INFO')))) return false;
-      }
-      return true;
-    },
-    30_000,
-    200,
-  );
+  nodes = await startRedisCluster(dir, 3);
 
   // A target that takes a while, so deliveries queue up in every shard at once.
   target = await startIdempotentTarget({ delayMs: 15 });

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -131,4 +132,73 @@ export async function startSentinel(
     50,
   );
   return { port, proc };
+}
+
+/**
+ * A Redis Cluster on loopback: `primaries × (1 + replicasEach)` redis-servers with `--cluster-enabled yes`,
+ * joined by `redis-cli --cluster create`, resolved once every node reports `cluster_state:ok` and every
+ * primary has its replicas connected.
+ */
+export async function startRedisCluster(
+  baseDir: string,
+  primaries: number,
+  replicasEach = 0,
+): Promise<RedisNode[]> {
+  const nodes = await Promise.all(
+    Array.from({ length: primaries * (1 + replicasEach) }, (_, i) =>
+      startRedisNode(`c${i + 1}`, baseDir, [
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-node-timeout',
+        '2000',
+        '--repl-diskless-sync-delay',
+        '0',
+      ]),
+    ),
+  );
+  const created = spawnSync(
+    'redis-cli',
+    [
+      '--cluster',
+      'create',
+      ...nodes.map((n) => `127.0.0.1:${n.port}`),
+      '--cluster-replicas',
+      String(replicasEach),
+      '--cluster-yes',
+    ],
+    { encoding: 'utf8', timeout: 30_000 },
+  );
+  if (created.status !== 0)
+    throw new Error(`redis-cli --cluster create failed:\n${created.stdout}${created.stderr}`);
+  await waitFor(
+    'every node to report cluster_state:ok, and the replicas in sync',
+    async () => {
+      for (const n of nodes) {
+        const probe = new Redis({
+          host: '127.0.0.1',
+          port: n.port,
+          lazyConnect: true,
+          maxRetriesPerRequest: 1,
+        });
+        probe.on('error', () => {});
+        try {
+          if (!/cluster_state:ok/.test(String(await probe.call('CLUSTER', 'INFO')))) return false;
+          const info = await probe.info('replication');
+          if (
+            /role:master/.test(info) &&
+            Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0) < replicasEach
+          )
+            return false;
+        } finally {
+          probe.disconnect();
+        }
+      }
+      return true;
+    },
+    40_000,
+    200,
+  );
+  return nodes;
 }
