@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import calculateSlot from 'cluster-key-slot';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeKeys } from '../../src/queue/keys.js';
 import { uniquePush } from '../edge/helpers/clients.js';
@@ -11,7 +10,7 @@ import { type RelayProc, requireBuild } from '../edge/helpers/stack.js';
 import { send } from '../helpers/bitbucket.js';
 import { type IdempotentTarget, startIdempotentTarget } from './helpers/idempotent-target.js';
 import { type RedisNode, startRedisCluster } from './helpers/redis-procs.js';
-import { type FaultConfig, printReport, startIngressAndWorker } from './helpers/relay.js';
+import { type FaultConfig, nodeClients, printReport, startIngressAndWorker } from './helpers/relay.js';
 
 /*
  * `durability: replicated` on Redis Cluster: three primaries with one replica each. Each event's write and its
@@ -28,14 +27,8 @@ let dir: string;
 let nodes: RedisNode[] = [];
 let target: IdempotentTarget;
 let ingress: RelayProc;
-const clients: Redis[] = [];
-
-function node(port: number): Redis {
-  const c = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1 });
-  c.on('error', () => {});
-  clients.push(c);
-  return c;
-}
+const clients = nodeClients();
+const node = (port: number) => clients.node(port);
 
 beforeAll(async () => {
   requireBuild();
@@ -58,7 +51,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const c of clients) c.disconnect();
+  clients.closeAll();
   await stopAll();
   await target?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });

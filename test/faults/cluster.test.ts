@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Cluster, Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load-config.js';
 import { createLogger } from '../../src/log.js';
@@ -15,6 +15,7 @@ import { type IdempotentTarget, startIdempotentTarget } from './helpers/idempote
 import { type RedisNode, startRedisCluster } from './helpers/redis-procs.js';
 import {
   type FaultConfig,
+  nodeClients,
   printReport,
   startIngressAndWorker,
   verifyRun,
@@ -44,14 +45,8 @@ let nodes: RedisNode[] = [];
 let target: IdempotentTarget;
 let ingress: RelayProc;
 let worker: RelayProc;
-const clients: (Redis | Cluster)[] = [];
-
-function node(port: number): Redis {
-  const c = new Redis({ host: '127.0.0.1', port, maxRetriesPerRequest: 1 });
-  c.on('error', () => {});
-  clients.push(c);
-  return c;
-}
+const clients = nodeClients();
+const node = (port: number) => clients.node(port);
 
 beforeAll(async () => {
   requireBuild();
@@ -72,7 +67,7 @@ beforeAll(async () => {
 }, 90_000);
 
 afterAll(async () => {
-  for (const c of clients) c.disconnect();
+  clients.closeAll();
   await stopAll();
   await target?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -94,7 +89,7 @@ describe('Redis Cluster: three primaries', () => {
 
     const cluster = new Cluster(nodes.map((n) => ({ host: '127.0.0.1', port: n.port })));
     cluster.on('error', () => {});
-    clients.push(cluster);
+    clients.track(cluster);
     const shardOf = (id: string) => Number.parseInt(id.slice(-3), 16) % SHARDS;
     const run = await verifyRun({
       stats,

@@ -146,3 +146,32 @@ export async function startIngressAndWorker(cfg: FaultConfig): Promise<[RelayPro
     startWorkerProc('worker', writeFaultConfig(cfg, 'worker', 0)),
   ]);
 }
+
+/** Clients a fault case opens to look into Redis nodes, one per port, all closed by `closeAll()`. */
+export function nodeClients(): {
+  node(port: number): Redis;
+  track<T extends { disconnect(): void }>(c: T): T;
+  closeAll(): void;
+} {
+  const open: { disconnect(): void }[] = [];
+  const byPort = new Map<number, Redis>();
+  return {
+    node(port) {
+      let c = byPort.get(port);
+      if (!c) {
+        c = inspector({ host: '127.0.0.1', port, maxRetriesPerRequest: 1 });
+        byPort.set(port, c);
+        open.push(c);
+      }
+      return c;
+    },
+    track(c) {
+      open.push(c);
+      return c;
+    },
+    closeAll() {
+      for (const c of open.splice(0)) c.disconnect();
+      byPort.clear();
+    },
+  };
+}
