@@ -189,7 +189,6 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       const shard = deps.keys.shardOf(source.id, envelope.repository);
       const event: StoredEvent = {
         id: deps.keys.shards > 1 ? newEventId(Date.now(), shard) : newEventId(),
-        shard,
         sourceId: source.id,
         receivedAt: Date.now(),
         envelope,

@@ -27,8 +27,6 @@ export interface StoredEvent {
   clientIp?: string;
   /** Epoch ms it was stored with all its delivery jobs (one script); absent only on torn writes of the earlier two-step store. */
   acceptedAt?: number;
-  /** Its shard (Keys.shardOf; always 0 without a cluster). */
-  shard: number;
 }
 
 export { NotDurableYet } from './not-durable.js';
@@ -81,8 +79,7 @@ export class EventStore {
     commitClient: RedisClient = client,
   ) {
     this.client = client as Redis;
-    const wait = (conn: Redis, marker: string) => this.waitForDurability(conn, marker);
-    this.lane = new DurableLane(commitClient as Redis, wait, config.redis.commandTimeoutMs);
+    this.lane = this.newLane(commitClient as Redis);
     this.nodes =
       client instanceof Cluster
         ? new ClusterNodes(client, connectionOptions(config, 'producer', 'producer-node'))
@@ -120,7 +117,9 @@ export class EventStore {
       targets: event.targets,
       clientIp: event.clientIp,
     });
-    const keys = [this.keys.event(event.id), this.keys.eventIndexOf(event.shard)];
+    // The id names the event's shard (always 0 without a cluster).
+    const shard = this.keys.shardOfId(event.id);
+    const keys = [this.keys.event(event.id), this.keys.eventIndexOf(shard)];
     const args: (string | number | Buffer)[] = [
       event.id,
       event.receivedAt,
@@ -136,8 +135,8 @@ export class EventStore {
       args.push(d.tag, d.ttlSeconds);
     }
     for (const targetId of event.targets) {
-      const slot = this.slots.get(targetId)?.[event.shard];
-      if (!slot) throw new Error(`no queue for target ${targetId} in shard ${event.shard}`);
+      const slot = this.slots.get(targetId)?.[shard];
+      if (!slot) throw new Error(`no queue for target ${targetId} in shard ${shard}`);
       const jobId = deliveryJobId(event.id, targetId);
       const data: DeliveryJobData = { e: event.id, t: targetId, k: idempotencyKey(event.id, targetId) };
       keys.push(...slot.keys, slot.prefix + jobId);
@@ -173,14 +172,18 @@ export class EventStore {
     if (!conn) throw new NotDurableYet('the cluster slot map is not known yet');
     let lane = this.nodeLanes.get(conn);
     if (!lane) {
-      lane = new DurableLane(
-        conn,
-        (c, marker) => this.waitForDurability(c, marker),
-        this.config.redis.commandTimeoutMs,
-      );
+      lane = this.newLane(conn);
       this.nodeLanes.set(conn, lane);
     }
     return lane;
+  }
+
+  private newLane(conn: Redis): DurableLane {
+    return new DurableLane(
+      conn,
+      (c, marker) => this.waitForDurability(c, marker),
+      this.config.redis.commandTimeoutMs,
+    );
   }
 
   close(): void {
@@ -229,7 +232,6 @@ export class EventStore {
       headers: JSON.parse(fields.hdr?.toString('utf8') ?? '{}'),
       body: decode(enc, raw),
       ...(fields.ok ? { acceptedAt: Number(fields.ok.toString('utf8')) } : {}),
-      shard: this.keys.shardOfId(id),
     };
   }
 }

@@ -45,7 +45,6 @@ function event(id: string): StoredEvent {
   const body = Buffer.from(JSON.stringify(payload));
   return {
     id,
-    shard: 0,
     sourceId: 'cloud',
     receivedAt: Date.now(),
     envelope: normalise({ platform: 'cloud', eventKey: 'repo:push', deliveryId: id, payload }),
