@@ -11,7 +11,7 @@
  * answers count toward req/s. No delivery worker runs: this measures ingest (verify, dedupe, store, enqueue).
  * Target (issue #5): haproxy/direct ≥ 0.8. EDGE_BENCH_CFG=path runs a variant of haproxy.cfg instead.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -29,6 +29,7 @@ import {
 import { cloudPush } from '../test/fixtures/payloads.js';
 import { SECRETS } from '../test/helpers/config.js';
 import { startTestRedis } from '../test/helpers/redis.js';
+import { cpuSeconds } from './harness.js';
 
 export interface Figures {
   rps: number;
@@ -117,23 +118,6 @@ interface Phase {
 
 function phase(url: string): Phase {
   return { url, factory: requestFactory(), rounds: [], cpu: { ingress: 0, haproxy: 0, redis: 0, client: 0 } };
-}
-
-/** CPU seconds (user + system) used so far by the processes `match` picks (by pid, process group). */
-function cpuSeconds(match: (pid: number, pgrp: number) => boolean): number {
-  let ticks = 0;
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      // After "pid (comm) ": state ppid pgrp ... utime(14th field) stime(15th).
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (match(Number(name), Number(f[2]))) ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return ticks / 100;
 }
 
 async function run(p: Phase, connections: number, duration: number): Promise<AutocannonResult> {

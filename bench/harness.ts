@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import type { BenchRequest } from './payloads.js';
@@ -96,4 +96,21 @@ export function writeYaml(dir: string, name: string, text: string): string {
 
 export function fmt(r: LoadResult): string {
   return `${r.rps.toFixed(0).padStart(7)} req/s  p50 ${String(r.p50).padStart(4)} ms  p99 ${String(r.p99).padStart(4)} ms  non-2xx ${r.non2xx}  errors ${r.errors}`;
+}
+
+/** CPU seconds (user + system) used so far by the processes `match` picks (by pid, process group). */
+export function cpuSeconds(match: (pid: number, pgrp: number) => boolean): number {
+  let ticks = 0;
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // After "pid (comm) ": state ppid pgrp ... utime(14th field) stime(15th).
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (match(Number(name), Number(f[2]))) ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return ticks / 100;
 }

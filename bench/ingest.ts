@@ -1,18 +1,15 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { startEmbeddedRedis } from '../src/queue/embedded-redis.js';
-import { fmt, type LoadResult, load, spawnServer, waitReady, writeYaml } from './harness.js';
+import { cpuSeconds, fmt, type LoadResult, load, spawnServer, waitReady, writeYaml } from './harness.js';
 import { averageSize, makeSignedPushes } from './payloads.js';
 
 const SECRET = 'bench-secret';
 
-/** User + system CPU time of a process so far, in ms (Linux /proc; clock ticks are 10 ms). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
+/** User + system CPU time of one process so far, in ms. */
+const cpuMs = (pid: number) => cpuSeconds((p) => p === pid) * 1000;
 
 function relayConfig(redisUrl: string, port: number, targets: number): string {
   const ids = Array.from({ length: targets }, (_, i) => `t${i}`);
