@@ -29,7 +29,6 @@ export function useTestRedis(args: string[] = []): { readonly url: string; reado
   let client: Redis | undefined;
   beforeAll(async () => {
     server = await startTestRedis(args);
-    client = new Redis(server.url);
   });
   afterAll(async () => {
     client?.disconnect();
@@ -39,8 +38,10 @@ export function useTestRedis(args: string[] = []): { readonly url: string; reado
     get url() {
       return server!.url;
     },
+    // Opened on first use: most files only need the URL.
     get inspect() {
-      return client!;
+      client ??= new Redis(server!.url);
+      return client;
     },
   };
 }

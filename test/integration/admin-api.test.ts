@@ -2,25 +2,19 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { cloudPush, dcRefsChanged } from '../fixtures/payloads.js';
 import { api, type Outcome, scriptedWorker, startAdmin, waitFor } from '../helpers/admin.js';
 import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
 import { SECRETS, testConfig } from '../helpers/config.js';
 import { startIngress } from '../helpers/ingress.js';
 import { captureLogs } from '../helpers/logs.js';
-import { startTestRedis } from '../helpers/redis.js';
+import { useTestRedis } from '../helpers/redis.js';
 
 const OPERATOR = 'operator-token-0123456789abcdef';
 const VIEWER = 'viewer-token-0123456789abcdef';
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterAll(async () => {
-  await redis.cleanup();
-});
+const db = useTestRedis();
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -31,7 +25,7 @@ async function relay(
   overrides: Record<string, unknown> = {},
   outcome: (e: string, t: string) => Outcome = () => ({ ok: true }),
 ) {
-  const config = testConfig(redis.url, {
+  const config = testConfig(db.url, {
     admin: {
       tokens: [
         { name: 'alice', token: OPERATOR, role: 'operator' },

@@ -1,7 +1,7 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: JSON answers are read loosely; the assertions check their shape
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { startDeliveryWorkers } from '../../workers/delivery-worker.js';
 import { cloudPush } from '../fixtures/payloads.js';
 import { api, startAdmin, waitFor } from '../helpers/admin.js';
@@ -9,7 +9,7 @@ import { cloudRequest, send } from '../helpers/bitbucket.js';
 import { testConfig } from '../helpers/config.js';
 import { startIngress } from '../helpers/ingress.js';
 import { captureLogs } from '../helpers/logs.js';
-import { startTestRedis } from '../helpers/redis.js';
+import { useTestRedis } from '../helpers/redis.js';
 
 /**
  * The admin side against the real delivery workers and a real HTTP target: the replay/release contract
@@ -17,13 +17,7 @@ import { startTestRedis } from '../helpers/redis.js';
  */
 const TOKEN = 'e2e-operator-token-0123456789';
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterAll(async () => {
-  await redis.cleanup();
-});
+const db = useTestRedis();
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
@@ -54,7 +48,7 @@ async function jenkins() {
 }
 
 async function relay(targetUrl: string) {
-  const config = testConfig(redis.url, {
+  const config = testConfig(db.url, {
     admin: { tokens: [{ name: 'ops', token: TOKEN, role: 'operator' }] },
     targets: [{ id: 'jenkins', url: targetUrl, retry: { attempts: 2, schedule: ['50ms'] } }],
     routes: [{ source: 'cloud', targets: ['jenkins'] }],

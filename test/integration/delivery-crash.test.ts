@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { buildConfig } from '../../src/config/load-config.js';
 import { readTargetState } from '../../src/queue/delivery-state.js';
 import { cloudPush } from '../fixtures/payloads.js';
@@ -8,20 +8,13 @@ import { cloudRequest, send } from '../helpers/bitbucket.js';
 import { SECRETS } from '../helpers/config.js';
 import { startIngress, type TestIngress } from '../helpers/ingress.js';
 import { captureLogs } from '../helpers/logs.js';
-import { startTestRedis } from '../helpers/redis.js';
+import { useTestRedis } from '../helpers/redis.js';
 import { startTargetServer, type TargetServer, waitUntil } from '../helpers/target-server.js';
 
 const CHILD = fileURLToPath(new URL('../helpers/delivery-worker-child.ts', import.meta.url));
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
+const db = useTestRedis();
 const cleanups: (() => Promise<void> | void)[] = [];
-
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterAll(async () => {
-  await redis.cleanup();
-});
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
@@ -31,7 +24,7 @@ let counter = 0;
 function tree(targetUrl: string, timeoutMs: number) {
   counter += 1;
   return {
-    redis: { url: redis.url, prefix: `crash${process.pid}x${counter}`, commandTimeoutMs: 1000 },
+    redis: { url: db.url, prefix: `crash${process.pid}x${counter}`, commandTimeoutMs: 1000 },
     ingress: { host: '127.0.0.1', port: 0 },
     sources: [{ id: 'cloud', platform: 'cloud', secrets: [SECRETS.cloud] }],
     targets: [{ id: 'ci', url: targetUrl, timeoutMs, retry: { attempts: 5, delay: 50, maxDelay: 100 } }],

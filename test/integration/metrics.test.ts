@@ -1,24 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runRelay } from '../../src/server.js';
 import { cloudPush } from '../fixtures/payloads.js';
 import { cloudRequest, send } from '../helpers/bitbucket.js';
 import { testConfig } from '../helpers/config.js';
 import { startIngress } from '../helpers/ingress.js';
 import { captureLogs } from '../helpers/logs.js';
-import { startTestRedis } from '../helpers/redis.js';
+import { useTestRedis } from '../helpers/redis.js';
 import { startTargetServer } from '../helpers/target-server.js';
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterAll(async () => {
-  await redis.cleanup();
-});
+const db = useTestRedis();
 
 describe('per-process metrics', () => {
   it('the ingress serves its own request counters on /metrics, labelled by source and outcome only', async () => {
-    const ing = await startIngress(testConfig(redis.url), captureLogs().log);
+    const ing = await startIngress(testConfig(db.url), captureLogs().log);
     try {
       const req = cloudRequest('repo:push', cloudPush());
       expect((await send(ing.url, 'cloud', req)).status).toBe(202);
@@ -40,7 +34,7 @@ describe('per-process metrics', () => {
 
   it('a worker-only process serves delivery counters on worker.metricsPort', async () => {
     const target = await startTargetServer();
-    const config = testConfig(redis.url, {
+    const config = testConfig(db.url, {
       targets: [{ id: 'ci', url: `${target.url}/hook` }],
       worker: { metricsPort: 0 },
     });

@@ -1,21 +1,17 @@
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { SharedRateLimit } from '../../src/delivery/shared-rate-limit.js';
-import { startTestRedis } from '../helpers/redis.js';
+import { useTestRedis } from '../helpers/redis.js';
 
-let redis: Awaited<ReturnType<typeof startTestRedis>>;
+const db = useTestRedis();
 const clients: Redis[] = [];
 
-beforeAll(async () => {
-  redis = await startTestRedis();
-});
-afterAll(async () => {
+afterAll(() => {
   for (const c of clients) c.disconnect();
-  await redis.cleanup();
 });
 
 function limiter(key: string, max: number, durationMs: number): SharedRateLimit {
-  const c = new Redis(redis.url);
+  const c = new Redis(db.url);
   clients.push(c);
   return new SharedRateLimit(c, key, { max, durationMs });
 }
