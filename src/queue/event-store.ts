@@ -43,10 +43,11 @@ export interface DedupeKey {
 // Below this size compressing saves too little to be worth the CPU.
 const COMPRESS_MIN_BYTES = 1024;
 
-/** What the store script needs of a target's queue, worked out once per target. */
+/** What the store script needs of a target's queue, worked out once per queue. */
 interface QueueSlot {
   keys: string[];
   prefix: string;
+  /** The target's job options as BullMQ stores them, without the per-job `jobId`. */
   opts: Record<string, unknown>;
 }
 
@@ -84,17 +85,22 @@ export class EventStore {
       client instanceof Cluster
         ? new ClusterNodes(client, connectionOptions(config, 'producer', 'producer-node'))
         : undefined;
-    for (const { targetId, queue } of queues.all()) {
-      const k = queue.keys;
-      // BullMQ's own normalisation of the options (defaults, backoff shape), as Queue.add would store them.
-      const normalised = new Job(queue, 'x', {}, { ...jobOptions.get(targetId) }).opts;
-      const slots = this.slots.get(targetId) ?? [];
-      slots.push({
-        keys: JOB_KEY_NAMES.map((name) => k[name]!),
-        prefix: k['']!,
-        opts: normalised as Record<string, unknown>,
-      });
-      this.slots.set(targetId, slots);
+    for (const targetId of queues.targetIds) {
+      const shardQueues = queues.ofTarget(targetId);
+      // BullMQ's own normalisation (defaults, backoff shape) and encoding of the options, as Queue.add would
+      // store them: the same for every shard of the target, so worked out once. `jobId` is added per job;
+      // BullMQ keeps it under its own name, last.
+      const opts: Record<string, unknown> = {
+        ...Job.optsAsJSON(new Job(shardQueues[0]!, 'x', {}, { ...jobOptions.get(targetId) }).opts),
+      };
+      this.slots.set(
+        targetId,
+        shardQueues.map((queue) => ({
+          keys: JOB_KEY_NAMES.map((name) => queue.keys[name]!),
+          prefix: queue.keys['']!,
+          opts,
+        })),
+      );
     }
   }
 
@@ -144,7 +150,7 @@ export class EventStore {
         jobId,
         event.envelope.eventKey,
         JSON.stringify(data),
-        JSON.stringify(Job.optsAsJSON({ ...slot.opts, jobId })),
+        JSON.stringify({ ...slot.opts, jobId }),
       );
     }
     const lane = this.config.redis.durability === 'fast' ? undefined : this.laneFor(keys[0]!);
