@@ -10,10 +10,10 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { buildIngressApp } from '../src/app.js';
-import { buildConfig } from '../src/config/load-config.js';
 import { createLogger } from '../src/log.js';
 import { createRuntime, waitForRedis } from '../src/runtime.js';
 import { startDeliveryWorkers } from '../workers/delivery-worker.js';
+import { e2eRelayConfig } from './e2e-config.js';
 
 interface Args {
   mode: 'naive' | 'hookrelay';
@@ -63,31 +63,14 @@ async function naive(): Promise<string> {
 }
 
 async function hookrelay(): Promise<string> {
-  const config = buildConfig(
-    {
-      redis: { url: args.redisUrl, prefix: args.prefix },
-      ingress: { host: '127.0.0.1', port: 0 },
-      sources: [{ id: 'cloud', platform: 'cloud', secrets: [args.secret] }],
-      targets: [
-        {
-          id: 'ci',
-          url: args.targetUrl,
-          concurrency: args.concurrency,
-          signingSecret: 'whsec_YmVuY2gtc2lnbmluZy1zZWNyZXQ=',
-        },
-      ],
-      routes: [{ source: 'cloud', targets: ['ci'] }],
-      // Every guard runs; the per-ref limit is set high because the bench pushes thousands of times to one
-      // branch on purpose (the check still runs for each delivery).
-      loop: {
-        ignoreActors: ['ci-bot*', '*@ci.example.test'],
-        maxTriggersPerRef: { count: 1_000_000, windowSeconds: 600 },
-        collapseMergePush: true,
-      },
-      log: { level: args.logLevel },
-    },
-    {},
-  );
+  const config = e2eRelayConfig({
+    redisUrl: args.redisUrl,
+    prefix: args.prefix,
+    targetUrl: args.targetUrl,
+    secret: args.secret,
+    concurrency: args.concurrency,
+    logLevel: args.logLevel,
+  });
   const log = createLogger(args.logLevel, pino.destination({ dest: '/dev/null', sync: false }));
   const rt = await createRuntime(config, log);
   await waitForRedis(rt.redis, 10_000);

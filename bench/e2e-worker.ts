@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { buildIngressApp } from '../src/app.js';
-import { buildConfig } from '../src/config/load-config.js';
 import { createLogger } from '../src/log.js';
 import { startEmbeddedRedis } from '../src/queue/embedded-redis.js';
 import { createRuntime, waitForRedis } from '../src/runtime.js';
 import { startDeliveryWorkers } from '../workers/delivery-worker.js';
+import { e2eRelayConfig } from './e2e-config.js';
 import { makeSignedPushes } from './payloads.js';
 
 const SECRET = 'bench-secret-0123456789';
@@ -39,29 +39,14 @@ const reqs = makeSignedPushes(events * rounds, SECRET);
 const results: { cpuMs: number; rate: number }[] = [];
 try {
   for (let round = 0; round < rounds; round++) {
-    const config = buildConfig(
-      {
-        redis: { url: redis.url, prefix: `bench-worker-${round}` },
-        ingress: { host: '127.0.0.1', port: 0 },
-        sources: [{ id: 'cloud', platform: 'cloud', secrets: [SECRET] }],
-        targets: [
-          {
-            id: 'ci',
-            url: `${targetUrl}/hook`,
-            concurrency: 16,
-            signingSecret: 'whsec_YmVuY2gtc2lnbmluZy1zZWNyZXQ=',
-          },
-        ],
-        routes: [{ source: 'cloud', targets: ['ci'] }],
-        loop: {
-          ignoreActors: ['ci-bot*', '*@ci.example.test'],
-          maxTriggersPerRef: { count: 1_000_000, windowSeconds: 600 },
-          collapseMergePush: true,
-        },
-        log: { level: 'info' },
-      },
-      {},
-    );
+    const config = e2eRelayConfig({
+      redisUrl: redis.url,
+      prefix: `bench-worker-${round}`,
+      targetUrl: `${targetUrl}/hook`,
+      secret: SECRET,
+      concurrency: 16,
+      logLevel: 'info',
+    });
     const log = createLogger('info', pino.destination({ dest: '/dev/null', sync: false }));
     const rt = await createRuntime(config, log);
     await waitForRedis(rt.redis, 10_000);
