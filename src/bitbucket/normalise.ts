@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Platform } from '../config/types.js';
-import type { CommitInfo, Envelope, Person, PullRequestInfo } from './envelope.js';
+import type { CommitInfo, Envelope, Person } from './envelope.js';
 import { eventFamily } from './event-keys.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: payloads have been validated by ajv for the fields read here
@@ -8,53 +8,65 @@ type Json = any;
 
 const ZERO_HASH = /^0+$/;
 
-function parseRaw(raw: unknown): Pick<Person, 'name' | 'email'> {
-  // Cloud commit authors come as "Name <email>".
-  if (typeof raw !== 'string') return {};
-  const match = /^(.*?)\s*<([^>]*)>\s*$/.exec(raw);
-  return match ? { name: match[1] || undefined, email: match[2] || undefined } : { name: raw };
-}
+/*
+ * Objects are built whole, with `undefined` for what a payload lacks, never spread and pruned with `delete`:
+ * JSON.stringify leaves undefined fields out all the same, and deleting turns V8 objects into slow dictionaries
+ * that cost again when the envelope is serialised. Normalising a push was 4 % of the ingress's CPU before.
+ */
 
-function clean<T extends object>(obj: T): T {
-  for (const key of Object.keys(obj) as (keyof T)[]) if (obj[key] === undefined) delete obj[key];
-  return obj;
+function rawName(raw: string | undefined, match: RegExpExecArray | null): string | undefined {
+  return match ? match[1] || undefined : raw;
 }
 
 function cloudPerson(user: Json): Person | undefined {
   if (!user || typeof user !== 'object') return undefined;
-  return clean({
+  return {
     name: user.nickname ?? user.display_name ?? user.username,
+    email: undefined,
     accountId: user.account_id,
     uuid: user.uuid,
-  });
+  };
 }
 
 function cloudAuthor(author: Json): Person | undefined {
   if (!author || typeof author !== 'object') return undefined;
-  return clean({ ...parseRaw(author.raw), ...cloudPerson(author.user), ...parseRaw(author.raw) });
+  // Cloud commit authors come as "Name <email>"; the linked account, when there is one, adds its ids.
+  const raw = typeof author.raw === 'string' ? (author.raw as string) : undefined;
+  const match = raw === undefined ? null : /^(.*?)\s*<([^>]*)>\s*$/.exec(raw);
+  const user = cloudPerson(author.user);
+  return {
+    name: rawName(raw, match) ?? user?.name,
+    email: match ? match[2] || undefined : undefined,
+    accountId: user?.accountId,
+    uuid: user?.uuid,
+  };
 }
 
 function dcPerson(user: Json): Person | undefined {
   if (!user || typeof user !== 'object') return undefined;
-  return clean({
+  return {
     name: user.name ?? user.displayName,
     email: user.emailAddress,
     accountId: user.id === undefined ? undefined : String(user.id),
     uuid: user.slug,
-  });
+  };
 }
 
 function cloudCommit(c: Json): CommitInfo | undefined {
   if (!c || typeof c.hash !== 'string') return undefined;
-  return clean({ hash: c.hash, message: c.message, author: cloudAuthor(c.author) });
+  return { hash: c.hash, message: c.message, author: cloudAuthor(c.author) };
 }
 
-function normaliseCloud(eventKey: string, p: Json): Omit<Envelope, 'platform' | 'eventKey' | 'deliveryId'> {
-  const env: Omit<Envelope, 'platform' | 'eventKey' | 'deliveryId'> = {
+type Body = Omit<Envelope, 'platform' | 'eventKey' | 'deliveryId' | 'hookId' | 'attempt'>;
+
+function normaliseCloud(eventKey: string, p: Json): Body {
+  const env: Body = {
     repository: p.repository?.full_name ?? null,
     repositoryUuid: p.repository?.uuid,
     refs: [],
+    headCommit: undefined,
     commits: [],
+    pullRequest: undefined,
     actor: cloudPerson(p.actor),
   };
   const family = eventFamily('cloud', eventKey);
@@ -83,7 +95,7 @@ function normaliseCloud(eventKey: string, p: Json): Omit<Envelope, 'platform' | 
     if (head) env.headCommit = cloudCommit(head.new.target);
   } else if (family === 'pullrequest') {
     const pr = p.pullrequest;
-    env.pullRequest = clean<PullRequestInfo>({
+    env.pullRequest = {
       id: pr.id,
       title: pr.title,
       state: pr.state,
@@ -92,9 +104,9 @@ function normaliseCloud(eventKey: string, p: Json): Omit<Envelope, 'platform' | 
       destinationBranch: pr.destination?.branch?.name,
       destinationHash: pr.destination?.commit?.hash,
       mergeCommit: pr.merge_commit?.hash,
-    });
+    };
   }
-  return clean(env);
+  return env;
 }
 
 function dcRepoKey(repo: Json): string | null {
@@ -103,15 +115,18 @@ function dcRepoKey(repo: Json): string | null {
 
 function dcCommit(c: Json): CommitInfo | undefined {
   if (!c || typeof c.id !== 'string') return undefined;
-  return clean({ hash: c.id, message: c.message, author: dcPerson(c.author) });
+  return { hash: c.id, message: c.message, author: dcPerson(c.author) };
 }
 
-function normaliseDc(eventKey: string, p: Json): Omit<Envelope, 'platform' | 'eventKey' | 'deliveryId'> {
+function normaliseDc(eventKey: string, p: Json): Body {
   const family = eventFamily('datacenter', eventKey);
-  const env: Omit<Envelope, 'platform' | 'eventKey' | 'deliveryId'> = {
+  const env: Body = {
     repository: dcRepoKey(p.repository) ?? dcRepoKey(p.pullRequest?.toRef?.repository),
+    repositoryUuid: undefined,
     refs: [],
+    headCommit: undefined,
     commits: [],
+    pullRequest: undefined,
     actor: dcPerson(p.actor),
   };
   if (family === 'push') {
@@ -138,7 +153,7 @@ function normaliseDc(eventKey: string, p: Json): Omit<Envelope, 'platform' | 'ev
     env.headCommit = dcCommit(p.toCommit) ?? env.commits[0];
   } else if (family === 'pullrequest') {
     const pr = p.pullRequest;
-    env.pullRequest = clean<PullRequestInfo>({
+    env.pullRequest = {
       id: pr.id,
       title: pr.title,
       state: pr.state,
@@ -147,9 +162,9 @@ function normaliseDc(eventKey: string, p: Json): Omit<Envelope, 'platform' | 'ev
       destinationBranch: pr.toRef?.displayId,
       destinationHash: pr.toRef?.latestCommit,
       mergeCommit: pr.properties?.mergeCommit?.id,
-    });
+    };
   }
-  return clean(env);
+  return env;
 }
 
 export interface NormaliseInput {
@@ -166,14 +181,20 @@ export function normalise(input: NormaliseInput): Envelope {
     input.platform === 'cloud'
       ? normaliseCloud(input.eventKey, input.payload)
       : normaliseDc(input.eventKey, input.payload);
-  return clean({
+  return {
     platform: input.platform,
     eventKey: input.eventKey,
     deliveryId: input.deliveryId,
     hookId: input.hookId,
     attempt: input.attempt,
-    ...body,
-  });
+    repository: body.repository,
+    repositoryUuid: body.repositoryUuid,
+    refs: body.refs,
+    headCommit: body.headCommit,
+    commits: body.commits,
+    pullRequest: body.pullRequest,
+    actor: body.actor,
+  };
 }
 
 /** A content dedupe key and the value it must hold for a new event to count as a copy. */

@@ -57,6 +57,12 @@ interface QueueSlot {
  */
 export class EventStore {
   private readonly client: Redis;
+  /**
+   * The connection the store script goes over when no lane is needed: never the one BullMQ's Queue objects
+   * share. ioredis builds a Pipeline object per auto-pipelined flush and copies every script defined on the
+   * connection into it (BullMQ defines about forty), which cost more CPU than the rest of the store call.
+   */
+  private readonly writer: Redis;
   private readonly script = new LuaScript(STORE_SCRIPT);
   /** Per target, per shard. */
   private readonly slots = new Map<string, QueueSlot[]>();
@@ -65,7 +71,7 @@ export class EventStore {
    * connection (a lane, see durable-lane.ts): a wait on another connection could reach another server (a
    * failover, a restart) than the write did, and vouch for nothing. Without a cluster that is the commit
    * connection; on a cluster, one plain connection per primary, picked by the event's slot. With `fast` there
-   * is no wait and the script uses the shared connection.
+   * is no wait and the script uses the commit connection all the same (see `writer`).
    */
   private readonly lane: DurableLane;
   private readonly nodes: ClusterNodes | undefined;
@@ -80,6 +86,7 @@ export class EventStore {
     commitClient: RedisClient = client,
   ) {
     this.client = client as Redis;
+    this.writer = commitClient as Redis;
     this.lane = this.newLane(commitClient as Redis);
     this.nodes =
       client instanceof Cluster
@@ -159,7 +166,7 @@ export class EventStore {
     const epoch = lane?.epoch ?? 0;
     let held: [string, string] | null;
     try {
-      held = (await this.script.run(lane?.conn ?? this.client, keys, args)) as [string, string] | null;
+      held = (await this.script.run(lane?.conn ?? this.writer, keys, args)) as [string, string] | null;
     } catch (err) {
       // A slot moved (resharding, failover) under a node connection: the retry uses the refreshed map.
       if (/^(MOVED|ASK) /.test((err as Error).message)) this.nodes?.refresh();
