@@ -14,6 +14,7 @@ import { createLogger } from '../src/log.js';
 import { createRuntime, waitForRedis } from '../src/runtime.js';
 import { startDeliveryWorkers } from '../workers/delivery-worker.js';
 import { e2eRelayConfig } from './e2e-config.js';
+import { ioredisEndpoint } from './harness.js';
 
 interface Args {
   mode: 'naive' | 'hookrelay';
@@ -28,7 +29,7 @@ interface Args {
 const args = JSON.parse(process.argv[2] ?? '{}') as Args;
 
 async function naive(): Promise<string> {
-  const producer = new Redis(args.redisUrl, { maxRetriesPerRequest: null });
+  const producer = new Redis(ioredisEndpoint(args.redisUrl), { maxRetriesPerRequest: null });
   const queue = new Queue('naive', { connection: producer, prefix: args.prefix });
   const app = Fastify();
   app.removeAllContentTypeParsers();
@@ -54,7 +55,7 @@ async function naive(): Promise<string> {
       if (res.statusCode >= 300) throw new Error(`status ${res.statusCode}`);
     },
     {
-      connection: new Redis(args.redisUrl, { maxRetriesPerRequest: null }),
+      connection: new Redis(ioredisEndpoint(args.redisUrl), { maxRetriesPerRequest: null }),
       prefix: args.prefix,
       concurrency: args.concurrency,
     },

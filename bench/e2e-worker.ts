@@ -17,6 +17,7 @@ import { startEmbeddedRedis } from '../src/queue/embedded-redis.js';
 import { createRuntime, waitForRedis } from '../src/runtime.js';
 import { startDeliveryWorkers } from '../workers/delivery-worker.js';
 import { e2eRelayConfig } from './e2e-config.js';
+import { benchRedisUrl } from './harness.js';
 import { makeSignedPushes } from './payloads.js';
 
 const SECRET = 'bench-secret-0123456789';
@@ -40,7 +41,7 @@ const results: { cpuMs: number; rate: number }[] = [];
 try {
   for (let round = 0; round < rounds; round++) {
     const config = e2eRelayConfig({
-      redisUrl: redis.url,
+      redisUrl: benchRedisUrl(redis),
       prefix: `bench-worker-${round}`,
       targetUrl: `${targetUrl}/hook`,
       secret: SECRET,

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { startEmbeddedRedis } from '../src/queue/embedded-redis.js';
+import { benchRedisUrl } from './harness.js';
 import { averageSize, type BenchRequest, makeSignedPushes } from './payloads.js';
 
 const SECRET = 'bench-secret-0123456789';
@@ -202,7 +203,7 @@ export async function benchE2E(
       };
       const relay = await child('./e2e-relay.ts', {
         mode,
-        redisUrl: redis.url,
+        redisUrl: benchRedisUrl(redis),
         targetUrl: `${target.url}/hook`,
         concurrency: workerConcurrency,
         secret: SECRET,

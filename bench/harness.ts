@@ -2,6 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import type { EmbeddedRedis } from '../src/queue/embedded-redis.js';
+import { unixSocketPath } from '../src/queue/redis-connection.js';
 import type { BenchRequest } from './payloads.js';
 
 export interface LoadResult {
@@ -113,4 +115,17 @@ export function cpuSeconds(match: (pid: number, pgrp: number) => boolean): numbe
     }
   }
   return ticks / 100;
+}
+
+/**
+ * How a bench reaches its Redis, the same for every contender in it: the Unix socket, as `hookrelay start` does
+ * with its own redis-server, or loopback TCP with BENCH_REDIS=tcp (a Redis on another host is reached so).
+ */
+export function benchRedisUrl(redis: EmbeddedRedis): string {
+  return process.env.BENCH_REDIS === 'tcp' || !redis.socketUrl ? redis.url : redis.socketUrl;
+}
+
+/** That endpoint as ioredis' constructor takes it: a socket path, or the redis:// URL. */
+export function ioredisEndpoint(url: string): string {
+  return unixSocketPath(url) ?? url;
 }

@@ -3,7 +3,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { startEmbeddedRedis } from '../src/queue/embedded-redis.js';
-import { cpuSeconds, fmt, type LoadResult, load, spawnServer, waitReady, writeYaml } from './harness.js';
+import {
+  benchRedisUrl,
+  cpuSeconds,
+  fmt,
+  ioredisEndpoint,
+  type LoadResult,
+  load,
+  spawnServer,
+  waitReady,
+  writeYaml,
+} from './harness.js';
 import { averageSize, makeSignedPushes } from './payloads.js';
 
 const SECRET = 'bench-secret';
@@ -37,6 +47,8 @@ async function startRelayIngress(dir: string, redisUrl: string, targets: number)
 }
 
 export interface IngestBench {
+  /** How the reference and hookrelay reached Redis (see benchRedisUrl). */
+  redisVia: 'unix socket' | 'tcp';
   bare: LoadResult;
   /** The issue's reference point: HMAC + JSON.parse + one BullMQ Queue.add per request. */
   straight: LoadResult;
@@ -53,15 +65,16 @@ export async function benchIngest(seconds = 8): Promise<IngestBench> {
   const dir = mkdtempSync(join(tmpdir(), 'hookrelay-bench-'));
   const redis = await startEmbeddedRedis({ dir });
   const inspect = new Redis(redis.url);
+  const redisUrl = benchRedisUrl(redis);
   const reqs = makeSignedPushes(40_000, SECRET);
   const payloadBytes = averageSize(reqs);
   try {
     const bare = await spawnServer(process.execPath, ['--import', 'tsx', 'bench/bare-server.ts']);
     const straight = await spawnServer(process.execPath, ['--import', 'tsx', 'bench/straight-server.ts'], {
-      REDIS_URL: redis.url,
+      REDIS_URL: ioredisEndpoint(redisUrl),
       SECRET,
     });
-    const relay = await startRelayIngress(dir, redis.url, 1);
+    const relay = await startRelayIngress(dir, redisUrl, 1);
     const redisPid = Number(/process_id:(\d+)/.exec(await inspect.info('server'))![1]);
     // Warm all up, then alternate rounds so drift on a noisy machine hits each alike.
     await load(bare.url, '/hooks/cloud', reqs.slice(0, 2000), 2);
@@ -102,7 +115,7 @@ export async function benchIngest(seconds = 8): Promise<IngestBench> {
     const memoryRatio: Record<string, number> = {};
     for (const targets of [1, 3]) {
       await inspect.flushall();
-      const ing = await startRelayIngress(dir, redis.url, targets);
+      const ing = await startRelayIngress(dir, redisUrl, targets);
       const sample = makeSignedPushes(3000, SECRET);
       // Queue metadata and script caches are paid once: measure after a first event.
       await fetch(`${ing.url}/hooks/cloud`, {
@@ -134,6 +147,7 @@ export async function benchIngest(seconds = 8): Promise<IngestBench> {
     const b = avg(bareRuns);
     const h = avg(relayRuns);
     return {
+      redisVia: redisUrl.startsWith('unix:') ? 'unix socket' : 'tcp',
       bare: b,
       straight: avg(straightRuns),
       hookrelay: h,
@@ -152,8 +166,9 @@ export async function benchIngest(seconds = 8): Promise<IngestBench> {
 
 export function printIngest(r: IngestBench): void {
   console.log(
-    '\n== ingest: signed Bitbucket pushes (avg %d bytes), 16 connections ==',
+    '\n== ingest: signed Bitbucket pushes (avg %d bytes), 16 connections, Redis over %s ==',
     Math.round(r.payloadBytes),
+    r.redisVia,
   );
   console.log(`bare Fastify (parse + 202):  ${fmt(r.bare)}`);
   console.log(

@@ -7,9 +7,11 @@ import { benchDurability, printDurability } from './durability.js';
 import { benchE2E, printE2E } from './e2e.js';
 import { benchEdge, formatEdgeBench } from './edge.js';
 import { benchIngest, printIngest } from './ingest.js';
+import { benchIngestStages, printIngestStages } from './ingest-stages.js';
 
 const only = process.argv[2];
 if (!only || only === 'ingest') printIngest(await benchIngest());
+if (!only || only === 'stages') printIngestStages(await benchIngestStages());
 if (!only || only === 'e2e') printE2E(await benchE2E());
 if (!only || only === 'edge') console.log(`\n== edge ==\n${formatEdgeBench(await benchEdge())}`);
 if (!only || only === 'durability') printDurability(await benchDurability());

@@ -35,8 +35,9 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
   let effective = config;
   if (!config.redis.url && !config.redis.sentinels && !config.redis.cluster) {
     embedded = await startEmbeddedRedis({ dir: config.redis.dataDir });
-    log.info({ url: embedded.url, dir: embedded.dir }, 'embedded redis-server started (AOF on)');
-    effective = Object.freeze({ ...config, redis: Object.freeze({ ...config.redis, url: embedded.url }) });
+    const url = embedded.socketUrl ?? embedded.url;
+    log.info({ url, tcp: embedded.url, dir: embedded.dir }, 'embedded redis-server started (AOF on)');
+    effective = Object.freeze({ ...config, redis: Object.freeze({ ...config.redis, url }) });
   }
   const rt = await createRuntime(effective, log);
   try {

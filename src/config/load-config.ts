@@ -44,9 +44,11 @@ function describe(err: ErrorObject): { path: string; message: string } {
         message: err.params.format === 'uri' ? 'must be a URL' : `must be a ${err.params.format}`,
       };
     case 'pattern':
+      if (base === 'redis.url') {
+        return { path: base, message: 'must be a redis://, rediss:// or unix:/// (socket path) URL' };
+      }
       if (/(^|\.)(url|jwksUrl|tokenUrl)$/.test(base))
         return { path: base, message: 'must be a URL (http or https)' };
-      if (/^redis\.url$/.test(base)) return { path: base, message: 'must be a redis:// or rediss:// URL' };
       return { path: base, message: `must match ${err.params.pattern}` };
     case 'enum':
       return { path: base, message: `must be one of: ${(err.params.allowedValues as unknown[]).join(', ')}` };

@@ -72,7 +72,7 @@ export const configSchema = {
       additionalProperties: false,
       default: {},
       properties: {
-        url: { type: 'string', pattern: '^rediss?://' },
+        url: { type: 'string', pattern: '^(rediss?://|unix:///)' },
         sentinels: { type: 'array', items: hostPort, minItems: 1 },
         name: { type: 'string', minLength: 1 },
         sentinelPassword: { type: 'string' },

@@ -1,11 +1,14 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 
 export interface EmbeddedRedis {
+  /** Over loopback TCP, for tools and tests. */
   url: string;
+  /** `unix://` URL of its socket in `dir`, the relay's own way in; absent when the path is too long for one. */
+  socketUrl?: string;
   port: number;
   dir: string;
   process: ChildProcess;
@@ -102,15 +105,21 @@ export async function startEmbeddedRedis(
   const dir = resolve(opts.dir);
   mkdirSync(dir, { recursive: true });
   const port = opts.port ?? (await freePort());
+  // The relay on the same host talks to it over a Unix socket, readable by this user only: cheaper than
+  // loopback TCP for every command (see redis-connection.ts). A socket path must fit in sun_path (108 bytes).
+  const socket = join(dir, 'redis.sock');
+  const socketArgs =
+    Buffer.byteLength(socket) < 100 ? ['--unixsocket', socket, '--unixsocketperm', '700'] : [];
   const child = spawn(
     bin,
-    [...redisServerArgs(port, dir, opts.appendfsync ?? 'everysec'), ...(opts.args ?? [])],
+    [...redisServerArgs(port, dir, opts.appendfsync ?? 'everysec'), ...socketArgs, ...(opts.args ?? [])],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   const url = `redis://127.0.0.1:${port}`;
   await waitForPing(url, child, 10_000);
   return {
     url,
+    ...(socketArgs.length > 0 ? { socketUrl: `unix://${encodeURI(socket)}` } : {}),
     port,
     dir,
     process: child,

@@ -32,7 +32,19 @@ export function createRedis(config: Config, role: 'producer' | 'worker', name: s
     });
   }
   if (!r.url) throw new Error('redis.url is not set and no embedded Redis was started');
-  return new Redis(r.url, { ...common, reconnectOnError: (err) => err.message.startsWith('READONLY') });
+  const reconnectOnError = (err: Error) => err.message.startsWith('READONLY');
+  const socket = unixSocketPath(r.url);
+  if (socket) return new Redis({ ...common, path: socket, reconnectOnError });
+  return new Redis(r.url, { ...common, reconnectOnError });
+}
+
+/**
+ * `unix:///run/redis/redis.sock` → the socket's path. A Redis on the same host is cheaper to reach over its Unix
+ * socket than over loopback TCP: the store call cost the ingress 60 µs of CPU over TCP and 36–44 over the
+ * socket (`bench/`), and Redis itself pays less per command too.
+ */
+export function unixSocketPath(url: string): string | undefined {
+  return url.startsWith('unix://') ? decodeURIComponent(new URL(url).pathname) : undefined;
 }
 
 export function isReady(client: RedisClient): boolean {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildConfig, loadConfig, parseConfigText, pointerToPath } from '../../src/config/load-config.js';
 import { ConfigError } from '../../src/errors.js';
+import { unixSocketPath } from '../../src/queue/redis-connection.js';
 
 const minimal = {
   sources: [{ id: 'a', platform: 'cloud', secrets: ['s3cret'] }],
@@ -51,6 +52,20 @@ describe('config', () => {
     expect(
       problems({ ...minimal, targets: [{ ...minimal.targets[0], auth: { type: 'kerberos' } }] }),
     ).toEqual(['targets[0].auth.type: must be one of: bearer, basic, token, oauth2']);
+  });
+
+  it('reaches Redis by TCP or TLS URL, or by a Unix socket path', () => {
+    expect(buildConfig({ ...minimal, redis: { url: 'rediss://cache:6380' } }, {}).redis.url).toBe(
+      'rediss://cache:6380',
+    );
+    expect(problems({ ...minimal, redis: { url: 'unix:///run/redis/redis.sock' } })).toEqual([]);
+    expect(unixSocketPath('unix:///run/redis%20x/redis.sock')).toBe('/run/redis x/redis.sock');
+    expect(unixSocketPath('redis://127.0.0.1:6379')).toBeUndefined();
+    for (const url of ['http://cache:6379', 'unix:redis.sock', '/run/redis/redis.sock']) {
+      expect(problems({ ...minimal, redis: { url } })).toEqual([
+        'redis.url: must be a redis://, rediss:// or unix:/// (socket path) URL',
+      ]);
+    }
   });
 
   it('shards the keyspace only on a cluster', () => {

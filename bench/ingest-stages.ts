@@ -1,0 +1,146 @@
+/**
+ * Where an accepted webhook's ingress CPU goes, stage by stage, on the same signed pushes as the ingest bench:
+ * each stage in a loop of its own (CPU µs per webhook), and the store call (one script call per event, 16 in
+ * flight against a real redis-server) as this process's CPU per call. HTTP itself is left out: the ingest
+ * bench's bare Fastify figure covers it. Run: `npm run bench stages`.
+ */
+import { isUtf8 } from 'node:buffer';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { contentKeys, normalise } from '../src/bitbucket/normalise.js';
+import { validatePayload } from '../src/bitbucket/payload-schemas.js';
+import { safeJsonParse } from '../src/bitbucket/safe-json.js';
+import { verifySignature } from '../src/bitbucket/signature.js';
+import { parseConfigText } from '../src/config/load-config.js';
+import { newEventId } from '../src/ingress/event-id.js';
+import { createLogger } from '../src/log.js';
+import { startEmbeddedRedis } from '../src/queue/embedded-redis.js';
+import { createRuntime, waitForRedis } from '../src/runtime.js';
+import { benchRedisUrl } from './harness.js';
+import { makeSignedPushes } from './payloads.js';
+
+const SECRET = 'bench-secret';
+
+export interface StageCosts {
+  /** Stage name → CPU µs per webhook. */
+  stages: [string, number][];
+}
+
+/** CPU µs (user + system) per call of `fn` over `n` calls, after a warm-up. */
+function perCall(n: number, fn: (i: number) => unknown): number {
+  for (let i = 0; i < Math.min(n, 2000); i++) fn(i);
+  const before = process.cpuUsage();
+  for (let i = 0; i < n; i++) fn(i);
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / n;
+}
+
+export async function benchIngestStages(n = 20_000): Promise<StageCosts> {
+  // A few hundred distinct payloads, cycled: a large live heap would bill the loops for GC they do not cause.
+  const reqs = makeSignedPushes(300, SECRET);
+  const at = (i: number) => reqs[i % reqs.length]!;
+  const texts = reqs.map((r) => r.body.toString('utf8'));
+  const payloads = texts.map((t) => JSON.parse(t));
+  const envelope = (i: number) =>
+    normalise({
+      platform: 'cloud',
+      eventKey: 'repo:push',
+      deliveryId: at(i).headers['x-request-uuid']!,
+      hookId: at(i).headers['x-hook-uuid']!,
+      attempt: 1,
+      payload: payloads[i % reqs.length],
+    });
+  const envelopes = reqs.map((_, i) => envelope(i));
+  const stages: [string, number][] = [
+    ['JSON.parse (bare Fastify does this too)', perCall(n, (i) => JSON.parse(texts[i % texts.length]!))],
+    [
+      'signature (HMAC-SHA256, constant-time compare)',
+      perCall(n, (i) => verifySignature(at(i).headers['x-hub-signature'], at(i).body, [SECRET])),
+    ],
+    [
+      'UTF-8 check + decode + safe parse',
+      perCall(n, (i) => isUtf8(at(i).body) && safeJsonParse(at(i).body.toString('utf8'))),
+    ],
+    [
+      'schema validation (ajv)',
+      perCall(n, (i) => validatePayload('cloud', 'push', payloads[i % payloads.length])),
+    ],
+    ['normalise to the envelope', perCall(n, envelope)],
+    [
+      'content dedupe keys',
+      perCall(n, (i) => contentKeys('cloud', envelopes[i % envelopes.length]!, at(i).body)),
+    ],
+  ];
+
+  const dir = mkdtempSync(join(tmpdir(), 'hookrelay-bench-stages-'));
+  const redis = await startEmbeddedRedis({ dir });
+  try {
+    const config = parseConfigText(`
+redis: { url: "${benchRedisUrl(redis)}", prefix: stages }
+sources: [{ id: cloud, platform: cloud, secrets: ["${SECRET}"] }]
+targets: [{ id: ci, url: "http://127.0.0.1:9/ci" }]
+routes: [{ source: cloud, targets: [ci] }]
+`);
+    const rt = await createRuntime(config, createLogger('warn'));
+    await waitForRedis(rt.redis, 10_000);
+    stages.push(['routing', perCall(n, (i) => rt.router.match('cloud', envelopes[i % envelopes.length]!))]);
+    const storeOne = (i: number) => {
+      const env = envelopes[i % envelopes.length]!;
+      const r = at(i);
+      return rt.store.store(
+        {
+          id: newEventId(),
+          sourceId: 'cloud',
+          receivedAt: Date.now(),
+          envelope: env,
+          headers: r.headers,
+          body: r.body,
+          targets: ['ci'],
+          clientIp: '127.0.0.1',
+        },
+        [
+          { key: rt.keys.dedupeDelivery('cloud', `${i}`, 0), tag: '', ttlSeconds: 60 },
+          ...contentKeys('cloud', env, r.body).map((c) => ({
+            key: rt.keys.dedupeContent(`${c.key}${i}`, 0),
+            tag: c.tag,
+            ttlSeconds: 60,
+          })),
+        ],
+      );
+    };
+    let next = 0;
+    const run = async (count: number) => {
+      const stop = next + count;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next < stop) await storeOne(next++);
+        }),
+      );
+    };
+    await run(2000);
+    const before = process.cpuUsage();
+    await run(n);
+    const used = process.cpuUsage(before);
+    stages.push(['store: compress, encode, one script call (16 in flight)', (used.user + used.system) / n]);
+    await rt.close();
+  } finally {
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { stages };
+}
+
+export function printIngestStages(r: StageCosts): void {
+  console.log('\n== ingress CPU per accepted webhook, by stage (µs; HTTP not included) ==');
+  for (const [name, us] of r.stages) console.log(`${us.toFixed(1).padStart(8)}  ${name}`);
+  const ours = r.stages.slice(1).reduce((sum, [, us]) => sum + us, 0);
+  console.log(
+    `${ours.toFixed(1).padStart(8)}  total of hookrelay's stages (JSON.parse is inside the safe parse)`,
+  );
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  printIngestStages(await benchIngestStages());
+  process.exit(0);
+}

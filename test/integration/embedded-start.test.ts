@@ -1,0 +1,90 @@
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cloudPush } from '../fixtures/payloads.js';
+import { cloudRequest } from '../helpers/bitbucket.js';
+import { startCliServer } from '../helpers/cli.js';
+import { SECRETS } from '../helpers/config.js';
+import { startTargetServer, type TargetServer } from '../helpers/target-server.js';
+
+// `hookrelay start` with no redis.url: the quick start's path. It runs its own redis-server (AOF on) and talks
+// to it over a Unix socket in the data folder.
+describe('hookrelay start with the embedded Redis', () => {
+  let dir: string;
+  let config: string;
+  let target: TargetServer;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hookrelay-embedded-'));
+    target = await startTargetServer();
+    config = join(dir, 'hookrelay.yaml');
+    writeFileSync(
+      config,
+      `
+redis: { dataDir: "${join(dir, 'data')}" }
+ingress: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+sources: [{ id: cloud, platform: cloud, secrets: ["${SECRETS.cloud}"] }]
+targets: [{ id: ci, url: "${target.url}/hook" }]
+routes: [{ source: cloud, targets: [ci] }]
+`,
+    );
+  });
+
+  afterAll(async () => {
+    await target.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('delivers over the Unix socket, and a restart with the same data folder still has the event', async () => {
+    const socket = join(dir, 'data', 'redis.sock');
+    const relay = await startCliServer(['start', '--config', config], 'ingress listening');
+    let eventId: string;
+    try {
+      const req = cloudRequest('repo:push', cloudPush());
+      const res = await fetch(`${relay.url}/hooks/cloud`, {
+        method: 'POST',
+        headers: req.headers,
+        body: req.body,
+      });
+      expect(res.status).toBe(202);
+      eventId = ((await res.json()) as { id: string }).id;
+      const [got] = await target.waitFor(1);
+      expect(got!.body.equals(req.body)).toBe(true);
+
+      // Every connection the relay opened came in through the socket, none over TCP.
+      expect(existsSync(socket)).toBe(true);
+      const inspect = new Redis({ path: socket });
+      try {
+        const clients = ((await inspect.client('LIST')) as string)
+          .trim()
+          .split('\n')
+          .filter((line) => / name=hookrelay-/.test(line));
+        expect(clients.length).toBeGreaterThanOrEqual(2);
+        for (const line of clients) expect(line).toContain(`addr=${socket}`);
+      } finally {
+        inspect.disconnect();
+      }
+    } finally {
+      await relay.stop();
+    }
+    expect(relay.child.exitCode).toBe(0);
+
+    // AOF on: what was acknowledged is still there once the relay (and its Redis) start again.
+    const again = await startCliServer(['start', '--config', config], 'ingress listening');
+    try {
+      const inspect = new Redis({ path: socket });
+      try {
+        const keys = await inspect.keys(`*:ev:${eventId!}`);
+        expect(keys).toHaveLength(1);
+        expect(await inspect.hexists(keys[0]!, 'body')).toBe(1);
+      } finally {
+        inspect.disconnect();
+      }
+    } finally {
+      await again.stop();
+    }
+  });
+});
