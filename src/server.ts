@@ -108,8 +108,11 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
   };
 }
 
-/** SIGTERM/SIGINT: stop gracefully within a bound, then exit. */
-export function exitOnSignals(relay: RunningRelay, log: Logger, graceMs: number): void {
+/**
+ * SIGTERM/SIGINT: stop gracefully within a bound, then exit. A signal that arrives while the relay is still
+ * starting stops it as soon as it has started; a start that fails has cleaned up after itself.
+ */
+export function exitOnSignals(starting: Promise<RunningRelay>, log: Logger, graceMs: number): void {
   const handler = (signal: string) => {
     log.info({ signal }, 'shutting down');
     const timer = setTimeout(() => {
@@ -117,13 +120,15 @@ export function exitOnSignals(relay: RunningRelay, log: Logger, graceMs: number)
       process.exit(1);
     }, graceMs);
     timer.unref();
-    relay.stop().then(
-      () => process.exit(0),
-      (err) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    starting
+      .then((relay) => relay.stop())
+      .then(
+        () => process.exit(0),
+        (err) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.once('SIGTERM', handler);
   process.once('SIGINT', handler);

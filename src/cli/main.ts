@@ -18,9 +18,12 @@ function runRoles(roles: Roles) {
     const log = createLogger(config.log.level);
     // Loaded on demand: the client commands (dlq, events, …) should not pay for the server's start-up.
     const { exitOnSignals, runRelay } = await import('../server.js');
-    const relay = await runRelay(config, roles, log);
-    // The in-flight deliveries' grace, plus a few seconds for closing the HTTP servers and Redis.
+    const relay = runRelay(config, roles, log);
+    // Listening from the start: a SIGTERM during start-up (an orchestrator giving up) must still stop what has
+    // started, or an embedded redis-server would outlive the relay. The in-flight deliveries' grace, plus a few
+    // seconds for closing the HTTP servers and Redis.
     exitOnSignals(relay, log, (roles.worker ? config.worker.shutdownGraceMs : 0) + 10_000);
+    await relay;
   };
 }
 

@@ -9,6 +9,24 @@ import { startCliServer } from '../helpers/cli.js';
 import { SECRETS } from '../helpers/config.js';
 import { startTargetServer, type TargetServer } from '../helpers/target-server.js';
 
+async function answers(socket: string): Promise<boolean> {
+  const probe = new Redis({
+    path: socket,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
+  probe.on('error', () => {});
+  try {
+    await probe.connect();
+    return (await probe.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
 // `hookrelay start` with no redis.url: the quick start's path. It runs its own redis-server (AOF on) and talks
 // to it over a Unix socket in the data folder.
 describe('hookrelay start with the embedded Redis', () => {
@@ -86,5 +104,8 @@ routes: [{ source: cloud, targets: [ci] }]
     } finally {
       await again.stop();
     }
+    expect(again.child.exitCode).toBe(0);
+    // It stopped its redis-server too (it was stopped right after listening, before start-up had finished).
+    expect(await answers(socket)).toBe(false);
   });
 });
