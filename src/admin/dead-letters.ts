@@ -182,7 +182,9 @@ export class DeadLetters {
       throw new RelayError('CONFLICT', 'the event has expired; the dead letter can only be purged');
     const { job } = l;
     const k = fresh ? `${job.data.e}.${job.data.t}.${randomUUID()}` : job.data.k;
-    await job.updateData({ ...job.data, k, trigger: 'replay' });
+    // A replay skips the loop guard: its inputs (`g`) go, the rest of the delivery's data stays.
+    const { g: _guard, ...data } = job.data;
+    await job.updateData({ ...data, k, trigger: 'replay' });
     try {
       await job.retry('failed');
     } catch (err) {

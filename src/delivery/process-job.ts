@@ -21,7 +21,7 @@ import { classifyStatus, describeError, type Verdict } from './classify.js';
 import type { Coalescer } from './coalesce.js';
 import { RetryLater } from './errors.js';
 import { excerpt, type TargetAnswer, type TargetClient } from './http-client.js';
-import type { LoopGuard } from './loop-guard.js';
+import type { GuardVerdict, LoopGuard } from './loop-guard.js';
 import type { SharedRateLimit } from './shared-rate-limit.js';
 import { standardWebhookHeaders } from './signing.js';
 
@@ -114,7 +114,19 @@ export async function processJob(
   const eventKey = ctx.keys.event(data.e);
   const log = jobLog(ctx.log, { target: target.id, eventId: data.e, attempt: job.attemptsMade + 1, trigger });
 
-  const event = await ctx.store.read(data.e);
+  // The loop guard looks once per delivery: a retry already passed it (its checks are idempotent per event
+  // anyway). Jobs accepted by this version carry the guard's inputs, so the event's read and the guard are one
+  // Redis call; not past the maximum age, though, so that a delivery about to be dead-lettered counts nowhere.
+  const firstLook = trigger === 'bitbucket' && job.attemptsMade === 0;
+  let event: StoredEvent | null;
+  let looked: { verdict: GuardVerdict } | undefined;
+  if (firstLook && data.g && Date.now() - job.timestamp <= target.retry.maxAgeMs) {
+    const read = await ctx.guard.readAndCheck(ctx.store, data.g, data.e, target.id);
+    event = read.event;
+    looked = { verdict: read.verdict };
+  } else {
+    event = await ctx.store.read(data.e);
+  }
   if (!event) {
     log.warn('event expired before delivery');
     throw new UnrecoverableError('event expired');
@@ -139,9 +151,8 @@ export async function processJob(
   // An operator's replay or release is sent however old the event is; automatic retries stop at max age.
   if (!manual && Date.now() - event.receivedAt > target.retry.maxAgeMs) return dead('max age');
 
-  // Once per delivery: a retry already passed the guard (its checks are idempotent per event anyway).
-  if (trigger === 'bitbucket' && job.attemptsMade === 0) {
-    const verdict = await ctx.guard.check(event.envelope, event.id, target.id);
+  if (firstLook) {
+    const verdict = looked ? looked.verdict : await ctx.guard.check(event.envelope, event.id, target.id);
     if (
       verdict === 'wait-for-push' &&
       token &&

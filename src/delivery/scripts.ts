@@ -10,8 +10,11 @@ export function luaScript(
   redis: RedisClient,
   name: string,
   lua: string,
+  replies: 'strings' | 'buffers' = 'strings',
 ): (keys: string[], args: (string | number)[]) => Promise<unknown> {
   const client = redis as Scripted;
   if (typeof client[name] !== 'function') redis.defineCommand(name, { lua });
-  return (keys, args) => client[name]!(keys.length, ...keys, ...args);
+  // ioredis defines `<name>Buffer` beside each command: bulk replies as Buffers (binary bodies), numbers as is.
+  const command = replies === 'buffers' ? `${name}Buffer` : name;
+  return (keys, args) => client[command]!(keys.length, ...keys, ...args);
 }

@@ -6,6 +6,7 @@ import { validatePayload } from '../bitbucket/payload-schemas.js';
 import { safeJsonParse } from '../bitbucket/safe-json.js';
 import { verifySignature } from '../bitbucket/signature.js';
 import type { SourceConfig } from '../config/types.js';
+import { jobGuard, StaticLoopRules } from '../delivery/loop-guard.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
 import type { DedupeKey, StoredEvent, StoreResult } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
@@ -68,6 +69,7 @@ function reject(
 export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promise<void> {
   const { config, store, router, metrics } = deps;
   const sources = new Map(config.sources.map((s) => [s.id, s]));
+  const loopRules = new StaticLoopRules(config.loop);
 
   // Raw bytes in, always: the signature is computed over exactly what Bitbucket sent, and targets get them back.
   app.removeAllContentTypeParsers();
@@ -196,6 +198,7 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         body,
         targets,
         clientIp: req.ip,
+        guard: jobGuard(loopRules, envelope),
       };
       const { deliveryIdSeconds, contentSeconds } = config.ingress.dedupe;
       const dedupe: DedupeKey[] = [

@@ -6,7 +6,7 @@ import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
 import { ClusterNodes } from './cluster-nodes.js';
 import { DurableLane } from './durable-lane.js';
-import { type DeliveryJobData, deliveryJobId, idempotencyKey } from './job-types.js';
+import { type DeliveryJobData, deliveryJobId, idempotencyKey, type JobGuard } from './job-types.js';
 import type { Keys } from './keys.js';
 import { LuaScript } from './lua-script.js';
 import { NotDurableYet } from './not-durable.js';
@@ -25,6 +25,8 @@ export interface StoredEvent {
   body: Buffer;
   targets: string[];
   clientIp?: string;
+  /** The loop guard's inputs, put in each delivery job's data (not in the event hash). */
+  guard?: JobGuard;
   /** Epoch ms it was stored with all its delivery jobs (one script); absent only on torn writes of the earlier two-step store. */
   acceptedAt?: number;
 }
@@ -151,7 +153,12 @@ export class EventStore {
       const slot = this.slots.get(targetId)?.[shard];
       if (!slot) throw new Error(`no queue for target ${targetId} in shard ${shard}`);
       const jobId = deliveryJobId(event.id, targetId);
-      const data: DeliveryJobData = { e: event.id, t: targetId, k: idempotencyKey(event.id, targetId) };
+      const data: DeliveryJobData = {
+        e: event.id,
+        t: targetId,
+        k: idempotencyKey(event.id, targetId),
+        ...(event.guard ? { g: event.guard } : {}),
+      };
       keys.push(...slot.keys, slot.prefix + jobId);
       args.push(
         jobId,
@@ -230,7 +237,11 @@ export class EventStore {
   }
 
   async read(id: string): Promise<StoredEvent | null> {
-    const fields = await this.client.hgetallBuffer(this.keys.event(id));
+    return this.decode(id, await this.client.hgetallBuffer(this.keys.event(id)));
+  }
+
+  /** An event from its hash's fields as stored (null when it has expired). */
+  decode(id: string, fields: Record<string, Buffer>): StoredEvent | null {
     if (!fields.meta) return null;
     const meta = JSON.parse(fields.meta.toString('utf8'));
     const enc = fields.enc?.toString('utf8');

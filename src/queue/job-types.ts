@@ -8,7 +8,28 @@ export interface DeliveryJobData {
   k: string;
   /** How the job came to be: straight from Bitbucket, or an operator's replay/release. */
   trigger?: 'bitbucket' | 'replay' | 'release';
+  /** The loop guard's inputs, worked out when the event was accepted (absent on jobs of earlier versions). */
+  g?: JobGuard;
 }
+
+/**
+ * What the loop guard needs of an event besides its id, taken from the envelope at the ingress so that a
+ * worker reads the event and runs the guard in one Redis call instead of two (see loop-guard.ts).
+ */
+export interface JobGuard {
+  /** Repository (`-` when the event has none). */
+  p: string;
+  /** The changed refs' names. */
+  r: string[];
+  /** Merge marks: a merge's destination and merge commit, or a push's updated branches and new heads. */
+  m: string[];
+  /** A merged pull request (it waits for, and collapses into, its push). */
+  merge?: true;
+  /** The static rules' verdict when the event was accepted: suppressed without looking at Redis. */
+  s?: StaticSuppressReason;
+}
+
+export type StaticSuppressReason = 'skip-marker' | 'ignored-actor';
 
 /** BullMQ job ids may not contain ':'; event ids are UUIDs and target ids are [A-Za-z0-9_-]. */
 export function deliveryJobId(eventId: string, targetId: string): string {

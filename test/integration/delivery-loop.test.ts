@@ -4,7 +4,7 @@ import { cloudPullRequest, cloudPush, dcRefsChanged, HASH } from '../fixtures/pa
 import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
 import { startRelay, type TestRelay, target } from '../helpers/delivery.js';
 import { useTestRedis } from '../helpers/redis.js';
-import { startTargetServer, type TargetServer } from '../helpers/target-server.js';
+import { startTargetServer, type TargetServer, waitUntil } from '../helpers/target-server.js';
 
 const db = useTestRedis();
 const open: { close(): Promise<void> }[] = [];
@@ -109,6 +109,45 @@ describe('loop guard', () => {
     await expectSuppressed(r, main[2]!, 'ref-rate');
     expect((await r.settled(other, 'ci')).state).toBe('delivered');
     expect(t.received).toHaveLength(3);
+  });
+
+  it('jobs carry the guard inputs taken at the ingress; jobs without them (earlier versions) are guarded all the same', async () => {
+    const { r, t } = await setup(
+      { loop: { maxTriggersPerRef: { count: 1, windowSeconds: 60 } } },
+      { workers: false },
+    );
+    const skipped = await accepted(r, 'cloud', 'repo:push', cloudPush({ message: 'chore [ci skip]' }));
+    const first = await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    const second = await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    const queue = r.ing.rt.queues.get('ci')!;
+    const jobOf = async (id: string) => (await queue.getJob(`${id}.ci`))!;
+    const head = (await jobOf(first)).data.g!;
+    expect(head).toMatchObject({ p: 'acme/widgets', r: ['main'] });
+    expect(head.m).toHaveLength(1);
+    expect(head.s).toBeUndefined();
+    expect((await jobOf(skipped)).data.g!.s).toBe('skip-marker');
+
+    for (const id of [skipped, first, second]) {
+      const job = await jobOf(id);
+      const { g: _dropped, ...legacy } = job.data;
+      await job.updateData(legacy);
+    }
+    r.startWorkers();
+    await expectSuppressed(r, skipped, 'skip-marker');
+    expect((await r.settled(first, 'ci')).state).toBe('delivered');
+    await expectSuppressed(r, second, 'ref-rate');
+    expect(t.received.map((x) => x.headers['x-hookrelay-event'])).toEqual([first]);
+  });
+
+  it('an event gone before its delivery (retention) fails the job and counts nowhere in the guard', async () => {
+    const { r, t } = await setup({}, { workers: false });
+    const id = await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    await db.inspect.del(r.ing.rt.keys.event(id));
+    r.startWorkers();
+    const queue = r.ing.rt.queues.get('ci')!;
+    await waitUntil(async () => (await queue.getJob(`${id}.ci`))?.failedReason === 'event expired', 10_000);
+    expect(await db.inspect.keys(`${r.config.redis.prefix}*rate*`)).toEqual([]);
+    expect(t.received).toHaveLength(0);
   });
 
   it('a merge and the push of its merge commit (12- vs 40-char hash) trigger one delivery per target: the push', async () => {
