@@ -175,12 +175,14 @@ export async function benchE2E(
   } = {},
 ): Promise<E2EResult> {
   const events = opts.events ?? 3000;
-  const rate = opts.rate ?? 500;
+  const rate = opts.rate ?? Number(process.env.BENCH_E2E_RATE ?? 500);
   const steadyCount = rate * (opts.steadySeconds ?? 6);
   const warm = 300;
   const concurrency = opts.concurrency ?? 32;
   const workerConcurrency = opts.workerConcurrency ?? 16;
-  const rounds = opts.rounds ?? Number(process.env.BENCH_ROUNDS ?? 2);
+  // Three by default: an odd count has a true median (with two, the lower one picked the worse rate of each
+  // relay and the better p99).
+  const rounds = opts.rounds ?? Number(process.env.BENCH_ROUNDS ?? 3);
   const dir = mkdtempSync(join(tmpdir(), 'hookrelay-bench-e2e-'));
   const redis = await startEmbeddedRedis({ dir });
   const receipts = new Receipts();
@@ -236,7 +238,8 @@ export async function benchE2E(
   }
   const med = (xs: number[]) => {
     const s = [...xs].sort((a, b) => a - b);
-    return s[Math.floor((s.length - 1) / 2)]!;
+    const mid = s.length >> 1;
+    return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
   };
   const pick = (mode: 'naive' | 'hookrelay', k: keyof Round) => med(runs[mode].map((x) => x[k]));
   Object.assign(out, {
