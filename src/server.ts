@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { startDeliveryWorkers } from '../workers/delivery-worker.js';
+import { type DeliveryWorkers, startDeliveryWorkers } from '../workers/delivery-worker.js';
 import { buildIngressApp } from './app.js';
 import type { Config } from './config/types.js';
 import type { Logger } from './log.js';
@@ -8,7 +8,7 @@ import { checkDurability } from './queue/durability.js';
 import { type EmbeddedRedis, startEmbeddedRedis } from './queue/embedded-redis.js';
 import { startHousekeeping } from './queue/housekeeping.js';
 import { checkShardCount } from './queue/shard-check.js';
-import { createRuntime, waitForRedis } from './runtime.js';
+import { createRuntime, type Runtime, waitForRedis } from './runtime.js';
 
 export interface Roles {
   ingress: boolean;
@@ -39,66 +39,68 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
     log.info({ url, tcp: embedded.url, dir: embedded.dir }, 'embedded redis-server started (AOF on)');
     effective = Object.freeze({ ...config, redis: Object.freeze({ ...config.redis, url }) });
   }
-  const rt = await createRuntime(effective, log);
-  try {
-    if (await waitForRedis(rt.redis, 5000)) {
-      // Refuse to start when Redis cannot keep the durability promise (DurabilityError stops the CLI), or
-      // when the shard count differs from the one the data was written with.
-      rt.store.waitAof = (await checkDurability(rt.redis, effective, log)).waitAof;
-      rt.store.durabilityChecked = true;
-      await checkShardCount(rt.redis, rt.keys);
-    } else {
-      log.warn('redis not reachable yet; /readyz answers 503 until it is');
-    }
-  } catch (err) {
-    // Open connections would keep the process alive after the CLI printed why it refused to start.
-    await rt.close();
-    await embedded?.stop();
-    throw err;
-  }
-
+  let rt: Runtime | undefined;
   let app: FastifyInstance | undefined;
-  let ingressUrl: string | undefined;
-  if (roles.ingress) {
-    app = buildIngressApp(rt);
-    ingressUrl = await app.listen({ host: effective.ingress.host, port: effective.ingress.port });
-    log.info({ url: ingressUrl }, 'ingress listening');
-  }
   let admin: FastifyInstance | undefined;
-  let adminUrl: string | undefined;
-  if (roles.admin) {
-    // Loaded on demand: the dashboard's dependencies would slow every CLI command that never serves it.
-    const { buildAdminApp } = await import('./admin/admin-app.js');
-    admin = await buildAdminApp(rt);
-    adminUrl = await admin.listen({ host: effective.admin.host, port: effective.admin.port });
-    log.info({ url: adminUrl }, 'admin listening');
-  }
-  const workers = roles.worker ? startDeliveryWorkers(rt) : undefined;
-  if (workers) log.info({ targets: effective.targets.map((t) => t.id) }, 'delivery workers started');
-  const housekeeping = roles.worker ? startHousekeeping(rt, log) : undefined;
   let metricsApp: FastifyInstance | undefined;
+  let workers: DeliveryWorkers | undefined;
+  let housekeeping: ReturnType<typeof startHousekeeping> | undefined;
+  let ingressUrl: string | undefined;
+  let adminUrl: string | undefined;
   let metricsUrl: string | undefined;
-  if (roles.worker && !roles.admin && effective.worker.metricsPort !== undefined) {
-    metricsApp = buildWorkerMetricsApp(rt);
-    metricsUrl = await metricsApp.listen({
-      host: effective.worker.metricsHost,
-      port: effective.worker.metricsPort,
-    });
-    log.info({ url: metricsUrl }, 'worker metrics listening');
-  }
-
   let stopping: Promise<void> | undefined;
+  // Whatever has started, stopped in order. A failed start runs it too: open connections, listeners and the
+  // embedded redis-server must not outlive a start the CLI reports as failed.
   const stop = () => {
     stopping ??= (async () => {
       await Promise.all([app?.close(), admin?.close()]);
       housekeeping?.stop();
       await workers?.close();
       await metricsApp?.close();
-      await rt.close();
+      await rt?.close();
       await embedded?.stop();
     })();
     return stopping;
   };
+  try {
+    const runtime = await createRuntime(effective, log);
+    rt = runtime;
+    if (await waitForRedis(runtime.redis, 5000)) {
+      // Refuse to start when Redis cannot keep the durability promise (DurabilityError stops the CLI), or
+      // when the shard count differs from the one the data was written with.
+      runtime.store.waitAof = (await checkDurability(runtime.redis, effective, log)).waitAof;
+      runtime.store.durabilityChecked = true;
+      await checkShardCount(runtime.redis, runtime.keys);
+    } else {
+      log.warn('redis not reachable yet; /readyz answers 503 until it is');
+    }
+    if (roles.ingress) {
+      app = buildIngressApp(runtime);
+      ingressUrl = await app.listen({ host: effective.ingress.host, port: effective.ingress.port });
+      log.info({ url: ingressUrl }, 'ingress listening');
+    }
+    if (roles.admin) {
+      // Loaded on demand: the dashboard's dependencies would slow every CLI command that never serves it.
+      const { buildAdminApp } = await import('./admin/admin-app.js');
+      admin = await buildAdminApp(runtime);
+      adminUrl = await admin.listen({ host: effective.admin.host, port: effective.admin.port });
+      log.info({ url: adminUrl }, 'admin listening');
+    }
+    workers = roles.worker ? startDeliveryWorkers(runtime) : undefined;
+    if (workers) log.info({ targets: effective.targets.map((t) => t.id) }, 'delivery workers started');
+    housekeeping = roles.worker ? startHousekeeping(runtime, log) : undefined;
+    if (roles.worker && !roles.admin && effective.worker.metricsPort !== undefined) {
+      metricsApp = buildWorkerMetricsApp(runtime);
+      metricsUrl = await metricsApp.listen({
+        host: effective.worker.metricsHost,
+        port: effective.worker.metricsPort,
+      });
+      log.info({ url: metricsUrl }, 'worker metrics listening');
+    }
+  } catch (err) {
+    await stop().catch((stopErr: Error) => log.warn({ err: stopErr.message }, 'stopping a failed start'));
+    throw err;
+  }
   return {
     ...(ingressUrl ? { ingressUrl } : {}),
     ...(adminUrl ? { adminUrl } : {}),

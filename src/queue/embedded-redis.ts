@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
+import { unixSocketUrl } from './redis-connection.js';
 
 export interface EmbeddedRedis {
   /** Over loopback TCP, for tools and tests. */
@@ -105,21 +106,44 @@ export async function startEmbeddedRedis(
   const dir = resolve(opts.dir);
   mkdirSync(dir, { recursive: true });
   const port = opts.port ?? (await freePort());
-  // The relay on the same host talks to it over a Unix socket, readable by this user only: cheaper than
-  // loopback TCP for every command (see redis-connection.ts). A socket path must fit in sun_path (108 bytes).
-  const socket = join(dir, 'redis.sock');
-  const socketArgs =
-    Buffer.byteLength(socket) < 100 ? ['--unixsocket', socket, '--unixsocketperm', '700'] : [];
-  const child = spawn(
-    bin,
-    [...redisServerArgs(port, dir, opts.appendfsync ?? 'everysec'), ...socketArgs, ...(opts.args ?? [])],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
   const url = `redis://127.0.0.1:${port}`;
-  await waitForPing(url, child, 10_000);
+  const run = async (extra: string[]) => {
+    const proc = spawn(
+      bin,
+      [...redisServerArgs(port, dir, opts.appendfsync ?? 'everysec'), ...extra, ...(opts.args ?? [])],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    try {
+      await waitForPing(url, proc, 10_000);
+    } catch (err) {
+      proc.kill('SIGKILL');
+      throw err;
+    }
+    return proc;
+  };
+  // The relay on the same host talks to it over a Unix socket, readable by this user only: cheaper than
+  // loopback TCP for every command (see redis-connection.ts). A socket path must fit in sun_path (108 bytes),
+  // and some filesystems (network shares, some container bind mounts) cannot hold one: Redis then exits at
+  // once, and it runs on loopback TCP alone.
+  const socket = join(dir, 'redis.sock');
+  let child: ChildProcess | undefined;
+  let socketUrl: string | undefined;
+  if (Buffer.byteLength(socket) < 100) {
+    try {
+      child = await run(['--unixsocket', socket, '--unixsocketperm', '700']);
+      socketUrl = unixSocketUrl(socket);
+    } catch (err) {
+      if (!/exited with/.test((err as Error).message)) throw err;
+    }
+  }
+  child ??= await run([]);
+  // A relay that exits without stopping it (process.exit on a shutdown timeout) must not leave it running.
+  const onExit = () => child.kill('SIGTERM');
+  process.once('exit', onExit);
+  child.once('exit', () => process.off('exit', onExit));
   return {
     url,
-    ...(socketArgs.length > 0 ? { socketUrl: `unix://${encodeURI(socket)}` } : {}),
+    ...(socketUrl ? { socketUrl } : {}),
     port,
     dir,
     process: child,

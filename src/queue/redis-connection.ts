@@ -47,6 +47,11 @@ export function unixSocketPath(url: string): string | undefined {
   return url.startsWith('unix://') ? decodeURIComponent(new URL(url).pathname) : undefined;
 }
 
+/** The `unix://` URL of a socket path, each segment escaped (`#`, `?`, `%` and spaces are all valid in paths). */
+export function unixSocketUrl(path: string): string {
+  return `unix://${path.split('/').map(encodeURIComponent).join('/')}`;
+}
+
 export function isReady(client: RedisClient): boolean {
   return client.status === 'ready';
 }

@@ -1,11 +1,13 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmbeddedRedis } from '../../src/queue/embedded-redis.js';
 import { cloudPush } from '../fixtures/payloads.js';
 import { cloudRequest } from '../helpers/bitbucket.js';
-import { startCliServer } from '../helpers/cli.js';
+import { runCli, startCliServer } from '../helpers/cli.js';
 import { SECRETS } from '../helpers/config.js';
 import { startTargetServer, type TargetServer } from '../helpers/target-server.js';
 
@@ -107,5 +109,50 @@ routes: [{ source: cloud, targets: [ci] }]
     expect(again.child.exitCode).toBe(0);
     // It stopped its redis-server too (it was stopped right after listening, before start-up had finished).
     expect(await answers(socket)).toBe(false);
+  });
+
+  it('a start that fails after the ingress listens stops everything it began, its redis-server too', async () => {
+    const taken = createServer();
+    await new Promise<void>((res) => taken.listen(0, '127.0.0.1', res));
+    const port = (taken.address() as AddressInfo).port;
+    const data = join(dir, 'failed-start');
+    const cfg = join(dir, 'failed-start.yaml');
+    writeFileSync(
+      cfg,
+      `
+redis: { dataDir: "${data}" }
+ingress: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: ${port} }
+sources: [{ id: cloud, platform: cloud, secrets: ["${SECRETS.cloud}"] }]
+targets: [{ id: ci, url: "${target.url}/hook" }]
+routes: [{ source: cloud, targets: [ci] }]
+`,
+    );
+    try {
+      const res = await runCli(['start', '--config', cfg], {}, 30_000);
+      expect(res.code).not.toBe(0);
+      expect(res.stdout).toContain('ingress listening');
+      expect(await answers(join(data, 'redis.sock'))).toBe(false);
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('runs on loopback TCP alone where the data folder cannot hold a socket', async () => {
+    const data = join(dir, 'no-socket');
+    // A directory where the socket would go: Redis cannot bind it and exits at once, as on a share.
+    mkdirSync(join(data, 'redis.sock'), { recursive: true });
+    const redis = await startEmbeddedRedis({ dir: data });
+    try {
+      expect(redis.socketUrl).toBeUndefined();
+      const probe = new Redis(redis.url);
+      try {
+        expect(await probe.ping()).toBe('PONG');
+      } finally {
+        probe.disconnect();
+      }
+    } finally {
+      await redis.stop();
+    }
   });
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildConfig, loadConfig, parseConfigText, pointerToPath } from '../../src/config/load-config.js';
 import { ConfigError } from '../../src/errors.js';
-import { unixSocketPath } from '../../src/queue/redis-connection.js';
+import { unixSocketPath, unixSocketUrl } from '../../src/queue/redis-connection.js';
 
 const minimal = {
   sources: [{ id: 'a', platform: 'cloud', secrets: ['s3cret'] }],
@@ -61,6 +61,9 @@ describe('config', () => {
     expect(problems({ ...minimal, redis: { url: 'unix:///run/redis/redis.sock' } })).toEqual([]);
     expect(unixSocketPath('unix:///run/redis%20x/redis.sock')).toBe('/run/redis x/redis.sock');
     expect(unixSocketPath('redis://127.0.0.1:6379')).toBeUndefined();
+    for (const path of ['/srv/a#1/redis.sock', '/tmp/what?/r.sock', '/data/100%/r e d i s.sock']) {
+      expect(unixSocketPath(unixSocketUrl(path))).toBe(path);
+    }
     for (const url of ['http://cache:6379', 'unix:redis.sock', '/run/redis/redis.sock']) {
       expect(problems({ ...minimal, redis: { url } })).toEqual([
         'redis.url: must be a redis://, rediss:// or unix:/// (socket path) URL',

@@ -49,10 +49,34 @@ describe('log redaction', () => {
     expect(line.raw).toEqual(JSON.parse(JSON.stringify(body)));
   });
 
-  it('does not touch the objects it was given', () => {
-    const { log } = captureLogs();
+  it('blanks them in the bindings of child loggers too, at any depth', () => {
+    const { log, raw } = captureLogs();
+    log
+      .child({ target: { id: 'ci', token: 'CHILD-TOKEN' } })
+      .child({ auth: { password: 'GRANDCHILD-PW' } })
+      .info('bound');
+    expect(raw()).not.toContain('CHILD-TOKEN');
+    expect(raw()).not.toContain('GRANDCHILD-PW');
+    expect(raw()).toContain('"id":"ci"');
+  });
+
+  it('keeps an Error an Error for the err serializer when it blanks one of its fields', () => {
+    const { log, lines } = captureLogs();
+    const err = Object.assign(new Error('upstream refused'), { password: 'ERR-PW' });
+    log.warn({ err }, 'failed');
+    const logged = lines[0]!.err as Record<string, unknown>;
+    expect(logged).toMatchObject({ type: 'Error', message: 'upstream refused', password: '[redacted]' });
+    expect(String(logged.stack)).toContain('upstream refused');
+    expect(err.password).toBe('ERR-PW');
+  });
+
+  it('does not touch the objects it was given, frozen ones included', () => {
+    const { log, raw } = captureLogs();
     const target = { id: 'ci', signingSecret: 'kept-in-memory' };
-    log.info({ target }, 'x');
+    const frozen = Object.freeze({ id: 'jenkins', token: 'FROZEN-TOKEN' });
+    log.info({ target, frozen }, 'x');
     expect(target.signingSecret).toBe('kept-in-memory');
+    expect(raw()).not.toContain('FROZEN-TOKEN');
+    expect(raw()).toContain('"id":"jenkins"');
   });
 });

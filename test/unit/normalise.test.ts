@@ -39,6 +39,28 @@ describe('normalise', () => {
     expect(env.actor?.uuid).toMatch(/^\{.*\}$/);
   });
 
+  it('a Cloud commit author: the raw "Name <email>" names it, the linked account adds its ids or a missing name', () => {
+    const payload = cloudPush();
+    const head = payload.push.changes[0]!.new!.target as { author: unknown };
+    const author = (raw: string, user?: object) => {
+      head.author = { type: 'author', raw, ...(user ? { user } : {}) };
+      return normalise({ ...base, platform: 'cloud', eventKey: 'repo:push', payload }).headCommit?.author;
+    };
+    const bot = { nickname: 'ci-bot', account_id: '557058:b07', uuid: '{b0b0b0b0}' };
+    expect(author('Release Bot <bot@ci.acme.test>', bot)).toEqual({
+      name: 'Release Bot',
+      email: 'bot@ci.acme.test',
+      accountId: '557058:b07',
+      uuid: '{b0b0b0b0}',
+    });
+    // Only an email in the raw author: the name comes from the linked account (a nickname pattern can match).
+    expect(author('<bot@ci.acme.test>', bot)).toMatchObject({ name: 'ci-bot', email: 'bot@ci.acme.test' });
+    const unlinked = author('Someone <someone@example.test>');
+    expect(unlinked).toMatchObject({ name: 'Someone', email: 'someone@example.test' });
+    expect(unlinked?.accountId).toBeUndefined();
+    expect(author('just a name')).toMatchObject({ name: 'just a name' });
+  });
+
   it('marks forced and truncated pushes, tag creation and branch deletion', () => {
     const forced = normalise({
       ...base,
