@@ -2,13 +2,16 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { unixSocketUrl } from './redis-connection.js';
 
 export interface EmbeddedRedis {
   /** Over loopback TCP, for tools and tests. */
   url: string;
-  /** `unix://` URL of its socket in `dir`, the relay's own way in; absent when the path is too long for one. */
+  /**
+   * `unix://` URL of its socket in `dir`, the relay's own way in; absent when the path is too long for one or
+   * the folder cannot hold one.
+   */
   socketUrl?: string;
   port: number;
   dir: string;
@@ -43,21 +46,27 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** Whether a Redis answers PING right now (one try, no reconnects): a URL, or options such as `{ path }`. */
+export async function answersPing(at: string | RedisOptions): Promise<boolean> {
+  const once: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null };
+  const probe = typeof at === 'string' ? new Redis(at, once) : new Redis({ ...at, ...once });
+  probe.on('error', () => {});
+  try {
+    await probe.connect();
+    return (await probe.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
 async function waitForPing(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`);
-    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    probe.on('error', () => {});
-    try {
-      await probe.connect();
-      await probe.ping();
-      probe.disconnect();
-      return;
-    } catch {
-      probe.disconnect();
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    if (await answersPing(url)) return;
+    await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error('redis-server did not answer PING in time');
 }

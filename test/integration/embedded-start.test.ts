@@ -4,30 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmbeddedRedis } from '../../src/queue/embedded-redis.js';
+import { answersPing, startEmbeddedRedis } from '../../src/queue/embedded-redis.js';
 import { cloudPush } from '../fixtures/payloads.js';
 import { cloudRequest } from '../helpers/bitbucket.js';
 import { runCli, startCliServer } from '../helpers/cli.js';
 import { SECRETS } from '../helpers/config.js';
 import { startTargetServer, type TargetServer } from '../helpers/target-server.js';
-
-async function answers(socket: string): Promise<boolean> {
-  const probe = new Redis({
-    path: socket,
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  probe.on('error', () => {});
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
 
 // `hookrelay start` with no redis.url: the quick start's path. It runs its own redis-server (AOF on) and talks
 // to it over a Unix socket in the data folder.
@@ -108,7 +90,7 @@ routes: [{ source: cloud, targets: [ci] }]
     }
     expect(again.child.exitCode).toBe(0);
     // It stopped its redis-server too (it was stopped right after listening, before start-up had finished).
-    expect(await answers(socket)).toBe(false);
+    expect(await answersPing({ path: socket })).toBe(false);
   });
 
   it('a start that fails after the ingress listens stops everything it began, its redis-server too', async () => {
@@ -132,7 +114,7 @@ routes: [{ source: cloud, targets: [ci] }]
       const res = await runCli(['start', '--config', cfg], {}, 30_000);
       expect(res.code).not.toBe(0);
       expect(res.stdout).toContain('ingress listening');
-      expect(await answers(join(data, 'redis.sock'))).toBe(false);
+      expect(await answersPing({ path: join(data, 'redis.sock') })).toBe(false);
     } finally {
       taken.close();
     }

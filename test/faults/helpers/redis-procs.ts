@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { redisServerArgs } from '../../../src/queue/embedded-redis.js';
+import { answersPing, redisServerArgs } from '../../../src/queue/embedded-redis.js';
 import { freePort, type Proc, spawnTracked, waitFor } from '../../edge/helpers/processes.js';
 
 /**
@@ -23,25 +23,6 @@ export interface RedisNode {
   /** Start again on the same port with the same directory (AOF replayed). */
   start(): Promise<void>;
   running(): boolean;
-}
-
-async function ping(port: number): Promise<boolean> {
-  const probe = new Redis({
-    host: '127.0.0.1',
-    port,
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
-  probe.on('error', () => {});
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
 }
 
 export async function startRedisNode(
@@ -68,7 +49,7 @@ export async function startRedisNode(
         `${name} to answer PING on ${p}`,
         async () => {
           if (!proc.isRunning()) throw new Error(`${name} exited:\n${proc.output()}`);
-          return ping(p);
+          return answersPing({ host: '127.0.0.1', port: p });
         },
         15_000,
         50,
@@ -126,7 +107,7 @@ export async function startSentinel(
     `${label} to answer PING on ${port}`,
     async () => {
       if (!proc.isRunning()) throw new Error(`${label} exited:\n${proc.output()}`);
-      return ping(port);
+      return answersPing({ host: '127.0.0.1', port });
     },
     15_000,
     50,
