@@ -46,6 +46,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** The redis-server exited before it answered (a bad argument, a port or socket it could not bind). */
+class RedisExited extends Error {
+  constructor(code: number) {
+    super(`redis-server exited with code ${code}`);
+  }
+}
+
 /** Whether a Redis answers PING right now (one try, no reconnects): a URL, or options such as `{ path }`. */
 export async function answersPing(at: string | RedisOptions): Promise<boolean> {
   const once: RedisOptions = { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null };
@@ -64,7 +71,7 @@ export async function answersPing(at: string | RedisOptions): Promise<boolean> {
 async function waitForPing(url: string, child: ChildProcess, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`redis-server exited with code ${child.exitCode}`);
+    if (child.exitCode !== null) throw new RedisExited(child.exitCode);
     if (await answersPing(url)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -142,7 +149,7 @@ export async function startEmbeddedRedis(
       child = await run(['--unixsocket', socket, '--unixsocketperm', '700']);
       socketUrl = unixSocketUrl(socket);
     } catch (err) {
-      if (!/exited with/.test((err as Error).message)) throw err;
+      if (!(err instanceof RedisExited)) throw err;
     }
   }
   child ??= await run([]);
