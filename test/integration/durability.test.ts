@@ -49,6 +49,14 @@ describe('redis.durability', () => {
     const replicaClient = new Redis(replica.url);
     cleanups.push(async () => replicaClient.disconnect());
     await waitFor(async () => /master_link_status:up/.test(await replicaClient.info('replication')));
+    // And the primary has the replica online with everything written so far acknowledged: under CI load the
+    // replica's side can say "up" a moment before the primary counts it for WAIT.
+    await waitFor(async () => {
+      const info = await ing.rt.redis.info('replication');
+      const master = Number(/master_repl_offset:(\d+)/.exec(info)?.[1] ?? -1);
+      const acked = /slave0:.*state=online.*offset=(\d+)/.exec(info);
+      return acked !== null && Number(acked[1]) >= master;
+    });
 
     const retry = await send(ing.url, 'cloud', req);
     expect(retry.status).toBe(200);
