@@ -30,7 +30,7 @@ sources: [{ id: cloud, platform: cloud, secrets: ["${SECRET}"] }]
 targets:
 ${ids.map((id) => `  - { id: ${id}, url: "http://127.0.0.1:9/${id}" }`).join('\n')}
 routes: [{ source: cloud, targets: [${ids.join(', ')}] }]
-log: { level: warn }
+log: { level: info }
 `;
 }
 
@@ -38,6 +38,7 @@ async function startRelayIngress(dir: string, redisUrl: string, targets: number)
   const port = 20000 + Math.floor(Math.random() * 20000);
   const cfg = writeYaml(dir, `relay-${targets}.yaml`, relayConfig(redisUrl, port, targets));
   const { spawn } = await import('node:child_process');
+  // stdout is /dev/null: the ingress still builds and writes its one line per request, as it does in production.
   const child = spawn(process.execPath, ['bin/hookrelay.js', 'ingress', '--config', cfg], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
