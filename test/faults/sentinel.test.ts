@@ -140,6 +140,10 @@ describe('fault: Redis Sentinel failover (durability replicated)', () => {
         await waitFor('the sentinels to turn the old primary into a replica', following, 25_000, 200);
       } catch {
         replicaOfByTest = true;
+        // Left in the CI log on purpose: what Sentinel was doing instead is not understood yet.
+        console.warn(
+          `sentinel did not convert the old primary; sentinel1 says:\n${sentinels[0]!.proc.output()}`,
+        );
         await oldPrimary.call('REPLICAOF', '127.0.0.1', String(replica.port));
         await waitFor('the old primary to replicate from the new one', following, 40_000, 200).catch(
           (err: Error) => {
