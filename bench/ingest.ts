@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { startEmbeddedRedis } from '../src/queue/embedded-redis.js';
+import { unixSocketPath } from '../src/queue/redis-connection.js';
 import {
   benchRedisUrl,
   cpuSeconds,
@@ -148,7 +149,7 @@ export async function benchIngest(seconds = 8): Promise<IngestBench> {
     const b = avg(bareRuns);
     const h = avg(relayRuns);
     return {
-      redisVia: redisUrl.startsWith('unix:') ? 'unix socket' : 'tcp',
+      redisVia: unixSocketPath(redisUrl) ? 'unix socket' : 'tcp',
       bare: b,
       straight: avg(straightRuns),
       hookrelay: h,

@@ -119,11 +119,10 @@ export async function processJob(
   // Redis call; not past the maximum age, though, so that a delivery about to be dead-lettered counts nowhere.
   const firstLook = trigger === 'bitbucket' && job.attemptsMade === 0;
   let event: StoredEvent | null;
-  let looked: { verdict: GuardVerdict } | undefined;
+  // The verdict the combined read returned; undefined when the event was read on its own.
+  let looked: GuardVerdict | undefined;
   if (firstLook && data.g && Date.now() - job.timestamp <= target.retry.maxAgeMs) {
-    const read = await ctx.guard.readAndCheck(ctx.store, data.g, data.e, target.id);
-    event = read.event;
-    looked = { verdict: read.verdict };
+    ({ event, verdict: looked } = await ctx.guard.readAndCheck(ctx.store, data.g, data.e, target.id));
   } else {
     event = await ctx.store.read(data.e);
   }
@@ -152,7 +151,8 @@ export async function processJob(
   if (!manual && Date.now() - event.receivedAt > target.retry.maxAgeMs) return dead('max age');
 
   if (firstLook) {
-    const verdict = looked ? looked.verdict : await ctx.guard.check(event.envelope, event.id, target.id);
+    const verdict =
+      looked !== undefined ? looked : await ctx.guard.check(event.envelope, event.id, target.id);
     if (
       verdict === 'wait-for-push' &&
       token &&
