@@ -24,7 +24,7 @@ export function e2eRelayConfig(o: {
           id: 'ci',
           url: o.targetUrl,
           concurrency: o.concurrency,
-          signingSecret: 'whsec_YmVuY2gtc2lnbmluZy1zZWNyZXQ=',
+          signingSecret: 'whsec_YmVuY2gtc2lnbmluZy1zZWNyZXQtb2YtMzItYnl0ZXM=',
         },
       ],
       routes: [{ source: 'cloud', targets: ['ci'] }],

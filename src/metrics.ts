@@ -34,7 +34,7 @@ export function createMetrics() {
     }),
     deliveries: new Counter({
       name: 'hookrelay_deliveries_total',
-      help: 'Delivery attempts by target and outcome (delivered, retry, dead, suppressed, coalesced)',
+      help: 'Delivery attempts by target and outcome (delivered, retry, dead, suppressed, coalesced, not-applicable)',
       labelNames: ['target', 'outcome'] as const,
       registers: [registry],
     }),

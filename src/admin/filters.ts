@@ -1,7 +1,7 @@
 import picomatch from 'picomatch';
 import type { Config } from '../config/types.js';
 import { RelayError } from '../errors.js';
-import type { AttemptRecord, DeliveryState } from '../queue/delivery-state.js';
+import { type AttemptRecord, DELIVERY_STATES, type DeliveryState } from '../queue/delivery-state.js';
 
 /** The filter language shared by events, dead letters and suppressed deliveries (query string or JSON body). */
 export interface Filter {
@@ -33,7 +33,6 @@ const FILTER_KEYS = [
   'since',
   'until',
 ] as const;
-const STATES: DeliveryState[] = ['pending', 'delivered', 'retrying', 'dead', 'suppressed', 'coalesced'];
 const STATUS_CLASS = /^(?:[1-5]xx|timeout|error|[1-5]\d\d)$/;
 const DURATION = /^(\d+)(ms|s|m|h|d|w)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7, w: 6.048e8 };
@@ -74,8 +73,8 @@ export function parseFilter(raw: Record<string, unknown> | undefined, config: Co
         f.source = String(value);
         break;
       case 'state':
-        if (!STATES.includes(value as DeliveryState))
-          throw new RelayError('BAD_REQUEST', `state must be one of: ${STATES.join(', ')}`);
+        if (!DELIVERY_STATES.includes(value as DeliveryState))
+          throw new RelayError('BAD_REQUEST', `state must be one of: ${DELIVERY_STATES.join(', ')}`);
         f.state = value as DeliveryState;
         break;
       case 'status': {

@@ -39,6 +39,9 @@ export interface PullRequestInfo {
   destinationHash?: string;
   /** Often a 12-character short hash on Cloud: compare by prefix. */
   mergeCommit?: string;
+  author?: Person;
+  /** A clone URL of the source repository, only when it is a fork (not the destination repository). */
+  forkRepository?: string;
 }
 
 export interface Envelope {

@@ -104,9 +104,26 @@ function normaliseCloud(eventKey: string, p: Json): Body {
       destinationBranch: pr.destination?.branch?.name,
       destinationHash: pr.destination?.commit?.hash,
       mergeCommit: pr.merge_commit?.hash,
+      author: cloudPerson(pr.author),
+      forkRepository: cloudFork(pr.source?.repository, pr.destination?.repository),
     };
   }
   return env;
+}
+
+/** Cloud: the fork's HTTPS clone URL, from its web link (`https://bitbucket.org/ws/repo` + `.git`). */
+function cloudFork(source: Json, destination: Json): string | undefined {
+  if (!source?.full_name || source.full_name === destination?.full_name) return undefined;
+  const html = source.links?.html?.href;
+  return typeof html === 'string' ? `${html}.git` : `https://bitbucket.org/${source.full_name}.git`;
+}
+
+/** Data Center: the fork's clone link, HTTP(S) first, as the payload lists them. */
+function dcFork(source: Json, destination: Json): string | undefined {
+  if (!source || source.id === undefined || source.id === destination?.id) return undefined;
+  const clone: Json[] = Array.isArray(source.links?.clone) ? source.links.clone : [];
+  const link = clone.find((c) => /^https?$/.test(c?.name)) ?? clone[0];
+  return typeof link?.href === 'string' ? link.href : undefined;
 }
 
 function dcRepoKey(repo: Json): string | null {
@@ -162,6 +179,8 @@ function normaliseDc(eventKey: string, p: Json): Body {
       destinationBranch: pr.toRef?.displayId,
       destinationHash: pr.toRef?.latestCommit,
       mergeCommit: pr.properties?.mergeCommit?.id,
+      author: dcPerson(pr.author?.user),
+      forkRepository: dcFork(pr.fromRef?.repository, pr.toRef?.repository),
     };
   }
   return env;

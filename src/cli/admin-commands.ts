@@ -1,4 +1,5 @@
 import { type Command, CommanderError, Option } from 'commander';
+import { DELIVERY_STATES } from '../queue/delivery-state.js';
 import {
   AdminApiError,
   type AdminClient,
@@ -34,16 +35,7 @@ function withFilters(cmd: Command, extra: ('status' | 'state' | 'reason')[] = []
   if (extra.includes('status'))
     cmd.option('--status <class>', 'last attempt: 4xx, 5xx, timeout, error or a status');
   if (extra.includes('state'))
-    cmd.addOption(
-      new Option('--state <state>', 'delivery state').choices([
-        'pending',
-        'delivered',
-        'retrying',
-        'dead',
-        'suppressed',
-        'coalesced',
-      ]),
-    );
+    cmd.addOption(new Option('--state <state>', 'delivery state').choices(DELIVERY_STATES));
   if (extra.includes('reason')) cmd.option('--reason <text>', 'reason contains');
   return cmd;
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config/load-config.js';
+import { newSecret, SECRET_MAX_BYTES, SECRET_MIN_BYTES } from '../delivery/signing.js';
 import { ConfigError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { DurabilityError } from '../queue/durability.js';
@@ -73,13 +74,22 @@ export function buildCli(): Command {
   const secret = program.command('secret').description('webhook secrets');
   secret
     .command('new')
-    .description('print a strong random secret for a Bitbucket webhook (paste it into the env/config)')
-    .option('--bytes <n>', 'random bytes (hex-encoded, so the secret is twice as long)', '32')
-    .action((opts: { bytes: string }) => {
+    .description(
+      'print a strong random secret (paste it into the env/config): hex for a Bitbucket webhook, or with ' +
+        '--standard-webhooks a whsec_ secret for a target signingSecret',
+    )
+    .option(
+      '--bytes <n>',
+      'random bytes (hex: 16..64, encoded twice as long; standard webhooks: 24..64)',
+      '32',
+    )
+    .option('--standard-webhooks', 'a Standard Webhooks secret: whsec_ + base64 of the random bytes')
+    .action((opts: { bytes: string; standardWebhooks?: boolean }) => {
       const n = Number(opts.bytes);
-      if (!Number.isInteger(n) || n < 16 || n > 64)
-        throw new CommanderError(EXIT.USAGE, 'usage', '--bytes must be 16..64');
-      process.stdout.write(`${randomBytes(n).toString('hex')}\n`);
+      const [min, max] = opts.standardWebhooks ? [SECRET_MIN_BYTES, SECRET_MAX_BYTES] : [16, 64];
+      if (!Number.isInteger(n) || n < min || n > max)
+        throw new CommanderError(EXIT.USAGE, 'usage', `--bytes must be ${min}..${max}`);
+      process.stdout.write(`${opts.standardWebhooks ? newSecret(n) : randomBytes(n).toString('hex')}\n`);
     });
 
   registerEventsCommands(program);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { parseDocument } from 'yaml';
+import { SECRET_MAX_BYTES, SECRET_MIN_BYTES, secretProblem } from '../delivery/signing.js';
 import { ConfigError } from '../errors.js';
 import { toMs } from './duration.js';
 import { configSchema } from './schema.js';
@@ -163,6 +164,26 @@ function crossCheck(raw: Raw): string[] {
     if (target.type === 'teamcity' && !target.locator) {
       problems.push(`targets[${i}].locator: is required for type teamcity`);
     }
+    if (target.serverUrl !== undefined && target.type !== 'jenkins-branch-source') {
+      problems.push(`targets[${i}].serverUrl: only for type jenkins-branch-source`);
+    }
+    const badSecret = target.signingSecret === undefined ? null : secretProblem(target.signingSecret);
+    if (badSecret) {
+      problems.push(
+        `targets[${i}].signingSecret: ${badSecret}; a Standard Webhooks secret is whsec_ + base64 of ` +
+          `${SECRET_MIN_BYTES}-${SECRET_MAX_BYTES} random bytes: make one with \`hookrelay secret new --standard-webhooks\``,
+      );
+    }
+  });
+  // The Branch Source plugin only takes a Data Center event with ?server_url= naming a server Jenkins knows.
+  const dcSources = new Set(
+    raw.sources.filter((s: Raw) => s.platform === 'datacenter').map((s: Raw) => s.id),
+  );
+  raw.targets.forEach((target: Raw, i: number) => {
+    if (target.type !== 'jenkins-branch-source' || target.serverUrl || /[?&]server_url=/.test(target.url))
+      return;
+    const fromDc = raw.routes.some((r: Raw) => dcSources.has(r.source) && r.targets.includes(target.id));
+    if (fromDc) problems.push(`targets[${i}].serverUrl: is required for a Data Center source's events`);
   });
   const redisModes = ['url', 'sentinels', 'cluster'].filter((k) => raw.redis[k] !== undefined);
   if (redisModes.length > 1)

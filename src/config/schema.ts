@@ -179,7 +179,17 @@ export const configSchema = {
         required: ['id', 'url'],
         properties: {
           id,
-          type: { enum: ['http', 'jenkins-generic', 'teamcity', 'buildkite'], default: 'http' },
+          type: {
+            enum: [
+              'http',
+              'jenkins-generic',
+              'jenkins-branch-source',
+              'jenkins-bitbucket',
+              'teamcity',
+              'buildkite',
+            ],
+            default: 'http',
+          },
           url: { type: 'string', format: 'uri', pattern: '^https?://' },
           timeoutMs: { type: 'integer', minimum: 100, maximum: 300000, default: 10000 },
           auth,
@@ -217,6 +227,10 @@ export const configSchema = {
           // teamcity: the VCS-root locator for commitHookNotification; buildkite: nothing extra (url is the
           // pipeline's builds endpoint).
           locator: { type: 'string', minLength: 1 },
+          // jenkins-branch-source: the Bitbucket Data Center URL as Jenkins knows it, sent as ?server_url=.
+          serverUrl: { type: 'string', format: 'uri', pattern: '^https?://' },
+          // Event keys (globs) this target gets; any other ends `not-applicable` without a request.
+          events: globList,
         },
       },
     },

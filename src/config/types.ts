@@ -2,7 +2,13 @@
 
 export type Platform = 'cloud' | 'datacenter';
 export type Durability = 'fast' | 'fsync' | 'replicated';
-export type TargetType = 'http' | 'jenkins-generic' | 'teamcity' | 'buildkite';
+export type TargetType =
+  | 'http'
+  | 'jenkins-generic'
+  | 'jenkins-branch-source'
+  | 'jenkins-bitbucket'
+  | 'teamcity'
+  | 'buildkite';
 
 export type TargetAuth =
   | { type: 'bearer'; token: string }
@@ -40,6 +46,10 @@ export interface TargetConfig {
   retry: RetryPolicy;
   circuit: { failureThreshold: number; cooldownMs: number };
   locator?: string;
+  /** jenkins-branch-source: the Data Center URL configured in Jenkins (`?server_url=`). */
+  serverUrl?: string;
+  /** Event-key globs this target gets; others end `not-applicable`. Absent: every routed event. */
+  events?: string[];
 }
 
 export interface SourceConfig {

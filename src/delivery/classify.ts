@@ -1,4 +1,6 @@
 import type { TargetType } from '../config/types.js';
+import { parseRetryAfter } from './backoff.js';
+import { buildkiteRetryAfterMs } from './targets/buildkite.js';
 
 export type Verdict =
   | { kind: 'delivered' }
@@ -21,6 +23,20 @@ export function classifyStatus(type: TargetType, status: number): Verdict {
   }
   if (status >= 500 || RETRYABLE_4XX.has(status)) return { kind: 'retry', reason: `status ${status}` };
   return { kind: 'permanent', reason: `status ${status}` };
+}
+
+/**
+ * How long the target asked to be left alone, in ms: `Retry-After` (seconds or an HTTP date), or on a Buildkite
+ * 429, which carries none, its `RateLimit-Reset` headers. Undefined when the answer says nothing.
+ */
+export function retryAfterOf(
+  type: TargetType,
+  status: number,
+  headers: Record<string, string | string[] | undefined>,
+): number | undefined {
+  const said = parseRetryAfter(headers['retry-after']);
+  if (said !== undefined) return said;
+  return type === 'buildkite' && status === 429 ? buildkiteRetryAfterMs(headers) : undefined;
 }
 
 /** A short, secret-free name for a transport error (timeouts and connection errors are always retried). */

@@ -7,10 +7,14 @@ export interface TargetAnswer {
   headers: Record<string, string | string[] | undefined>;
   /** Start of the response body, only read for non-2xx answers (dead-letter excerpts). */
   bodyStart: string;
+  /** The whole body of a 2xx answer to a GET (a look-up), up to LOOKUP_MAX_BYTES. */
+  body?: string;
 }
 
 const EXCERPT_READ_BYTES = 4096;
 const EXCERPT_MAX_CHARS = 512;
+// A look-up's answer is a filtered list of a few builds; anything bigger is cut (and then does not parse).
+const LOOKUP_MAX_BYTES = 2 * 1024 * 1024;
 
 /**
  * One keep-alive connection pool per target (its origin), sized to the target's concurrency, so deliveries
@@ -48,13 +52,17 @@ export class TargetClient {
         path: `${url.pathname}${url.search}`,
         method: req.method,
         headers: req.headers,
-        body: req.body,
+        body: req.method === 'GET' ? null : req.body,
         headersTimeout: this.target.timeoutMs,
         bodyTimeout: this.target.timeoutMs,
         signal: abort.signal,
       });
       let bodyStart = '';
       if (res.statusCode >= 200 && res.statusCode < 300) {
+        if (req.method === 'GET') {
+          const body = await readUpTo(res.body, LOOKUP_MAX_BYTES);
+          return { status: res.statusCode, headers: res.headers, bodyStart, body };
+        }
         await res.body.dump();
       } else {
         const chunks: Buffer[] = [];
@@ -81,6 +89,17 @@ export class TargetClient {
   destroy(): Promise<void> {
     return this.pool.destroy();
   }
+}
+
+async function readUpTo(body: AsyncIterable<unknown>, max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+    if (size >= max) break;
+  }
+  return Buffer.concat(chunks).subarray(0, max).toString('utf8');
 }
 
 /** What AbortSignal.timeout() aborts with. */

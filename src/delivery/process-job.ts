@@ -13,17 +13,18 @@ import type { EventStore, StoredEvent } from '../queue/event-store.js';
 import type { DeliveryJobData } from '../queue/job-types.js';
 import type { Keys } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
+import { notApplicable } from './applicable.js';
 import { applyAuth, type TokenCache, TokenError } from './auth.js';
-import { parseRetryAfter, retryDelay } from './backoff.js';
-import { buildRequest } from './build-request.js';
+import { retryDelay } from './backoff.js';
+import { buildRequest, type OutgoingRequest } from './build-request.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
-import { classifyStatus, describeError, type Verdict } from './classify.js';
+import { classifyStatus, describeError, retryAfterOf, type Verdict } from './classify.js';
 import type { Coalescer } from './coalesce.js';
 import { RetryLater } from './errors.js';
 import { excerpt, type TargetAnswer, type TargetClient } from './http-client.js';
 import type { GuardVerdict, LoopGuard } from './loop-guard.js';
 import type { SharedRateLimit } from './shared-rate-limit.js';
-import { standardWebhookHeaders } from './signing.js';
+import { standardWebhookHeaders, webhookId } from './signing.js';
 
 /** What the workers of one process share. */
 export interface DeliveryContext {
@@ -56,9 +57,10 @@ export interface TargetRuntime {
 }
 
 export type JobOutcome =
-  | { state: 'delivered'; status?: number; skipped?: string }
+  | { state: 'delivered'; status?: number }
   | { state: 'suppressed'; reason: string }
-  | { state: 'coalesced'; supersededBy: string };
+  | { state: 'coalesced'; supersededBy: string }
+  | { state: 'not-applicable'; reason: string };
 
 type LogFn = (obj: object | string, msg?: string) => void;
 
@@ -113,6 +115,16 @@ export async function processJob(
   const manual = trigger !== 'bitbucket';
   const eventKey = ctx.keys.event(data.e);
   const log = jobLog(ctx.log, { target: target.id, eventId: data.e, attempt: job.attemptsMade + 1, trigger });
+
+  // Before anything counts the event for this target (the loop guard's rates, merge claims): the job's name is
+  // the event key, so an event the target does not take ends here without reading it.
+  const inapplicable = notApplicable(target, job.name);
+  if (inapplicable) {
+    await recordAttempt(ctx.redis, eventKey, target.id, { state: 'not-applicable', reason: inapplicable });
+    ctx.metrics.deliveries.inc({ target: target.id, outcome: 'not-applicable' });
+    log.info({ reason: inapplicable }, 'not applicable to the target');
+    return { state: 'not-applicable', reason: inapplicable };
+  }
 
   // The loop guard looks once per delivery: a retry already passed it (its checks are idempotent per event
   // anyway). Jobs accepted by this version carry the guard's inputs, so the event's read and the guard are one
@@ -202,13 +214,15 @@ export async function processJob(
   const n = await attemptNumber(ctx, eventKey, target.id, job, manual);
   const built = buildRequest({ target, event, job: data, attempt: n, relayId: ctx.config.relay.id });
   if ('skip' in built) {
-    await settle('delivered', { reason: built.skip });
-    ctx.metrics.deliveries.inc({ target: target.id, outcome: 'delivered' });
-    log.info({ skipped: built.skip }, 'nothing to deliver');
-    return { state: 'delivered', skipped: built.skip };
+    await settle('not-applicable', { reason: built.skip });
+    ctx.metrics.deliveries.inc({ target: target.id, outcome: 'not-applicable' });
+    log.info({ reason: built.skip }, 'nothing to deliver');
+    return { state: 'not-applicable', reason: built.skip };
   }
 
-  const exchange = await send(ctx, tr, built, event, data.k);
+  // Any attempt after the first may follow one that did its work without the relay hearing so (a timeout, a
+  // reset connection, or some builds of several created): requests that are not idempotent look first.
+  const exchange = await send(ctx, tr, Array.isArray(built) ? built : [built], event, data.k, n > 1);
   ctx.metrics.attemptDuration.observe({ target: target.id }, exchange.ms / 1000);
   const attempt: AttemptRecord = {
     n,
@@ -244,7 +258,9 @@ export async function processJob(
   // A replay or release is one operator-requested try: it never schedules retries of its own.
   if (manual) return dead(verdict.reason, attempt, bodyExcerpt);
   if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) return dead('max attempts', attempt, bodyExcerpt);
-  const retryAfter = exchange.answer ? parseRetryAfter(exchange.answer.headers['retry-after']) : undefined;
+  const retryAfter = exchange.answer
+    ? retryAfterOf(target.type, exchange.answer.status, exchange.answer.headers)
+    : undefined;
   const delay = retryDelay(target.retry, job.attemptsMade + 1, retryAfter);
   if (Date.now() + delay - event.receivedAt > target.retry.maxAgeMs) {
     return dead('max age', attempt, bodyExcerpt);
@@ -273,40 +289,59 @@ async function attemptNumber(
   return Math.max(own, last + 1);
 }
 
+/**
+ * The delivery's requests in order, each with its own signature and auth; the first answer that is not a success
+ * decides the attempt (the next attempt starts over, skipping what its look-ups find done). `mayRepeat`: an
+ * earlier attempt may have done some of the work, so a request with a look-up sends that first.
+ */
 async function send(
   ctx: DeliveryContext,
   tr: TargetRuntime,
-  built: { url: string; method: 'POST'; headers: Record<string, string>; body: Buffer },
+  requests: OutgoingRequest[],
   event: StoredEvent,
   key: string,
+  mayRepeat: boolean,
 ): Promise<Exchange> {
   const { target } = tr;
   const at = Date.now();
-  const signature = target.signingSecret ? standardWebhookHeaders(target.signingSecret, key, built.body) : {};
   let token: string | undefined;
+  let last: TargetAnswer | undefined;
   try {
-    for (let tries = 0; ; tries++) {
-      const auth = await applyAuth(target, ctx.tokens);
-      token = auth.headers.authorization?.startsWith('Bearer ')
-        ? auth.headers.authorization.slice(7)
-        : undefined;
-      const answer = await tr.client.send(
-        { ...built, headers: { ...built.headers, ...signature, ...auth.headers } },
-        auth.query,
-      );
-      // An identity-aware proxy refused the cached token: fetch a fresh one and try once more right away.
-      if (answer.status === 401 && target.auth?.type === 'oauth2' && tries === 0) {
-        ctx.tokens.invalidate(target.id, token);
-        continue;
+    for (const built of requests) {
+      if (mayRepeat && built.alreadyDone) {
+        const look = await call(ctx, tr, built.alreadyDone.request, key, built.part);
+        token = look.token;
+        const verdict = classifyStatus(target.type, look.answer.status);
+        if (verdict.kind !== 'delivered') {
+          const reason = `${verdict.reason} (looking for an earlier attempt's work)`;
+          return {
+            answer: look.answer,
+            verdict: { ...verdict, reason },
+            ms: Date.now() - at,
+            at,
+            ...(token ? { token } : {}),
+          };
+        }
+        if (built.alreadyDone.found(look.answer.body ?? '')) {
+          last = look.answer;
+          continue;
+        }
       }
-      return {
-        answer,
-        verdict: classifyStatus(target.type, answer.status),
-        ms: Date.now() - at,
-        at,
-        ...(token ? { token } : {}),
-      };
+      const sent = await call(ctx, tr, built, key, built.part);
+      token = sent.token;
+      last = sent.answer;
+      const verdict = classifyStatus(target.type, sent.answer.status);
+      if (verdict.kind !== 'delivered') {
+        return { answer: sent.answer, verdict, ms: Date.now() - at, at, ...(token ? { token } : {}) };
+      }
     }
+    return {
+      ...(last ? { answer: last } : {}),
+      verdict: { kind: 'delivered' },
+      ms: Date.now() - at,
+      at,
+      ...(token ? { token } : {}),
+    };
   } catch (err) {
     const ms = Date.now() - at;
     if (err instanceof TokenError) {
@@ -318,5 +353,35 @@ async function send(
     const error = describeError(err);
     ctx.log.debug({ target: target.id, eventId: event.id, err: error }, 'request failed');
     return { error, verdict: { kind: 'retry', reason: error }, ms, at };
+  }
+}
+
+/** One HTTP exchange with the target: signed (with a signingSecret) and authenticated, a 401 retried once with a fresh OAuth2 token. */
+async function call(
+  ctx: DeliveryContext,
+  tr: TargetRuntime,
+  built: OutgoingRequest,
+  key: string,
+  part: string | undefined,
+): Promise<{ answer: TargetAnswer; token?: string }> {
+  const { target } = tr;
+  const signature = target.signingSecret
+    ? standardWebhookHeaders(target.signingSecret, webhookId(key, part), built.body)
+    : {};
+  for (let tries = 0; ; tries++) {
+    const auth = await applyAuth(target, ctx.tokens);
+    const token = auth.headers.authorization?.startsWith('Bearer ')
+      ? auth.headers.authorization.slice(7)
+      : undefined;
+    const answer = await tr.client.send(
+      { ...built, headers: { ...built.headers, ...signature, ...auth.headers } },
+      auth.query,
+    );
+    // An identity-aware proxy refused the cached token: fetch a fresh one and try once more right away.
+    if (answer.status === 401 && target.auth?.type === 'oauth2' && tries === 0) {
+      ctx.tokens.invalidate(target.id, token);
+      continue;
+    }
+    return { answer, ...(token ? { token } : {}) };
   }
 }

@@ -5,9 +5,16 @@ import type { DeliveryJobData } from '../queue/job-types.js';
 
 export interface OutgoingRequest {
   url: string;
-  method: 'POST';
+  method: 'POST' | 'GET';
   headers: Record<string, string>;
   body: Buffer;
+  /** Tells apart the messages of one delivery that sends several (one build per ref): their webhook-id. */
+  part?: string;
+  /**
+   * For a request that is not idempotent at the target (it creates a build): before any retry, a look-up
+   * whose 2xx answer says whether an earlier attempt already did it (the request is then not sent again).
+   */
+  alreadyDone?: { request: OutgoingRequest; found(body: string): boolean };
 }
 
 /** A request that needs no call: the event carries nothing the target could act on (e.g. a deleted branch). */

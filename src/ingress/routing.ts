@@ -16,7 +16,7 @@ interface CompiledRoute {
  * `release/1.2/hotfix`), and a lone `*` matches everything. Event keys contain no `/`, so `pr:*` matches `pr:comment:added`. Repository names are
  * compared case-insensitively (Data Center project keys are upper case in payloads, often not in people's heads).
  */
-function compile(globs: readonly string[], nocase = false): Matcher {
+export function compile(globs: readonly string[], nocase = false): Matcher {
   // A lone `*` is what people write for "all of them", branches like `feature/x` and repositories included.
   return picomatch(
     globs.map((g) => (g === '*' ? '**' : g)),

@@ -5,7 +5,17 @@ import type { RedisClient } from './redis-connection.js';
  * The life of one (event, target) delivery, kept in the event's hash under `t:<targetId>` so that
  * `GET /api/events/:id` is a single HGETALL. Workers write it; the admin API and CLI read it.
  */
-export type DeliveryState = 'pending' | 'delivered' | 'retrying' | 'dead' | 'suppressed' | 'coalesced';
+/** `not-applicable`: final, neither delivered nor dead: the target does not take this event (see applicable.ts). */
+export const DELIVERY_STATES = [
+  'pending',
+  'delivered',
+  'retrying',
+  'dead',
+  'suppressed',
+  'coalesced',
+  'not-applicable',
+] as const;
+export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
 export interface AttemptRecord {
   /** 1-based attempt number. */
@@ -24,7 +34,7 @@ export interface AttemptRecord {
 export interface TargetState {
   state: DeliveryState;
   attempts: AttemptRecord[];
-  /** Loop-guard reason for `suppressed`, classification for `dead` (e.g. `status 410`, `max age`). */
+  /** Loop-guard reason for `suppressed`, classification for `dead` (e.g. `status 410`, `max age`), why `not-applicable`. */
   reason?: string;
   /** `coalesced`: the event id that superseded this one. */
   supersededBy?: string;

@@ -64,7 +64,7 @@ export async function startRelay(
     async settled(
       eventId,
       targetId,
-      states = ['delivered', 'dead', 'suppressed', 'coalesced'],
+      states = ['delivered', 'dead', 'suppressed', 'coalesced', 'not-applicable'],
       timeoutMs = 20_000,
     ) {
       let last: TargetState | null = null;

@@ -1,12 +1,13 @@
-import { createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifySignature } from '../../src/bitbucket/signature.js';
+import { newSecret } from '../../src/delivery/signing.js';
 import type { DeliveryJobData } from '../../src/queue/job-types.js';
 import { cloudPullRequest, cloudPush, dcRefsChanged } from '../fixtures/payloads.js';
 import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
 import { SECRETS } from '../helpers/config.js';
 import { startRelay, type TestRelay, target } from '../helpers/delivery.js';
 import { useTestRedis } from '../helpers/redis.js';
+import { verifyStandardWebhook } from '../helpers/standard-webhooks.js';
 import { startTargetServer, type TargetServer, waitUntil } from '../helpers/target-server.js';
 
 const db = useTestRedis();
@@ -88,22 +89,21 @@ describe('http target', () => {
     expect(verifySignature(String(dcAt.headers['x-hub-signature']), dcAt.body, [SECRETS.dc])).toBe('ok');
   });
 
-  it('signs with Standard Webhooks headers when the target has a signingSecret', async () => {
+  it('signs with Standard Webhooks headers that the official library verifies, the id stable across retries', async () => {
     const t = await server();
-    const secret = `whsec_${Buffer.from('0123456789abcdef0123456789abcdef').toString('base64')}`;
+    t.next({ status: 503 });
+    const secret = newSecret(32);
     const r = await relay(db.url, [target('ci', t.url, { signingSecret: secret })]);
     const { id } = await push(r);
-    await r.settled(id, 'ci');
-    const got = t.received[0]!;
-    const msgId = String(got.headers['webhook-id']);
-    const ts = String(got.headers['webhook-timestamp']);
-    expect(msgId).toBe(`${id}.ci`);
-    expect(Math.abs(Number(ts) - Date.now() / 1000)).toBeLessThan(60);
-    const expected = createHmac('sha256', Buffer.from('0123456789abcdef0123456789abcdef'))
-      .update(`${msgId}.${ts}.`)
-      .update(got.body)
-      .digest('base64');
-    expect(got.headers['webhook-signature']).toBe(`v1,${expected}`);
+    expect((await r.settled(id, 'ci')).state).toBe('delivered');
+    expect(t.received).toHaveLength(2);
+    for (const got of t.received) {
+      expect(String(got.headers['webhook-id'])).not.toContain('.');
+      expect(Math.abs(Number(got.headers['webhook-timestamp']) - Date.now() / 1000)).toBeLessThan(60);
+      verifyStandardWebhook(secret, got);
+    }
+    expect(t.received[1]!.headers['webhook-id']).toBe(t.received[0]!.headers['webhook-id']);
+    expect(() => verifyStandardWebhook(newSecret(32), t.received[0]!)).toThrow();
   });
 
   it('retries 503s and 502s with backoff, keeping one Idempotency-Key, and records every attempt', async () => {
@@ -268,6 +268,7 @@ describe('CI target types', () => {
     expect(url.pathname).toBe('/tc/app/rest/vcs-root-instances/commitHookNotification');
     expect(url.searchParams.get('locator')).toBe('vcsRoot:(id:Widgets_Git)');
     expect(got.headers.authorization).toBe('Bearer tc-token');
+    expect(got.headers.accept).toBe('text/plain');
     expect(got.headers['content-length']).toBe('0');
     expect(got.body.length).toBe(0);
     expect(got.headers['idempotency-key']).toBe(`${id}.tc`);

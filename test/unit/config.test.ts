@@ -92,6 +92,39 @@ describe('config', () => {
     ]);
   });
 
+  it('takes only Standard Webhooks signing secrets, and says how to make one', () => {
+    const withSecret = (signingSecret: string) => ({
+      ...minimal,
+      targets: [{ ...minimal.targets[0], signingSecret }],
+    });
+    expect(problems(withSecret(`whsec_${Buffer.alloc(32, 1).toString('base64')}`))).toEqual([]);
+    // What `hookrelay secret new` prints for a Bitbucket webhook: 64 hex characters, used raw by nobody's verifier.
+    const [hex] = problems(withSecret('ab'.repeat(32)));
+    expect(hex).toMatch(/^targets\[0\]\.signingSecret: must start with whsec_/);
+    expect(hex).toContain('hookrelay secret new --standard-webhooks');
+    expect(problems(withSecret(`whsec_${Buffer.alloc(16, 1).toString('base64')}`))[0]).toMatch(
+      /^targets\[0\]\.signingSecret: must encode 24 to 64 random bytes \(it encodes 16\)/,
+    );
+  });
+
+  it('jenkins-branch-source: serverUrl for Data Center sources, only on that type; events are globs', () => {
+    const tree = (target: Record<string, unknown>, platform = 'datacenter') => ({
+      sources: [{ id: 'a', platform, secrets: ['s3cret'] }],
+      targets: [{ id: 'j', url: 'https://ci.acme.test', ...target }],
+      routes: [{ source: 'a', targets: ['j'] }],
+    });
+    expect(problems(tree({ type: 'jenkins-branch-source' }))).toEqual([
+      "targets[0].serverUrl: is required for a Data Center source's events",
+    ]);
+    expect(problems(tree({ type: 'jenkins-branch-source', serverUrl: 'https://bb.acme.test' }))).toEqual([]);
+    expect(problems(tree({ type: 'jenkins-branch-source' }, 'cloud'))).toEqual([]);
+    expect(problems(tree({ serverUrl: 'https://bb.acme.test' }))).toEqual([
+      'targets[0].serverUrl: only for type jenkins-branch-source',
+    ]);
+    expect(problems(tree({ events: [] }))).toEqual(['targets[0].events: must NOT have fewer than 1 items']);
+    expect(buildConfig(tree({ events: ['repo:*'] }), {}).targets[0]!.events).toEqual(['repo:*']);
+  });
+
   it('replaces ${VAR} from the environment, allows ${VAR:-default}, and drops empty secrets', () => {
     const tree = {
       ...minimal,

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { contentKeys, normalise } from '../../src/bitbucket/normalise.js';
-import { cloudPullRequest, cloudPush, dcPrMerged, dcRefsChanged, HASH } from '../fixtures/payloads.js';
+import {
+  cloudPullRequest,
+  cloudPush,
+  cloudRepository,
+  dcPrMerged,
+  dcRefsChanged,
+  HASH,
+} from '../fixtures/payloads.js';
 
 const base = { deliveryId: 'd-1' };
 
@@ -140,6 +147,36 @@ describe('normalise', () => {
     const dc = normalise({ ...base, platform: 'datacenter', eventKey: 'pr:merged', payload: dcPrMerged() });
     expect(dc.repository).toBe('ACME/widgets');
     expect(dc.pullRequest).toMatchObject({ id: 3, mergeCommit: HASH.merge, sourceHash: HASH.c });
+  });
+
+  it('a pull request names its author, and its source repository only when that is a fork', () => {
+    const cloud = (payload: unknown) =>
+      normalise({ platform: 'cloud', eventKey: 'pullrequest:created', deliveryId: 'd', payload })
+        .pullRequest!;
+    const same = cloudPullRequest({ state: 'OPEN', mergeCommit: null });
+    expect(cloud(same)).toMatchObject({ author: { name: 'Ada' }, forkRepository: undefined });
+    const fork = cloudPullRequest({ state: 'OPEN', mergeCommit: null });
+    fork.pullrequest.source.repository = cloudRepository('ada/widgets');
+    expect(cloud(fork).forkRepository).toBe('https://bitbucket.org/ada/widgets.git');
+
+    const dc = (payload: unknown) =>
+      normalise({ platform: 'datacenter', eventKey: 'pr:opened', deliveryId: 'd', payload }).pullRequest!;
+    const dcSame = dcPrMerged();
+    expect(dc(dcSame)).toMatchObject({ author: { name: 'amuniz', email: 'amuniz@acme.test' } });
+    expect(dc(dcSame).forkRepository).toBeUndefined();
+    const dcFork = dcPrMerged();
+    dcFork.pullRequest.fromRef.repository = {
+      ...dcFork.pullRequest.fromRef.repository,
+      id: 2,
+      links: {
+        ...dcFork.pullRequest.fromRef.repository.links,
+        clone: [
+          { href: 'ssh://git@bitbucket.acme.test:7999/~ada/widgets.git', name: 'ssh' },
+          { href: 'https://bitbucket.acme.test/scm/~ada/widgets.git', name: 'http' },
+        ],
+      },
+    };
+    expect(dc(dcFork).forkRepository).toBe('https://bitbucket.acme.test/scm/~ada/widgets.git');
   });
 
   it('keys pushes per ref, tagged with the transition, and other events on their content', () => {

@@ -17,13 +17,20 @@ export function teamcityUrl(base: string, locator: string): string {
   return url.toString();
 }
 
+/**
+ * The endpoint is `@POST @Produces({"text/plain"})` (JetBrains/teamcity-rest,
+ * rest-api/src/jetbrains/buildServer/server/rest/request/VcsRootInstanceRequest.java,
+ * scheduleCheckingForChanges), and Jersey answers 406 to an Accept that no `@Produces` type is compatible with
+ * (javaee/jersey-1.x, jersey-server/.../uri/rules/HttpMethodRule.java, NO_MATCH_FOR_PRODUCE): so `text/plain`,
+ * whatever a configured header says. It declares no `@Consumes`, so no Content-Type is needed.
+ */
 export function buildTeamcityRequest(ctx: RequestContext): OutgoingRequest {
   return {
     url: teamcityUrl(ctx.target.url, ctx.target.locator ?? ''),
     method: 'POST',
     headers: {
       ...lower(ctx.target.headers),
-      accept: 'application/json',
+      accept: 'text/plain',
       'content-length': '0',
       ...relayHeaders(ctx),
     },
