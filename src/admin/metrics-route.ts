@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { Cluster } from 'ioredis';
 import { Gauge, type Registry } from 'prom-client';
 import { redisAnswers } from '../queue/redis-connection.js';
 import type { AdminDeps } from './admin-deps.js';
@@ -103,6 +104,23 @@ export function registerQueueGauges(registry: Registry, deps: AdminDeps): void {
     registers: [registry],
     async collect() {
       this.set((await redisAnswers(deps.redis)) ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'hookrelay_redis_memory_used_bytes',
+    help: 'Memory Redis uses (INFO used_memory), summed over the primaries of a cluster',
+    registers: [registry],
+    async collect() {
+      await readFromRedis(this, async () => {
+        const redis = deps.redis;
+        const primaries = redis instanceof Cluster ? redis.nodes('master') : [redis];
+        const used = await Promise.all(
+          primaries.map(async (node) =>
+            Number(/^used_memory:(\d+)/m.exec(await node.info('memory'))?.[1] ?? 0),
+          ),
+        );
+        this.set(used.reduce((sum, bytes) => sum + bytes, 0));
+      });
     },
   });
   new Gauge({

@@ -19,6 +19,7 @@ it('admin API answers 503 QUEUE_UNAVAILABLE with Retry-After while Redis is down
     expect((await get('/api/events')).status).toBe(200);
     const before = await (await get('/metrics')).text();
     expect(before).toMatch(/^hookrelay_redis_up 1$/m);
+    expect(Number(/^hookrelay_redis_memory_used_bytes (\d+)$/m.exec(before)?.[1])).toBeGreaterThan(100_000);
     expect(before).toMatch(/^hookrelay_queue_jobs\{target="ci",state="waiting"\} 0$/m);
     await local.stop();
     for (const path of [
