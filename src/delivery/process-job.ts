@@ -13,6 +13,7 @@ import type { EventStore, StoredEvent } from '../queue/event-store.js';
 import type { DeliveryJobData } from '../queue/job-types.js';
 import type { Keys } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
+import { startDeliverySpan } from '../tracing/delivery-span.js';
 import { applyAuth, type TokenCache, TokenError } from './auth.js';
 import { parseRetryAfter, retryDelay } from './backoff.js';
 import { buildRequest } from './build-request.js';
@@ -208,7 +209,10 @@ export async function processJob(
     return { state: 'delivered', skipped: built.skip };
   }
 
+  const span = startDeliverySpan(event, target.id, n);
+  if (span) built.headers.traceparent = span.traceparent;
   const exchange = await send(ctx, tr, built, event, data.k);
+  span?.end(exchange.verdict.kind, exchange.answer?.status);
   ctx.metrics.attemptDuration.observe({ target: target.id }, exchange.ms / 1000);
   const attempt: AttemptRecord = {
     n,
