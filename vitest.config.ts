@@ -7,6 +7,7 @@ export default defineConfig({
       'test/integration/**/*.test.ts',
       'test/contract/**/*.test.ts',
       'test/edge/**/*.test.ts',
+      'test/deploy/**/*.test.ts',
     ],
     testTimeout: 30_000,
     hookTimeout: 30_000,

@@ -1,9 +1,9 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { healthRoutes } from './health-routes.js';
 import { installErrorHandlers } from './http-errors.js';
 import { hooksRoute } from './ingress/hooks-route.js';
 import type { IngressDeps } from './ingress/ingress-deps.js';
 import { addMetricsRoute } from './metrics-app.js';
-import { redisAnswers } from './queue/redis-connection.js';
 
 /**
  * The ingress as a Fastify instance, without listening: tests build it on port 0 or inject into it, the
@@ -24,14 +24,7 @@ export function buildIngressApp(deps: IngressDeps): FastifyInstance {
   });
   installErrorHandlers(app);
 
-  app.get('/healthz', async () => ({ ok: true }));
-  app.get('/readyz', async (_req, reply) => {
-    if (await redisAnswers(deps.redis)) return { ok: true };
-    return reply
-      .code(503)
-      .header('retry-after', '2')
-      .send({ error: 'NOT_READY', message: 'redis unreachable' });
-  });
+  healthRoutes(app, deps.redis);
 
   // This instance's own counters (requests by source and outcome, durations). HAProxy does not route it: scrape
   // each ingress directly.

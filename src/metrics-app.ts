@@ -1,4 +1,5 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { healthRoutes } from './health-routes.js';
 import { installErrorHandlers } from './http-errors.js';
 import type { Runtime } from './runtime.js';
 
@@ -20,7 +21,7 @@ export function buildWorkerMetricsApp(rt: Runtime): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
   });
   installErrorHandlers(app);
-  app.get('/healthz', async () => ({ ok: true }));
+  healthRoutes(app, rt.redis);
   addMetricsRoute(app, rt);
   return app;
 }

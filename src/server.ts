@@ -9,6 +9,7 @@ import { type EmbeddedRedis, startEmbeddedRedis } from './queue/embedded-redis.j
 import { startHousekeeping } from './queue/housekeeping.js';
 import { checkShardCount } from './queue/shard-check.js';
 import { createRuntime, type Runtime, waitForRedis } from './runtime.js';
+import { startTracing, stopTracing } from './tracing/tracing.js';
 
 export interface Roles {
   ingress: boolean;
@@ -39,6 +40,10 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
     log.info({ url, tcp: embedded.url, dir: embedded.dir }, 'embedded redis-server started (AOF on)');
     effective = Object.freeze({ ...config, redis: Object.freeze({ ...config.redis, url }) });
   }
+  const role =
+    roles.ingress && roles.worker ? 'start' : roles.ingress ? 'ingress' : roles.worker ? 'worker' : 'admin';
+  const tracing = startTracing(role);
+  if (tracing) log.info('tracing on: spans go to the OTLP endpoint in OTEL_EXPORTER_OTLP_*');
   let rt: Runtime | undefined;
   let app: FastifyInstance | undefined;
   let admin: FastifyInstance | undefined;
@@ -59,6 +64,8 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
       await metricsApp?.close();
       await rt?.close();
       await embedded?.stop();
+      // Last: the spans of the final requests and deliveries are flushed before the process exits.
+      if (tracing) await stopTracing();
     })();
     return stopping;
   };

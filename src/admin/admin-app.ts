@@ -1,6 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { healthRoutes } from '../health-routes.js';
 import { installErrorHandlers } from '../http-errors.js';
-import { redisAnswers } from '../queue/redis-connection.js';
 import type { AdminDeps } from './admin-deps.js';
 import { createAudit } from './audit.js';
 import { createAuthenticator } from './auth.js';
@@ -45,16 +45,9 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   const sessions = new Sessions(deps.redis, deps.keys);
   installAuth(app, { auth, sessions, audit, loginPath: `${basePath}/login` });
 
-  app.get('/healthz', { config: { public: true } }, async () => ({ ok: true }));
+  healthRoutes(app, deps.redis, { config: { public: true } });
   // Browsers ask for it on the login page; a 401 there would only be noise in their console.
   app.get('/favicon.ico', { config: { public: true } }, async (_req, reply) => reply.code(204).send());
-  app.get('/readyz', { config: { public: true } }, async (_req, reply) => {
-    if (await redisAnswers(deps.redis)) return { ok: true };
-    return reply
-      .code(503)
-      .header('retry-after', '2')
-      .send({ error: 'NOT_READY', message: 'redis unreachable' });
-  });
   app.get('/api/whoami', async (req) => ({
     name: req.identity?.name,
     role: req.identity?.role,

@@ -13,6 +13,7 @@ import type { EventStore, StoredEvent } from '../queue/event-store.js';
 import type { DeliveryJobData } from '../queue/job-types.js';
 import type { Keys } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
+import { startDeliverySpan } from '../tracing/delivery-span.js';
 import { notApplicable } from './applicable.js';
 import { applyAuth, type TokenCache, TokenError } from './auth.js';
 import { retryDelay } from './backoff.js';
@@ -220,9 +221,13 @@ export async function processJob(
     return { state: 'not-applicable', reason: built.skip };
   }
 
+  const requests = Array.isArray(built) ? built : [built];
+  const span = startDeliverySpan(event, target.id, n);
+  if (span) for (const request of requests) request.headers.traceparent = span.traceparent;
   // Any attempt after the first may follow one that did its work without the relay hearing so (a timeout, a
   // reset connection, or some builds of several created): requests that are not idempotent look first.
-  const exchange = await send(ctx, tr, Array.isArray(built) ? built : [built], event, data.k, n > 1);
+  const exchange = await send(ctx, tr, requests, event, data.k, n > 1);
+  span?.end(exchange.verdict.kind, exchange.answer?.status);
   ctx.metrics.attemptDuration.observe({ target: target.id }, exchange.ms / 1000);
   const attempt: AttemptRecord = {
     n,

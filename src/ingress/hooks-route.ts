@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import type { Span } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DELIVERY_ID_HEADER, eventFamily, isKnownEventKey } from '../bitbucket/event-keys.js';
 import { contentKeys, normalise } from '../bitbucket/normalise.js';
@@ -10,6 +11,12 @@ import { jobGuard, StaticLoopRules } from '../delivery/loop-guard.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
 import type { DedupeKey, StoredEvent, StoreResult } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
+import {
+  endIngressSpan,
+  ingressTraceparent,
+  startIngressSpan,
+  tracedStore,
+} from '../tracing/ingress-span.js';
 import { newEventId } from './event-id.js';
 import { HOP_HEADER, hasPassedThisRelay } from './hop-marker.js';
 import type { IngressDeps } from './ingress-deps.js';
@@ -43,6 +50,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     hr: Outcome;
     hrSource?: SourceConfig;
+    /** The request's trace span, when tracing is on. */
+    hrSpan?: Span;
   }
 }
 
@@ -82,6 +91,7 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
   app.decorateRequest('hr', null as unknown as Outcome);
   app.addHook('onRequest', async (req) => {
     req.hr = {};
+    req.hrSpan = startIngressSpan();
   });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -89,6 +99,7 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
     const source = hr.source ?? 'unknown';
     metrics.ingressRequests.inc({ source, outcome: hr.outcome ?? String(reply.statusCode) });
     metrics.ingressDuration.observe({ source }, reply.elapsedTime / 1000);
+    if (req.hrSpan) endIngressSpan(req.hrSpan, hr, reply.statusCode);
     // One line per request; never headers, body or signature.
     req.log.info(
       {
@@ -199,6 +210,7 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         targets,
         clientIp: req.ip,
         guard: jobGuard(loopRules, envelope),
+        traceparent: ingressTraceparent(req.hrSpan),
       };
       const { deliveryIdSeconds, contentSeconds } = config.ingress.dedupe;
       const dedupe: DedupeKey[] = [
@@ -217,7 +229,7 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       ];
       let stored: StoreResult;
       try {
-        stored = await store.store(event, dedupe);
+        stored = await tracedStore(req.hrSpan, () => store.store(event, dedupe));
       } catch (err) {
         // Nothing was written (the script is atomic), or it is written but not yet durable: either way
         // Bitbucket's retry of the same delivery is stored, or answered as a copy once durable.

@@ -27,6 +27,8 @@ export interface StoredEvent {
   clientIp?: string;
   /** The loop guard's inputs, put in each delivery job's data (not in the event hash). */
   guard?: JobGuard;
+  /** The W3C traceparent of the ingress request's span, when tracing was on: delivery spans link to it. */
+  traceparent?: string | undefined;
   /** Epoch ms it was stored with all its delivery jobs (one script); absent only on torn writes of the earlier two-step store. */
   acceptedAt?: number;
 }
@@ -131,6 +133,7 @@ export class EventStore {
       envelope: event.envelope,
       targets: event.targets,
       clientIp: event.clientIp,
+      traceparent: event.traceparent,
     });
     // The id names the event's shard (always 0 without a cluster).
     const shard = this.keys.shardOfId(event.id);
@@ -253,6 +256,7 @@ export class EventStore {
       envelope: meta.envelope,
       targets: meta.targets,
       clientIp: meta.clientIp,
+      ...(meta.traceparent ? { traceparent: meta.traceparent } : {}),
       headers: JSON.parse(fields.hdr?.toString('utf8') ?? '{}'),
       body: decode(enc, raw),
       ...(fields.ok ? { acceptedAt: Number(fields.ok.toString('utf8')) } : {}),

@@ -17,6 +17,10 @@ it('admin API answers 503 QUEUE_UNAVAILABLE with Retry-After while Redis is down
     fetch(`${admin.url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
   try {
     expect((await get('/api/events')).status).toBe(200);
+    const before = await (await get('/metrics')).text();
+    expect(before).toMatch(/^hookrelay_redis_up 1$/m);
+    expect(Number(/^hookrelay_redis_memory_used_bytes (\d+)$/m.exec(before)?.[1])).toBeGreaterThan(100_000);
+    expect(before).toMatch(/^hookrelay_queue_jobs\{target="ci",state="waiting"\} 0$/m);
     await local.stop();
     for (const path of [
       '/api/events',
@@ -28,6 +32,12 @@ it('admin API answers 503 QUEUE_UNAVAILABLE with Retry-After while Redis is down
       expect(res.headers.get('retry-after')).toBe('2');
       expect(await res.json()).toMatchObject({ error: 'QUEUE_UNAVAILABLE' });
     }
+    // Metrics still answer, so the alert on Redis being away can fire; the Redis-read gauges go quiet.
+    const metrics = await get('/metrics');
+    expect(metrics.status).toBe(200);
+    const text = await metrics.text();
+    expect(text).toMatch(/^hookrelay_redis_up 0$/m);
+    expect(text).not.toMatch(/^hookrelay_queue_jobs\{/m);
   } finally {
     await admin.close();
     await rt.close();

@@ -53,6 +53,8 @@ describe('per-process metrics', () => {
       expect(text).toContain('hookrelay_deliveries_total{target="ci",outcome="delivered"} 1');
       expect(text).toContain('hookrelay_delivery_attempt_duration_seconds_count{target="ci"} 1');
       expect((await fetch(`${worker.metricsUrl}/healthz`)).status).toBe(200);
+      // Kubernetes' readiness probe for a worker: Redis reachable now.
+      expect(await (await fetch(`${worker.metricsUrl}/readyz`)).json()).toEqual({ ok: true });
     } finally {
       await worker.stop();
       await ing.close();
