@@ -5,6 +5,7 @@ import { parseDocument } from 'yaml';
 import { ConfigError } from '../errors.js';
 import { toMs } from './duration.js';
 import { configSchema } from './schema.js';
+import { checkTriggerTarget } from './target-rules.js';
 import type { Config, RetryPolicy, TargetConfig } from './types.js';
 
 // ajv-formats ships CJS with a default export that ESM sees one level down.
@@ -163,6 +164,7 @@ function crossCheck(raw: Raw): string[] {
     if (target.type === 'teamcity' && !target.locator) {
       problems.push(`targets[${i}].locator: is required for type teamcity`);
     }
+    problems.push(...checkTriggerTarget(target, i));
   });
   const redisModes = ['url', 'sentinels', 'cluster'].filter((k) => raw.redis[k] !== undefined);
   if (redisModes.length > 1)

@@ -2,7 +2,33 @@
 
 export type Platform = 'cloud' | 'datacenter';
 export type Durability = 'fast' | 'fsync' | 'replicated';
-export type TargetType = 'http' | 'jenkins-generic' | 'teamcity' | 'buildkite';
+export type TargetType =
+  | 'http'
+  | 'jenkins-generic'
+  | 'teamcity'
+  | 'buildkite'
+  | 'github-repository-dispatch'
+  | 'github-workflow-dispatch'
+  | 'gitlab-trigger'
+  | 'bitbucket-pipelines'
+  | 'circleci'
+  | 'azure-pipelines'
+  | 'bamboo'
+  | 'jenkins-job';
+
+/** What a trigger target's parameter carries, taken from the event (see src/delivery/targets/trigger-ref.ts). */
+export type TriggerField =
+  | 'branch'
+  | 'tag'
+  | 'ref'
+  | 'refType'
+  | 'commit'
+  | 'repository'
+  | 'eventKey'
+  | 'eventId'
+  | 'pullRequestId'
+  | 'pullRequestSourceBranch'
+  | 'pullRequestDestinationBranch';
 
 export type TargetAuth =
   | { type: 'bearer'; token: string }
@@ -40,6 +66,14 @@ export interface TargetConfig {
   retry: RetryPolicy;
   circuit: { failureThreshold: number; cooldownMs: number };
   locator?: string;
+  /** Trigger targets: parameter name → what it carries (absent: the type's default set). */
+  parameters?: Record<string, TriggerField>;
+  /** github-repository-dispatch: the `event_type` (absent: the Bitbucket event key). */
+  eventType?: string;
+  /** bitbucket-pipelines: the custom pipeline to run (absent: the ref's own pipeline). */
+  customPipeline?: string;
+  /** bamboo: the branch the plan itself builds (pushes to it queue the plan, not a plan branch). */
+  defaultBranch?: string;
 }
 
 export interface SourceConfig {

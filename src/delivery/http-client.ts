@@ -33,7 +33,8 @@ export class TargetClient {
     });
   }
 
-  async send(req: OutgoingRequest, query?: [string, string]): Promise<TargetAnswer> {
+  /** `readBody`: keep the start of a 2xx body too (a lookup's answer), not only of an error's. */
+  async send(req: OutgoingRequest, query?: [string, string], readBody = false): Promise<TargetAnswer> {
     const url = new URL(req.url);
     if (query) url.searchParams.set(query[0], query[1]);
     if (url.origin !== this.origin) throw new Error('request url outside the target origin');
@@ -48,13 +49,13 @@ export class TargetClient {
         path: `${url.pathname}${url.search}`,
         method: req.method,
         headers: req.headers,
-        body: req.body,
+        ...(req.method === 'GET' ? {} : { body: req.body }),
         headersTimeout: this.target.timeoutMs,
         bodyTimeout: this.target.timeoutMs,
         signal: abort.signal,
       });
       let bodyStart = '';
-      if (res.statusCode >= 200 && res.statusCode < 300) {
+      if (res.statusCode >= 200 && res.statusCode < 300 && !readBody) {
         await res.body.dump();
       } else {
         const chunks: Buffer[] = [];

@@ -14,14 +14,15 @@ import type { DeliveryJobData } from '../queue/job-types.js';
 import type { Keys } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
 import { applyAuth, type TokenCache, TokenError } from './auth.js';
-import { parseRetryAfter, retryDelay } from './backoff.js';
-import { buildRequest } from './build-request.js';
+import { retryDelay } from './backoff.js';
+import { buildRequest, type LookupFirst, type OutgoingRequest } from './build-request.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
-import { classifyStatus, describeError, type Verdict } from './classify.js';
+import { classifyError, classifyStatus, type Verdict } from './classify.js';
 import type { Coalescer } from './coalesce.js';
 import { RetryLater } from './errors.js';
 import { excerpt, type TargetAnswer, type TargetClient } from './http-client.js';
 import type { GuardVerdict, LoopGuard } from './loop-guard.js';
+import { retryHintMs } from './retry-hints.js';
 import type { SharedRateLimit } from './shared-rate-limit.js';
 import { standardWebhookHeaders } from './signing.js';
 
@@ -94,6 +95,8 @@ interface Exchange {
   ms: number;
   at: number;
   token?: string;
+  /** A lookup showed there is nothing to send: the reason, recorded like a request that needed no call. */
+  skipped?: string;
 }
 
 /**
@@ -200,15 +203,17 @@ export async function processJob(
   }
 
   const n = await attemptNumber(ctx, eventKey, target.id, job, manual);
-  const built = buildRequest({ target, event, job: data, attempt: n, relayId: ctx.config.relay.id });
-  if ('skip' in built) {
-    await settle('delivered', { reason: built.skip });
+  const nothingToSend = async (reason: string): Promise<JobOutcome> => {
+    await settle('delivered', { reason });
     ctx.metrics.deliveries.inc({ target: target.id, outcome: 'delivered' });
-    log.info({ skipped: built.skip }, 'nothing to deliver');
-    return { state: 'delivered', skipped: built.skip };
-  }
+    log.info({ skipped: reason }, 'nothing to deliver');
+    return { state: 'delivered', skipped: reason };
+  };
+  const built = buildRequest({ target, event, job: data, attempt: n, relayId: ctx.config.relay.id });
+  if ('skip' in built) return nothingToSend(built.skip);
 
   const exchange = await send(ctx, tr, built, event, data.k);
+  if (exchange.skipped) return nothingToSend(exchange.skipped);
   ctx.metrics.attemptDuration.observe({ target: target.id }, exchange.ms / 1000);
   const attempt: AttemptRecord = {
     n,
@@ -244,7 +249,7 @@ export async function processJob(
   // A replay or release is one operator-requested try: it never schedules retries of its own.
   if (manual) return dead(verdict.reason, attempt, bodyExcerpt);
   if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) return dead('max attempts', attempt, bodyExcerpt);
-  const retryAfter = exchange.answer ? parseRetryAfter(exchange.answer.headers['retry-after']) : undefined;
+  const retryAfter = exchange.answer ? retryHintMs(target.type, exchange.answer) : undefined;
   const delay = retryDelay(target.retry, job.attemptsMade + 1, retryAfter);
   if (Date.now() + delay - event.receivedAt > target.retry.maxAgeMs) {
     return dead('max age', attempt, bodyExcerpt);
@@ -273,18 +278,68 @@ async function attemptNumber(
   return Math.max(own, last + 1);
 }
 
+const NO_BODY = Buffer.alloc(0);
+
+/**
+ * A lookup before the request (LookupFirst): the request to send, or the exchange that ends the attempt (the
+ * lookup's own answer, a refusal, or nothing to send).
+ */
+async function lookUp(
+  ctx: DeliveryContext,
+  tr: TargetRuntime,
+  built: LookupFirst,
+  at: number,
+): Promise<OutgoingRequest | Exchange> {
+  const { target } = tr;
+  const auth = await applyAuth(target, ctx.tokens);
+  const found = await tr.client.send(
+    {
+      url: built.lookup.url,
+      method: 'GET',
+      headers: { ...built.lookup.headers, ...auth.headers },
+      body: NO_BODY,
+    },
+    auth.query,
+    true,
+  );
+  const next = built.afterLookup(found.status, found.bodyStart);
+  const done = { ms: Date.now() - at, at };
+  if (next === undefined) {
+    return { answer: found, verdict: classifyStatus(target.type, found.status, found), ...done };
+  }
+  if ('skip' in next) return { skipped: next.skip, verdict: { kind: 'delivered' }, ...done };
+  if ('refuse' in next) {
+    return {
+      answer: { ...found, bodyStart: '' },
+      verdict: { kind: 'permanent', reason: next.refuse },
+      ...done,
+    };
+  }
+  return next;
+}
+
 async function send(
   ctx: DeliveryContext,
   tr: TargetRuntime,
-  built: { url: string; method: 'POST'; headers: Record<string, string>; body: Buffer },
+  prepared: OutgoingRequest | LookupFirst,
   event: StoredEvent,
   key: string,
 ): Promise<Exchange> {
   const { target } = tr;
   const at = Date.now();
-  const signature = target.signingSecret ? standardWebhookHeaders(target.signingSecret, key, built.body) : {};
   let token: string | undefined;
   try {
+    let built: OutgoingRequest;
+    if ('lookup' in prepared) {
+      const next = await lookUp(ctx, tr, prepared, at);
+      if ('verdict' in next) return next;
+      built = next;
+    } else {
+      built = prepared;
+    }
+    const signature = target.signingSecret
+      ? standardWebhookHeaders(target.signingSecret, key, built.body)
+      : {};
     for (let tries = 0; ; tries++) {
       const auth = await applyAuth(target, ctx.tokens);
       token = auth.headers.authorization?.startsWith('Bearer ')
@@ -301,7 +356,7 @@ async function send(
       }
       return {
         answer,
-        verdict: classifyStatus(target.type, answer.status),
+        verdict: classifyStatus(target.type, answer.status, answer),
         ms: Date.now() - at,
         at,
         ...(token ? { token } : {}),
@@ -315,8 +370,8 @@ async function send(
       const reason = `oauth2: ${err.message}`;
       return { error: reason, verdict: { kind: permanent ? 'permanent' : 'retry', reason }, ms, at };
     }
-    const error = describeError(err);
-    ctx.log.debug({ target: target.id, eventId: event.id, err: error }, 'request failed');
-    return { error, verdict: { kind: 'retry', reason: error }, ms, at };
+    const verdict = classifyError(target.type, err);
+    ctx.log.debug({ target: target.id, eventId: event.id, err: verdict.reason }, 'request failed');
+    return { error: verdict.reason, verdict, ms, at };
   }
 }

@@ -5,7 +5,7 @@ import type { DeliveryJobData } from '../queue/job-types.js';
 
 export interface OutgoingRequest {
   url: string;
-  method: 'POST';
+  method: 'POST' | 'GET';
   headers: Record<string, string>;
   body: Buffer;
 }
@@ -13,6 +13,17 @@ export interface OutgoingRequest {
 /** A request that needs no call: the event carries nothing the target could act on (e.g. a deleted branch). */
 export interface NothingToSend {
   skip: string;
+}
+
+/**
+ * A request that needs something from the target first (Bamboo: a plan branch's key from the branch's name).
+ * The lookup is a GET with the target's auth; `afterLookup` gets its status and body and says what to send,
+ * undefined when the lookup's own answer is the outcome (a 401, a 5xx: classified like any answer), or
+ * `refuse` for an answer that cannot be used (a dead letter with that reason).
+ */
+export interface LookupFirst {
+  lookup: { url: string; headers: Record<string, string> };
+  afterLookup(status: number, body: string): OutgoingRequest | NothingToSend | { refuse: string } | undefined;
 }
 
 export interface RequestContext {
