@@ -8,7 +8,9 @@ import { header, useContract } from './helpers/receiver.js';
  * - hudson/model/ParametersDefinitionProperty.java buildWithParameters: one value per parameter the job
  *   declares (read with getParameter, so form or query), undeclared names ignored, then
  *   `rsp.sendRedirect(SC_CREATED, …/queue/item/N/)`: 201 with Location;
- * - jenkins/model/ParameterizedJobMixIn.java: only POST (405 otherwise), 409 for a disabled job;
+ * - jenkins/model/ParameterizedJobMixIn.java doBuildWithParameters: 409 (SC_CONFLICT) for a job that is not
+ *   buildable (disabled), IllegalStateException (500) for a job without parameters; the fake also refuses
+ *   anything but POST, which is all the relay sends;
  * - hudson/security/csrf/CrumbFilter.java with jenkins/security/ApiCrumbExclusion.java: a POST without a crumb
  *   is refused 403 "No valid crumb was included in the request" unless authenticated by an API token (Basic
  *   user:apiToken, BasicHeaderApiTokenAuthenticator); a password is no API token.
