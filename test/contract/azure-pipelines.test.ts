@@ -123,7 +123,7 @@ describe('azure pipelines contract', () => {
   });
 
   it('a 429 waits for Retry-After; a 203 sign-in page is a dead letter, not a run', async () => {
-    run.receiver.interpose(
+    const limited = await run.deliverPast(
       json(
         429,
         { message: 'Request was blocked due to exceeding usage of resource' },
@@ -136,9 +136,11 @@ describe('azure pipelines contract', () => {
           'x-ratelimit-reset': String(Math.ceil(Date.now() / 1000) + 1),
         },
       ),
+      'repo:push',
+      cloudPush({ ref: 'main', newHash: HASH.a }),
     );
-    const limited = await run.deliver('repo:push', cloudPush({ ref: 'main', newHash: HASH.a }));
-    expect((await run.settled(limited)).attempts.map((a) => a.status)).toEqual([429, 200]);
+    expect(limited.statuses).toEqual([429, 200]);
+    expect(limited.gapMs).toBeGreaterThanOrEqual(900);
     run.receiver.interpose(SIGN_IN);
     const refused = await run.deliver('repo:push', cloudPush({ ref: 'main', newHash: HASH.c }));
     expect(await run.settled(refused)).toMatchObject({

@@ -80,13 +80,12 @@ describe('github workflow_dispatch contract', () => {
   });
 
   it('a secondary rate limit (429 with retry-after) is honoured, then delivered', async () => {
-    run.receiver.interpose(
+    const got = await run.deliverPast(
       json(429, { message: 'You have exceeded a secondary rate limit.' }, { 'retry-after': '1' }),
+      'repo:push',
+      cloudPush({ ref: 'main', newHash: HASH.a }),
     );
-    const id = await run.deliver('repo:push', cloudPush({ ref: 'main', newHash: HASH.a }));
-    const state = await run.settled(id);
-    expect(state.attempts.map((a) => a.status)).toEqual([429, 204]);
-    const [first, second] = run.requestsFor(id);
-    expect(second!.req.at - first!.req.at).toBeGreaterThanOrEqual(900);
+    expect(got.statuses).toEqual([429, 204]);
+    expect(got.gapMs).toBeGreaterThanOrEqual(900);
   });
 });

@@ -121,7 +121,7 @@ describe('gitlab pipeline trigger contract', () => {
   });
 
   it('a 429 with RateLimit-Reset and no Retry-After waits for the reset, then delivers', async () => {
-    run.receiver.interpose(
+    const got = await run.deliverPast(
       json(
         429,
         { message: 'Retry later' },
@@ -131,11 +131,10 @@ describe('gitlab pipeline trigger contract', () => {
           'ratelimit-reset': String(Math.ceil(Date.now() / 1000) + 1),
         },
       ),
+      'repo:push',
+      cloudPush({ ref: 'main', newHash: HASH.a }),
     );
-    const id = await run.deliver('repo:push', cloudPush({ ref: 'main', newHash: HASH.a }));
-    const state = await run.settled(id);
-    expect(state.attempts.map((a) => a.status)).toEqual([429, 201]);
-    const [first, second] = run.requestsFor(id);
-    expect(second!.req.at - first!.req.at).toBeGreaterThanOrEqual(500);
+    expect(got.statuses).toEqual([429, 201]);
+    expect(got.gapMs).toBeGreaterThanOrEqual(500);
   });
 });

@@ -63,6 +63,15 @@ export interface ContractRun {
   settled(eventId: string, states?: string[]): Promise<TargetState>;
   /** The requests the receiver got for an event (matched by the relay's event header). */
   requestsFor(eventId: string): { req: Received; problems: string[] }[];
+  /**
+   * Deliver an event whose first request gets `answer` (a rate limit, an outage) instead of the receiver's own:
+   * the settled state, the statuses of its attempts, and the ms between its first two requests.
+   */
+  deliverPast(
+    answer: Behaviour,
+    eventKey: string,
+    payload: unknown,
+  ): Promise<{ state: TargetState; statuses: (number | undefined)[]; gapMs: number }>;
 }
 
 /**
@@ -76,6 +85,8 @@ export function useContract(
   const db = useTestRedis();
   let relay: TestRelay | undefined;
   let receiver: ContractReceiver | undefined;
+  const requestsFor = (eventId: string) =>
+    receiver!.seen.filter((s) => header(s.req, 'x-hookrelay-event') === eventId);
   beforeAll(async () => {
     receiver = await startReceiver(rules);
     relay = await startRelay(
@@ -103,6 +114,17 @@ export function useContract(
       return String(res.json.id);
     },
     settled: (eventId, states) => relay!.settled(eventId, 'ci', states),
-    requestsFor: (eventId) => receiver!.seen.filter((s) => header(s.req, 'x-hookrelay-event') === eventId),
+    requestsFor,
+    async deliverPast(answer, eventKey, payload) {
+      receiver!.interpose(answer);
+      const id = await this.deliver(eventKey, payload);
+      const state = await relay!.settled(id, 'ci');
+      const [first, second] = requestsFor(id);
+      return {
+        state,
+        statuses: state.attempts.map((a) => a.status),
+        gapMs: second && first ? second.req.at - first.req.at : Number.NaN,
+      };
+    },
   };
 }
