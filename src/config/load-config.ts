@@ -45,6 +45,10 @@ function describe(err: ErrorObject): { path: string; message: string } {
         message: err.params.format === 'uri' ? 'must be a URL' : `must be a ${err.params.format}`,
       };
     case 'pattern':
+      // A key of a map (propertyNames), not a value: say which key.
+      if (err.propertyName !== undefined) {
+        return { path: base, message: `key "${err.propertyName}" must match ${err.params.pattern}` };
+      }
       if (base === 'redis.url') {
         return { path: base, message: 'must be a redis://, rediss:// or unix:/// (socket path) URL' };
       }

@@ -300,6 +300,16 @@ describe('trigger config', () => {
         parameters: Object.fromEntries(Array.from({ length: 11 }, (_, i) => [`p${i}`, 'ref'])),
       }),
     ).toThrow(/targets\[0\]\.parameters: GitHub accepts at most 10/);
+    expect(() =>
+      target({
+        type: 'jenkins-job',
+        url: 'https://j/job/x/buildWithParameters',
+        parameters: { 'A B': 'ref' },
+      }),
+    ).toThrow(/targets\[0\]\.parameters: key "A B" must match/);
+    expect(() =>
+      target({ type: 'jenkins-job', url: 'https://j/job/x/buildWithParameters', parameters: { A: 'sha' } }),
+    ).toThrow(/targets\[0\]\.parameters\.A: must be one of: branch, tag/);
     expect(() => target({ type: 'http', url: 'https://x/hook', customPipeline: 'deploy' })).toThrow(
       /customPipeline: only for type bitbucket-pipelines/,
     );
