@@ -73,12 +73,18 @@ const SENT_TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
  * exchange's own timeout or no answer in time): the build may have started, and a retry could start another,
  * so it is a dead letter `timeout, may have fired` for a person to look at. A connect timeout sent nothing.
  */
-export function classifyError(type: TargetType, err: unknown): Exclude<Verdict, { kind: 'delivered' }> {
+export function classifyError(
+  type: TargetType,
+  err: unknown,
+  /** False while only a lookup (a GET) was under way: it starts nothing. */
+  triggerSent = true,
+): Exclude<Verdict, { kind: 'delivered' }> {
   const reason = describeError(err);
   const e = err as { name?: string; code?: string; cause?: { code?: string } };
   const code = e?.code ?? e?.cause?.code;
   const sent = e?.name === 'TimeoutError' || e?.name === 'AbortError' || SENT_TIMEOUTS.has(code ?? '');
-  if (isTriggerApi(type) && sent) return { kind: 'permanent', reason: `${reason}, may have fired` };
+  if (isTriggerApi(type) && triggerSent && sent)
+    return { kind: 'permanent', reason: `${reason}, may have fired` };
   return { kind: 'retry', reason };
 }
 

@@ -10,6 +10,8 @@ export interface TargetAnswer {
 }
 
 const EXCERPT_READ_BYTES = 4096;
+// A lookup's answer is parsed, so it is read whole up to a size no small JSON resource reaches.
+const LOOKUP_READ_BYTES = 65_536;
 const EXCERPT_MAX_CHARS = 512;
 
 /**
@@ -33,7 +35,7 @@ export class TargetClient {
     });
   }
 
-  /** `readBody`: keep the start of a 2xx body too (a lookup's answer), not only of an error's. */
+  /** `readBody`: a lookup's answer, read (up to 64 KiB) whatever its status, not only an error's start. */
   async send(req: OutgoingRequest, query?: [string, string], readBody = false): Promise<TargetAnswer> {
     const url = new URL(req.url);
     if (query) url.searchParams.set(query[0], query[1]);
@@ -58,15 +60,16 @@ export class TargetClient {
       if (res.statusCode >= 200 && res.statusCode < 300 && !readBody) {
         await res.body.dump();
       } else {
+        const limit = readBody ? LOOKUP_READ_BYTES : EXCERPT_READ_BYTES;
         const chunks: Buffer[] = [];
         let size = 0;
         for await (const chunk of res.body) {
           chunks.push(chunk as Buffer);
           size += (chunk as Buffer).length;
           // Leaving the loop destroys the rest of the body: an error page is not worth reading in full.
-          if (size >= EXCERPT_READ_BYTES) break;
+          if (size >= limit) break;
         }
-        bodyStart = Buffer.concat(chunks).subarray(0, EXCERPT_READ_BYTES).toString('utf8');
+        bodyStart = Buffer.concat(chunks).subarray(0, limit).toString('utf8');
       }
       return { status: res.statusCode, headers: res.headers, bodyStart };
     } finally {

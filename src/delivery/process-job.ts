@@ -328,6 +328,8 @@ async function send(
   const { target } = tr;
   const at = Date.now();
   let token: string | undefined;
+  // Whether the request that may start a build has gone out: a lookup that fails started nothing.
+  let sending = false;
   try {
     let built: OutgoingRequest;
     if ('lookup' in prepared) {
@@ -340,6 +342,7 @@ async function send(
     const signature = target.signingSecret
       ? standardWebhookHeaders(target.signingSecret, key, built.body)
       : {};
+    sending = true;
     for (let tries = 0; ; tries++) {
       const auth = await applyAuth(target, ctx.tokens);
       token = auth.headers.authorization?.startsWith('Bearer ')
@@ -370,7 +373,7 @@ async function send(
       const reason = `oauth2: ${err.message}`;
       return { error: reason, verdict: { kind: permanent ? 'permanent' : 'retry', reason }, ms, at };
     }
-    const verdict = classifyError(target.type, err);
+    const verdict = classifyError(target.type, err, sending);
     ctx.log.debug({ target: target.id, eventId: event.id, err: verdict.reason }, 'request failed');
     return { error: verdict.reason, verdict, ms, at };
   }

@@ -139,6 +139,15 @@ describe('bamboo contract', () => {
     for (const id of [none, tag, gone]) expect(run.requestsFor(id)).toEqual([]);
   });
 
+  it('a lookup that times out started nothing: it is retried, then the build is queued', async () => {
+    run.receiver.interpose({ hang: true });
+    const id = await run.deliver('repo:push', cloudPush({ ref: 'feature/x', newHash: HASH.merge }));
+    const state = await run.settled(id);
+    expect(state.state).toBe('delivered');
+    expect(state.attempts.map((a) => a.error ?? a.status)).toEqual(['timeout', 200]);
+    expect(run.requestsFor(id)).toHaveLength(1);
+  });
+
   it('a lookup refused for its credentials is a dead letter with the lookup status', async () => {
     run.receiver.interpose(json(401, { message: 'Client must be authenticated to access this resource.' }));
     const id = await run.deliver('repo:push', cloudPush({ ref: 'feature/x', newHash: HASH.c }));

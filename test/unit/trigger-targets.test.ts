@@ -371,6 +371,8 @@ describe('trigger answers', () => {
       reason: 'timeout',
     });
     expect(classifyError('http', timeout)).toEqual({ kind: 'retry', reason: 'timeout' });
+    // A lookup before the trigger (Bamboo's plan branch) that timed out started nothing.
+    expect(classifyError('bamboo', timeout, false)).toEqual({ kind: 'retry', reason: 'timeout' });
     expect(classifyError('gitlab-trigger', { code: 'ECONNREFUSED' }).kind).toBe('retry');
   });
 });
