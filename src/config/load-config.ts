@@ -6,6 +6,7 @@ import { SECRET_MAX_BYTES, SECRET_MIN_BYTES, secretProblem } from '../delivery/s
 import { ConfigError } from '../errors.js';
 import { toMs } from './duration.js';
 import { configSchema } from './schema.js';
+import { checkTriggerTarget } from './target-rules.js';
 import type { Config, RetryPolicy, TargetConfig } from './types.js';
 
 // ajv-formats ships CJS with a default export that ESM sees one level down.
@@ -45,6 +46,10 @@ function describe(err: ErrorObject): { path: string; message: string } {
         message: err.params.format === 'uri' ? 'must be a URL' : `must be a ${err.params.format}`,
       };
     case 'pattern':
+      // A key of a map (propertyNames), not a value: say which key.
+      if (err.propertyName !== undefined) {
+        return { path: base, message: `key "${err.propertyName}" must match ${err.params.pattern}` };
+      }
       if (base === 'redis.url') {
         return { path: base, message: 'must be a redis://, rediss:// or unix:/// (socket path) URL' };
       }
@@ -174,6 +179,7 @@ function crossCheck(raw: Raw): string[] {
           `${SECRET_MIN_BYTES}-${SECRET_MAX_BYTES} random bytes: make one with \`hookrelay secret new --standard-webhooks\``,
       );
     }
+    problems.push(...checkTriggerTarget(target, i));
   });
   // The Branch Source plugin only takes a Data Center event with ?server_url= naming a server Jenkins knows.
   const dcSources = new Set(

@@ -1,5 +1,7 @@
 /** JSON Schema of the config file. Defaults live here so there is one place that says what an absent key means. */
 
+import { TRIGGER_TYPES } from './target-rules.js';
+
 const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' } as const;
 const globList = { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 } as const;
 const hostPort = { type: 'string', pattern: '^[^\\s:]+:\\d{1,5}$' } as const;
@@ -187,6 +189,7 @@ export const configSchema = {
               'jenkins-bitbucket',
               'teamcity',
               'buildkite',
+              ...TRIGGER_TYPES,
             ],
             default: 'http',
           },
@@ -231,6 +234,30 @@ export const configSchema = {
           serverUrl: { type: 'string', format: 'uri', pattern: '^https?://' },
           // Event keys (globs) this target gets; any other ends `not-applicable` without a request.
           events: globList,
+          // Trigger targets (docs/targets.md): parameter name → the event field it carries.
+          parameters: {
+            type: 'object',
+            propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,99}$' },
+            additionalProperties: {
+              enum: [
+                'branch',
+                'tag',
+                'ref',
+                'refType',
+                'commit',
+                'repository',
+                'eventKey',
+                'eventId',
+                'pullRequestId',
+                'pullRequestSourceBranch',
+                'pullRequestDestinationBranch',
+              ],
+            },
+          },
+          // GitHub's limit on event_type.
+          eventType: { type: 'string', minLength: 1, maxLength: 100 },
+          customPipeline: { type: 'string', minLength: 1 },
+          defaultBranch: { type: 'string', minLength: 1 },
         },
       },
     },

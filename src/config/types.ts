@@ -8,7 +8,29 @@ export type TargetType =
   | 'jenkins-branch-source'
   | 'jenkins-bitbucket'
   | 'teamcity'
-  | 'buildkite';
+  | 'buildkite'
+  | 'github-repository-dispatch'
+  | 'github-workflow-dispatch'
+  | 'gitlab-trigger'
+  | 'bitbucket-pipelines'
+  | 'circleci'
+  | 'azure-pipelines'
+  | 'bamboo'
+  | 'jenkins-job';
+
+/** What a trigger target's parameter carries, taken from the event (see src/delivery/targets/trigger-ref.ts). */
+export type TriggerField =
+  | 'branch'
+  | 'tag'
+  | 'ref'
+  | 'refType'
+  | 'commit'
+  | 'repository'
+  | 'eventKey'
+  | 'eventId'
+  | 'pullRequestId'
+  | 'pullRequestSourceBranch'
+  | 'pullRequestDestinationBranch';
 
 export type TargetAuth =
   | { type: 'bearer'; token: string }
@@ -50,6 +72,14 @@ export interface TargetConfig {
   serverUrl?: string;
   /** Event-key globs this target gets; others end `not-applicable`. Absent: every routed event. */
   events?: string[];
+  /** Trigger targets: parameter name → what it carries (absent: the type's default set). */
+  parameters?: Record<string, TriggerField>;
+  /** github-repository-dispatch: the `event_type` (absent: the Bitbucket event key). */
+  eventType?: string;
+  /** bitbucket-pipelines: the custom pipeline to run (absent: the ref's own pipeline). */
+  customPipeline?: string;
+  /** bamboo: the branch the plan itself builds (pushes to it queue the plan, not a plan branch). */
+  defaultBranch?: string;
 }
 
 export interface SourceConfig {

@@ -118,7 +118,7 @@ export class TokenError extends Error {
 
 /**
  * Headers (and for `token` auth maybe a query parameter) for one request. `token` without `header` or `query`
- * goes as `?token=`, the way Jenkins' Generic Webhook Trigger reads it.
+ * goes as `?token=`, the way Jenkins' Generic Webhook Trigger reads it, except where the type says otherwise.
  */
 export async function applyAuth(target: TargetConfig, tokens: TokenCache): Promise<AppliedAuth> {
   const a = target.auth;
@@ -132,6 +132,9 @@ export async function applyAuth(target: TargetConfig, tokens: TokenCache): Promi
       };
     case 'token':
       if (a.header) return { headers: { [a.header.toLowerCase()]: a.token } };
+      // CircleCI reads its API token from the Circle-Token header; GitLab's trigger token goes in the form body.
+      if (target.type === 'circleci') return { headers: { 'circle-token': a.token } };
+      if (target.type === 'gitlab-trigger') return { headers: {} };
       return { headers: {}, query: [a.query ?? 'token', a.token] };
     case 'oauth2':
       return { headers: { authorization: `Bearer ${await tokens.get(target.id, a, target.timeoutMs)}` } };

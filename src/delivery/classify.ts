@@ -1,6 +1,6 @@
+import { TRIGGER_TYPES } from '../config/target-rules.js';
 import type { TargetType } from '../config/types.js';
-import { parseRetryAfter } from './backoff.js';
-import { buildkiteRetryAfterMs } from './targets/buildkite.js';
+import type { TargetAnswer } from './http-client.js';
 
 export type Verdict =
   | { kind: 'delivered' }
@@ -11,32 +11,81 @@ export type Verdict =
 const RETRYABLE_4XX = new Set([408, 425, 429]);
 
 /**
+ * Targets that start a build through a CI system's API: a request that reached them may have started one, and
+ * none of these APIs takes an idempotency key.
+ */
+const TRIGGER_APIS: ReadonlySet<TargetType> = new Set<TargetType>(TRIGGER_TYPES);
+
+export function isTriggerApi(type: TargetType): boolean {
+  return TRIGGER_APIS.has(type);
+}
+
+const GITHUB: ReadonlySet<TargetType> = new Set<TargetType>([
+  'github-repository-dispatch',
+  'github-workflow-dispatch',
+]);
+
+/**
+ * GitHub answers a rate limit with 403 as well as 429: a primary limit with `x-ratelimit-remaining: 0`, a
+ * secondary one with `retry-after` or only a message saying so
+ * (https://docs.github.com/rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit).
+ * Any other 403 (a token without the scope) is permanent.
+ */
+export function githubRateLimited(answer: Pick<TargetAnswer, 'headers' | 'bodyStart'>): boolean {
+  return (
+    answer.headers['x-ratelimit-remaining'] === '0' ||
+    answer.headers['retry-after'] !== undefined ||
+    /rate limit/i.test(answer.bodyStart)
+  );
+}
+
+/**
  * What an answer means for the delivery. 2xx is done; 408/425/429 and 5xx are worth another try; every other
  * status (3xx included: redirects are not followed, a moved endpoint needs a config change) is permanent.
- * Jenkins' Generic Webhook Trigger answers 500 when a trigger failed half-way: the build may have been queued,
- * so a blind retry could build twice; it goes to the dead letters for a person to decide.
+ * Jenkins answers 500 when a trigger failed half-way (Generic Webhook Trigger) or an exception escaped the
+ * request (a job's buildWithParameters): the build may have been queued, so a blind retry could build twice; it
+ * goes to the dead letters for a person to decide. Azure DevOps answers 203 with its sign-in page when it does
+ * not accept the credentials: not a run. GitHub's rate-limited 403 is retried (githubRateLimited).
  */
-export function classifyStatus(type: TargetType, status: number): Verdict {
+export function classifyStatus(
+  type: TargetType,
+  status: number,
+  answer: Pick<TargetAnswer, 'headers' | 'bodyStart'> = { headers: {}, bodyStart: '' },
+): Verdict {
+  if (type === 'azure-pipelines' && status === 203) {
+    return { kind: 'permanent', reason: 'status 203, sign-in page: credentials refused' };
+  }
   if (status >= 200 && status < 300) return { kind: 'delivered' };
-  if (type === 'jenkins-generic' && status === 500) {
+  if ((type === 'jenkins-generic' || type === 'jenkins-job') && status === 500) {
     return { kind: 'permanent', reason: 'status 500, may have fired' };
+  }
+  if (GITHUB.has(type) && status === 403 && githubRateLimited(answer)) {
+    return { kind: 'retry', reason: 'status 403, rate limited' };
   }
   if (status >= 500 || RETRYABLE_4XX.has(status)) return { kind: 'retry', reason: `status ${status}` };
   return { kind: 'permanent', reason: `status ${status}` };
 }
 
+const SENT_TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
 /**
- * How long the target asked to be left alone, in ms: `Retry-After` (seconds or an HTTP date), or on a Buildkite
- * 429, which carries none, its `RateLimit-Reset` headers. Undefined when the answer says nothing.
+ * A transport error: always retried, except a timeout of a trigger API once the request may have arrived (the
+ * exchange's own timeout or no answer in time): the build may have started, and a retry could start another,
+ * so it is a dead letter `timeout, may have fired` for a person to look at. A connect timeout sent nothing.
  */
-export function retryAfterOf(
+export function classifyError(
   type: TargetType,
-  status: number,
-  headers: Record<string, string | string[] | undefined>,
-): number | undefined {
-  const said = parseRetryAfter(headers['retry-after']);
-  if (said !== undefined) return said;
-  return type === 'buildkite' && status === 429 ? buildkiteRetryAfterMs(headers) : undefined;
+  err: unknown,
+  /** False while only a lookup (a GET) was under way: it starts nothing. */
+  triggerSent = true,
+): Exclude<Verdict, { kind: 'delivered' }> {
+  const reason = describeError(err);
+  const e = err as { name?: string; code?: string; cause?: { code?: string } };
+  const code = e?.code ?? e?.cause?.code;
+  const sent = e?.name === 'TimeoutError' || e?.name === 'AbortError' || SENT_TIMEOUTS.has(code ?? '');
+  if (isTriggerApi(type) && triggerSent && sent)
+    return { kind: 'permanent', reason: `${reason}, may have fired` };
+  return { kind: 'retry', reason };
 }
 
 /** A short, secret-free name for a transport error (timeouts and connection errors are always retried). */

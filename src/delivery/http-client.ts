@@ -13,7 +13,8 @@ export interface TargetAnswer {
 
 const EXCERPT_READ_BYTES = 4096;
 const EXCERPT_MAX_CHARS = 512;
-// A look-up's answer is a filtered list of a few builds; anything bigger is cut (and then does not parse).
+// A look-up's answer (a filtered list of a few builds, one plan branch) is small; anything bigger is cut (and
+// then does not parse).
 const LOOKUP_MAX_BYTES = 2 * 1024 * 1024;
 
 /**
@@ -65,15 +66,8 @@ export class TargetClient {
         }
         await res.body.dump();
       } else {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        for await (const chunk of res.body) {
-          chunks.push(chunk as Buffer);
-          size += (chunk as Buffer).length;
-          // Leaving the loop destroys the rest of the body: an error page is not worth reading in full.
-          if (size >= EXCERPT_READ_BYTES) break;
-        }
-        bodyStart = Buffer.concat(chunks).subarray(0, EXCERPT_READ_BYTES).toString('utf8');
+        // An error page is not worth reading in full.
+        bodyStart = await readUpTo(res.body, EXCERPT_READ_BYTES);
       }
       return { status: res.statusCode, headers: res.headers, bodyStart };
     } finally {
@@ -97,6 +91,7 @@ async function readUpTo(body: AsyncIterable<unknown>, max: number): Promise<stri
   for await (const chunk of body) {
     chunks.push(chunk as Buffer);
     size += (chunk as Buffer).length;
+    // Leaving the loop destroys the rest of the body.
     if (size >= max) break;
   }
   return Buffer.concat(chunks).subarray(0, max).toString('utf8');

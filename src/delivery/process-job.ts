@@ -17,13 +17,14 @@ import { startDeliverySpan } from '../tracing/delivery-span.js';
 import { notApplicable } from './applicable.js';
 import { applyAuth, type TokenCache, TokenError } from './auth.js';
 import { retryDelay } from './backoff.js';
-import { buildRequest, type OutgoingRequest } from './build-request.js';
+import { buildRequest, type LookupFirst, type OutgoingRequest } from './build-request.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
-import { classifyStatus, describeError, retryAfterOf, type Verdict } from './classify.js';
+import { classifyError, classifyStatus, type Verdict } from './classify.js';
 import type { Coalescer } from './coalesce.js';
 import { RetryLater } from './errors.js';
 import { excerpt, type TargetAnswer, type TargetClient } from './http-client.js';
 import type { GuardVerdict, LoopGuard } from './loop-guard.js';
+import { retryHintMs } from './retry-hints.js';
 import type { SharedRateLimit } from './shared-rate-limit.js';
 import { standardWebhookHeaders, webhookId } from './signing.js';
 
@@ -97,6 +98,8 @@ interface Exchange {
   ms: number;
   at: number;
   token?: string;
+  /** A look-up showed there is nothing to send (the reason): the delivery ends `not-applicable`. */
+  skipped?: string;
 }
 
 /**
@@ -213,21 +216,24 @@ export async function processJob(
   }
 
   const n = await attemptNumber(ctx, eventKey, target.id, job, manual);
-  const built = buildRequest({ target, event, job: data, attempt: n, relayId: ctx.config.relay.id });
-  if ('skip' in built) {
-    await settle('not-applicable', { reason: built.skip });
+  // The event carries nothing this target could act on (a deleted branch; a branch Bamboo has no plan branch for).
+  const nothingToSend = async (reason: string): Promise<JobOutcome> => {
+    await settle('not-applicable', { reason });
     ctx.metrics.deliveries.inc({ target: target.id, outcome: 'not-applicable' });
-    log.info({ reason: built.skip }, 'nothing to deliver');
-    return { state: 'not-applicable', reason: built.skip };
-  }
+    log.info({ reason }, 'nothing to deliver');
+    return { state: 'not-applicable', reason };
+  };
+  const built = buildRequest({ target, event, job: data, attempt: n, relayId: ctx.config.relay.id });
+  if ('skip' in built) return nothingToSend(built.skip);
 
-  const requests = Array.isArray(built) ? built : [built];
   const span = startDeliverySpan(event, target.id, n);
-  if (span) for (const request of requests) request.headers.traceparent = span.traceparent;
+  const traced: Record<string, string> = span ? { traceparent: span.traceparent } : {};
   // Any attempt after the first may follow one that did its work without the relay hearing so (a timeout, a
   // reset connection, or some builds of several created): requests that are not idempotent look first.
-  const exchange = await send(ctx, tr, requests, event, data.k, n > 1);
-  span?.end(exchange.verdict.kind, exchange.answer?.status);
+  const prepared = Array.isArray(built) || 'lookup' in built ? built : [built];
+  const exchange = await send(ctx, tr, prepared, event, data.k, n > 1, traced);
+  span?.end(exchange.skipped ? 'not-applicable' : exchange.verdict.kind, exchange.answer?.status);
+  if (exchange.skipped) return nothingToSend(exchange.skipped);
   ctx.metrics.attemptDuration.observe({ target: target.id }, exchange.ms / 1000);
   const attempt: AttemptRecord = {
     n,
@@ -263,9 +269,7 @@ export async function processJob(
   // A replay or release is one operator-requested try: it never schedules retries of its own.
   if (manual) return dead(verdict.reason, attempt, bodyExcerpt);
   if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) return dead('max attempts', attempt, bodyExcerpt);
-  const retryAfter = exchange.answer
-    ? retryAfterOf(target.type, exchange.answer.status, exchange.answer.headers)
-    : undefined;
+  const retryAfter = exchange.answer ? retryHintMs(target.type, exchange.answer) : undefined;
   const delay = retryDelay(target.retry, job.attemptsMade + 1, retryAfter);
   if (Date.now() + delay - event.receivedAt > target.retry.maxAgeMs) {
     return dead('max age', attempt, bodyExcerpt);
@@ -296,49 +300,74 @@ async function attemptNumber(
 
 /**
  * The delivery's requests in order, each with its own signature and auth; the first answer that is not a success
- * decides the attempt (the next attempt starts over, skipping what its look-ups find done). `mayRepeat`: an
- * earlier attempt may have done some of the work, so a request with a look-up sends that first.
+ * decides the attempt (the next attempt starts over, skipping what its look-ups find done). A LookupFirst asks the
+ * target first what to send (or whether there is anything). `mayRepeat`: an earlier attempt may have done some
+ * of the work, so a request with an `alreadyDone` look-up sends that first. `traced`: headers every exchange
+ * carries (the delivery span's traceparent).
  */
 async function send(
   ctx: DeliveryContext,
   tr: TargetRuntime,
-  requests: OutgoingRequest[],
+  prepared: OutgoingRequest[] | LookupFirst,
   event: StoredEvent,
   key: string,
   mayRepeat: boolean,
+  traced: Record<string, string>,
 ): Promise<Exchange> {
   const { target } = tr;
   const at = Date.now();
   let token: string | undefined;
   let last: TargetAnswer | undefined;
+  // Whether a request that may start a build has gone out: a look-up that fails started nothing.
+  let sending = false;
+  const ended = (answer: TargetAnswer, verdict: Verdict): Exchange => ({
+    answer,
+    verdict,
+    ms: Date.now() - at,
+    at,
+    ...(token ? { token } : {}),
+  });
   try {
+    let requests: OutgoingRequest[];
+    if ('lookup' in prepared) {
+      const look = await call(ctx, tr, prepared.lookup, key, traced);
+      token = look.token;
+      const next = prepared.afterLookup(look.answer.status, look.answer.body ?? '');
+      if (next === undefined) {
+        return ended(look.answer, classifyStatus(target.type, look.answer.status, look.answer));
+      }
+      if ('skip' in next)
+        return { skipped: next.skip, verdict: { kind: 'delivered' }, ms: Date.now() - at, at };
+      if ('refuse' in next) {
+        return ended({ ...look.answer, bodyStart: '' }, { kind: 'permanent', reason: next.refuse });
+      }
+      requests = [next];
+    } else {
+      requests = prepared;
+    }
     for (const built of requests) {
       if (mayRepeat && built.alreadyDone) {
-        const look = await call(ctx, tr, built.alreadyDone.request, key, built.part);
+        sending = false;
+        const look = await call(ctx, tr, built.alreadyDone.request, key, traced, built.part);
         token = look.token;
-        const verdict = classifyStatus(target.type, look.answer.status);
+        const verdict = classifyStatus(target.type, look.answer.status, look.answer);
         if (verdict.kind !== 'delivered') {
-          const reason = `${verdict.reason} (looking for an earlier attempt's work)`;
-          return {
-            answer: look.answer,
-            verdict: { ...verdict, reason },
-            ms: Date.now() - at,
-            at,
-            ...(token ? { token } : {}),
-          };
+          return ended(look.answer, {
+            ...verdict,
+            reason: `${verdict.reason} (looking for an earlier attempt's work)`,
+          });
         }
         if (built.alreadyDone.found(look.answer.body ?? '')) {
           last = look.answer;
           continue;
         }
       }
-      const sent = await call(ctx, tr, built, key, built.part);
+      sending = true;
+      const sent = await call(ctx, tr, built, key, traced, built.part);
       token = sent.token;
       last = sent.answer;
-      const verdict = classifyStatus(target.type, sent.answer.status);
-      if (verdict.kind !== 'delivered') {
-        return { answer: sent.answer, verdict, ms: Date.now() - at, at, ...(token ? { token } : {}) };
-      }
+      const verdict = classifyStatus(target.type, sent.answer.status, sent.answer);
+      if (verdict.kind !== 'delivered') return ended(sent.answer, verdict);
     }
     return {
       ...(last ? { answer: last } : {}),
@@ -355,19 +384,23 @@ async function send(
       const reason = `oauth2: ${err.message}`;
       return { error: reason, verdict: { kind: permanent ? 'permanent' : 'retry', reason }, ms, at };
     }
-    const error = describeError(err);
-    ctx.log.debug({ target: target.id, eventId: event.id, err: error }, 'request failed');
-    return { error, verdict: { kind: 'retry', reason: error }, ms, at };
+    const verdict = classifyError(target.type, err, sending);
+    ctx.log.debug({ target: target.id, eventId: event.id, err: verdict.reason }, 'request failed');
+    return { error: verdict.reason, verdict, ms, at };
   }
 }
 
-/** One HTTP exchange with the target: signed (with a signingSecret) and authenticated, a 401 retried once with a fresh OAuth2 token. */
+/**
+ * One HTTP exchange with the target: traced, signed (with a signingSecret) and authenticated, a 401 retried once
+ * with a fresh OAuth2 token.
+ */
 async function call(
   ctx: DeliveryContext,
   tr: TargetRuntime,
   built: OutgoingRequest,
   key: string,
-  part: string | undefined,
+  traced: Record<string, string>,
+  part?: string,
 ): Promise<{ answer: TargetAnswer; token?: string }> {
   const { target } = tr;
   const signature = target.signingSecret
@@ -379,7 +412,7 @@ async function call(
       ? auth.headers.authorization.slice(7)
       : undefined;
     const answer = await tr.client.send(
-      { ...built, headers: { ...built.headers, ...signature, ...auth.headers } },
+      { ...built, headers: { ...built.headers, ...traced, ...signature, ...auth.headers } },
       auth.query,
     );
     // An identity-aware proxy refused the cached token: fetch a fresh one and try once more right away.

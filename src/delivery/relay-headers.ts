@@ -22,6 +22,17 @@ export interface NothingToSend {
   skip: string;
 }
 
+/**
+ * A request that needs something from the target first (Bamboo: a plan branch's key from the branch's name).
+ * `lookup` is a GET, sent with the target's auth; `afterLookup` gets its status and (2xx) body and says what to
+ * send, undefined when the look-up's own answer is the outcome (a 401, a 5xx: classified like any answer), or
+ * `refuse` for an answer that cannot be used (a dead letter with that reason).
+ */
+export interface LookupFirst {
+  lookup: OutgoingRequest & { method: 'GET' };
+  afterLookup(status: number, body: string): OutgoingRequest | NothingToSend | { refuse: string } | undefined;
+}
+
 export interface RequestContext {
   target: TargetConfig;
   event: StoredEvent;

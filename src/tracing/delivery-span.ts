@@ -39,7 +39,9 @@ export function startDeliverySpan(
     end(outcome, status) {
       span.setAttribute('hookrelay.outcome', outcome);
       if (status !== undefined) span.setAttribute('http.response.status_code', status);
-      if (outcome !== 'delivered') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
+      // Not applicable is a settled outcome like delivered: nothing failed.
+      if (outcome !== 'delivered' && outcome !== 'not-applicable')
+        span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
       span.end();
     },
   };

@@ -4,8 +4,9 @@ import type { TargetConfig } from '../../src/config/types.js';
 import { notApplicable } from '../../src/delivery/applicable.js';
 import { coalesceRef } from '../../src/delivery/coalesce.js';
 import { actorMatcher, mergeMarks, StaticLoopRules } from '../../src/delivery/loop-guard.js';
+import { retryHintMs } from '../../src/delivery/retry-hints.js';
 import { secretProblem, webhookId } from '../../src/delivery/signing.js';
-import { buildkiteBuilds, buildkiteRetryAfterMs } from '../../src/delivery/targets/buildkite.js';
+import { buildkiteBuilds } from '../../src/delivery/targets/buildkite.js';
 import { pprAccepts, pprUrl } from '../../src/delivery/targets/jenkins-bitbucket.js';
 import { branchSourceUrl } from '../../src/delivery/targets/jenkins-branch-source.js';
 import { teamcityUrl } from '../../src/delivery/targets/teamcity.js';
@@ -196,17 +197,21 @@ describe('target requests', () => {
   });
 
   it('buildkite: a 429 waits for the reset of the limit that is spent, else the later one', () => {
-    expect(buildkiteRetryAfterMs({ 'ratelimit-reset': '42', 'ratelimit-remaining': '0' })).toBe(42_000);
+    const limited = (headers: Record<string, string>) => retryHintMs('buildkite', { status: 429, headers });
+    expect(limited({ 'ratelimit-reset': '42', 'ratelimit-remaining': '0' })).toBe(42_000);
     expect(
-      buildkiteRetryAfterMs({
+      limited({
         'ratelimit-reset': '50',
         'ratelimit-remaining': '80',
         'ratelimit-user-reset': '7',
         'ratelimit-user-remaining': '0',
       }),
     ).toBe(7_000);
-    expect(buildkiteRetryAfterMs({ 'ratelimit-reset': '50', 'ratelimit-user-reset': '7' })).toBe(50_000);
-    expect(buildkiteRetryAfterMs({ 'ratelimit-reset': 'soon' })).toBeUndefined();
+    expect(limited({ 'ratelimit-reset': '50', 'ratelimit-user-reset': '7' })).toBe(50_000);
+    expect(limited({ 'ratelimit-reset': 'soon' })).toBeUndefined();
+    // Retry-After wins when the answer has one; only a 429 is a rate limit.
+    expect(limited({ 'retry-after': '3', 'ratelimit-reset': '50' })).toBe(3_000);
+    expect(retryHintMs('buildkite', { status: 503, headers: { 'ratelimit-reset': '50' } })).toBeUndefined();
   });
 
   it('jenkins-branch-source: server_url only on Data Center events; jenkins-bitbucket: the trailing slash', () => {

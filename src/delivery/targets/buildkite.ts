@@ -138,28 +138,6 @@ export function listsBuild(body: string, build: BuildkiteBuild): boolean {
   });
 }
 
-/**
- * `RateLimit-Reset` (and `RateLimit-User-Reset`): seconds until the organization's (the token user's) window
- * resets (pages/apis/rest_api/rate_limits.md). A 429 is past one of the two limits: wait for the one whose
- * `Remaining` is 0, or for the later of both when neither says.
- */
-export function buildkiteRetryAfterMs(
-  headers: Record<string, string | string[] | undefined>,
-): number | undefined {
-  const read = (name: string) => {
-    const v = headers[name];
-    const s = (Array.isArray(v) ? v[0] : v)?.trim();
-    return s && /^\d+$/.test(s) ? Number(s) : undefined;
-  };
-  const scopes = [
-    { reset: read('ratelimit-reset'), remaining: read('ratelimit-remaining') },
-    { reset: read('ratelimit-user-reset'), remaining: read('ratelimit-user-remaining') },
-  ].filter((s) => s.reset !== undefined);
-  if (scopes.length === 0) return undefined;
-  const spent = scopes.filter((s) => s.remaining === 0);
-  return Math.max(...(spent.length > 0 ? spent : scopes).map((s) => s.reset!)) * 1000;
-}
-
 /** `url` is the pipeline's builds endpoint: `https://api.buildkite.com/v2/organizations/{org}/pipelines/{p}/builds`. */
 export function buildBuildkiteRequests(ctx: RequestContext): OutgoingRequest[] | NothingToSend {
   const builds = buildkiteBuilds(ctx.event.envelope, ctx.event.id, ctx.job.k);
