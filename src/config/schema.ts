@@ -1,6 +1,6 @@
 /** JSON Schema of the config file. Defaults live here so there is one place that says what an absent key means. */
 
-import { TRIGGER_TYPES } from './target-rules.js';
+import { TRIGGER_FIELDS, TRIGGER_TYPES } from './target-rules.js';
 
 const id = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$' } as const;
 const globList = { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 } as const;
@@ -238,21 +238,7 @@ export const configSchema = {
           parameters: {
             type: 'object',
             propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,99}$' },
-            additionalProperties: {
-              enum: [
-                'branch',
-                'tag',
-                'ref',
-                'refType',
-                'commit',
-                'repository',
-                'eventKey',
-                'eventId',
-                'pullRequestId',
-                'pullRequestSourceBranch',
-                'pullRequestDestinationBranch',
-              ],
-            },
+            additionalProperties: { enum: TRIGGER_FIELDS },
           },
           // GitHub's limit on event_type.
           eventType: { type: 'string', minLength: 1, maxLength: 100 },

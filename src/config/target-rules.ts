@@ -16,6 +16,21 @@ export const TRIGGER_TYPES = [
   'jenkins-job',
 ] as const;
 
+/** What a trigger target's parameter can carry, taken from the event (src/delivery/targets/trigger-ref.ts). */
+export const TRIGGER_FIELDS = [
+  'branch',
+  'tag',
+  'ref',
+  'refType',
+  'commit',
+  'repository',
+  'eventKey',
+  'eventId',
+  'pullRequestId',
+  'pullRequestSourceBranch',
+  'pullRequestDestinationBranch',
+] as const;
+
 // biome-ignore lint/suspicious/noExplicitAny: the raw tree has just been validated against the schema
 type Raw = any;
 

@@ -1,5 +1,7 @@
 /** The validated, normalised and frozen config. Durations are milliseconds here, whatever the file said. */
 
+import type { TRIGGER_FIELDS, TRIGGER_TYPES } from './target-rules.js';
+
 export type Platform = 'cloud' | 'datacenter';
 export type Durability = 'fast' | 'fsync' | 'replicated';
 export type TargetType =
@@ -9,28 +11,10 @@ export type TargetType =
   | 'jenkins-bitbucket'
   | 'teamcity'
   | 'buildkite'
-  | 'github-repository-dispatch'
-  | 'github-workflow-dispatch'
-  | 'gitlab-trigger'
-  | 'bitbucket-pipelines'
-  | 'circleci'
-  | 'azure-pipelines'
-  | 'bamboo'
-  | 'jenkins-job';
+  | (typeof TRIGGER_TYPES)[number];
 
 /** What a trigger target's parameter carries, taken from the event (see src/delivery/targets/trigger-ref.ts). */
-export type TriggerField =
-  | 'branch'
-  | 'tag'
-  | 'ref'
-  | 'refType'
-  | 'commit'
-  | 'repository'
-  | 'eventKey'
-  | 'eventId'
-  | 'pullRequestId'
-  | 'pullRequestSourceBranch'
-  | 'pullRequestDestinationBranch';
+export type TriggerField = (typeof TRIGGER_FIELDS)[number];
 
 export type TargetAuth =
   | { type: 'bearer'; token: string }
