@@ -127,4 +127,62 @@ routes: [{ source: cloud, targets: [ci] }]
       await relay.stop();
     }
   });
+
+  it('a delivery that looks something up first carries the same traceparent on each of its requests', async () => {
+    // Bamboo answers as in test/contract/bamboo.test.ts (PlanResource, QueueResource): the plan branch's key,
+    // then the queued build.
+    const bamboo = await startTargetServer((req) =>
+      req.method === 'GET'
+        ? {
+            status: 200,
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ key: 'WID-CI3', shortName: 'feature-x', enabled: true }),
+          }
+        : {
+            status: 200,
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ planKey: 'WID-CI3', buildNumber: 1, buildResultKey: 'WID-CI3-1' }),
+          },
+    );
+    const config = join(dir, 'bamboo.yaml');
+    writeFileSync(
+      config,
+      `
+redis: { url: "${db.url}", prefix: tracing-bamboo }
+ingress: { host: 127.0.0.1, port: 0 }
+sources: [{ id: cloud, platform: cloud, secrets: ["${SECRETS.cloud}"] }]
+targets:
+  - id: bamboo
+    type: bamboo
+    url: "${bamboo.url}/rest/api/latest/queue/WID-CI"
+    defaultBranch: main
+routes: [{ source: cloud, targets: [bamboo] }]
+`,
+    );
+    const relay = await startCliServer(['start', '--config', config], 'ingress listening', {
+      OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+    });
+    try {
+      const req = cloudRequest('repo:push', cloudPush({ ref: 'feature/x' }));
+      const res = await fetch(`${relay.url}/hooks/cloud`, {
+        method: 'POST',
+        headers: req.headers,
+        body: req.body,
+      });
+      expect(res.status).toBe(202);
+      const [lookup, queued] = await bamboo.waitFor(2);
+      expect([lookup!.method, queued!.method]).toEqual(['GET', 'POST']);
+      expect(new URL(queued!.url, 'http://x').pathname).toBe('/rest/api/latest/queue/WID-CI3');
+      const delivery = await waitFor(async () =>
+        spansOf(collector).find((s) => s.name === 'deliver to bamboo'),
+      );
+      const traceparent = `00-${delivery.traceId}-${delivery.spanId}-01`;
+      expect(lookup!.headers.traceparent).toBe(traceparent);
+      expect(queued!.headers.traceparent).toBe(traceparent);
+    } finally {
+      await relay.stop();
+      await bamboo.close();
+    }
+  });
 });
