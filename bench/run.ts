@@ -8,6 +8,7 @@ import { benchE2E, printE2E } from './e2e.js';
 import { benchEdge, formatEdgeBench } from './edge.js';
 import { benchIngest, printIngest } from './ingest.js';
 import { benchIngestStages, printIngestStages } from './ingest-stages.js';
+import { benchTracing, printTracing } from './tracing.js';
 
 const only = process.argv[2];
 if (!only || only === 'ingest') printIngest(await benchIngest());
@@ -15,3 +16,4 @@ if (!only || only === 'stages') printIngestStages(await benchIngestStages());
 if (!only || only === 'e2e') printE2E(await benchE2E());
 if (!only || only === 'edge') console.log(`\n== edge ==\n${formatEdgeBench(await benchEdge())}`);
 if (!only || only === 'durability') printDurability(await benchDurability());
+if (!only || only === 'tracing') printTracing(await benchTracing());
