@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config/load-config.js';
 import { ConfigError } from '../errors.js';
+import { ListenError } from '../listen.js';
 import { createLogger } from '../log.js';
 import { DurabilityError } from '../queue/durability.js';
 import { RedisServerMissing } from '../queue/embedded-redis.js';
@@ -117,7 +118,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = EXIT.USAGE;
       return;
     }
-    if (err instanceof RedisServerMissing || err instanceof DurabilityError) {
+    if (err instanceof RedisServerMissing || err instanceof DurabilityError || err instanceof ListenError) {
       process.stderr.write(`${err.message}\n`);
       process.exitCode = EXIT.FAILURE;
       return;
