@@ -86,6 +86,17 @@ export function buildCli(): Command {
     });
 
   program
+    .command('demo')
+    .description(
+      'see a delivery, a retry, a dead letter and a replay in under a minute (own redis-server and stand-in Jenkins)',
+    )
+    .option('--exit', 'stop after the walk-through instead of waiting for Ctrl-C')
+    .action(async (opts: { exit?: boolean }) => {
+      const { runDemo } = await import('./demo.js');
+      await runDemo(opts, (line) => process.stdout.write(`${line}\n`));
+    });
+
+  program
     .command('env')
     .description('the docker-compose environment')
     .command('init')
