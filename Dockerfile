@@ -4,7 +4,7 @@
 #   docker run --rm hookrelay --help
 
 # ---- build: compile TypeScript, then drop dev dependencies ---------------------------------------
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 ENV CI=true
 
@@ -25,7 +25,7 @@ RUN npm run build \
  && npm cache clean --force
 
 # ---- runtime: production dependencies, compiled code, nothing else -------------------------------
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { type DeliveryWorkers, startDeliveryWorkers } from '../workers/delivery-worker.js';
 import { buildIngressApp } from './app.js';
 import type { Config } from './config/types.js';
+import { listenAt } from './listen.js';
 import type { Logger } from './log.js';
 import { buildWorkerMetricsApp } from './metrics-app.js';
 import { checkDurability } from './queue/durability.js';
@@ -83,14 +84,14 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
     }
     if (roles.ingress) {
       app = buildIngressApp(runtime);
-      ingressUrl = await app.listen({ host: effective.ingress.host, port: effective.ingress.port });
+      ingressUrl = await listenAt(app, effective.ingress, 'ingress');
       log.info({ url: ingressUrl }, 'ingress listening');
     }
     if (roles.admin) {
       // Loaded on demand: the dashboard's dependencies would slow every CLI command that never serves it.
       const { buildAdminApp } = await import('./admin/admin-app.js');
       admin = await buildAdminApp(runtime);
-      adminUrl = await admin.listen({ host: effective.admin.host, port: effective.admin.port });
+      adminUrl = await listenAt(admin, effective.admin, 'admin');
       log.info({ url: adminUrl }, 'admin listening');
     }
     workers = roles.worker ? startDeliveryWorkers(runtime) : undefined;
@@ -98,10 +99,13 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
     housekeeping = roles.worker ? startHousekeeping(runtime, log) : undefined;
     if (roles.worker && !roles.admin && effective.worker.metricsPort !== undefined) {
       metricsApp = buildWorkerMetricsApp(runtime);
-      metricsUrl = await metricsApp.listen({
-        host: effective.worker.metricsHost,
-        port: effective.worker.metricsPort,
-      });
+      metricsUrl = await listenAt(
+        metricsApp,
+        { host: effective.worker.metricsHost, port: effective.worker.metricsPort },
+        'worker',
+        'metricsPort',
+        'metricsHost',
+      );
       log.info({ url: metricsUrl }, 'worker metrics listening');
     }
   } catch (err) {

@@ -3,19 +3,22 @@ import { Command, CommanderError } from 'commander';
 import { loadConfig } from '../config/load-config.js';
 import { newSecret, SECRET_MAX_BYTES, SECRET_MIN_BYTES } from '../delivery/signing.js';
 import { ConfigError } from '../errors.js';
+import { ListenError } from '../listen.js';
 import { createLogger } from '../log.js';
 import { DurabilityError } from '../queue/durability.js';
 import { RedisServerMissing } from '../queue/embedded-redis.js';
 import type { Roles } from '../server.js';
 import { registerDlqCommands, registerEventsCommands, registerSuppressedCommands } from './admin-commands.js';
 import { registerBitbucketCommands } from './bitbucket-command.js';
+import { CONFIG_OPTION, resolveConfigPath } from './config-path.js';
+import { envInit } from './env-init.js';
 
 /** Exit codes scripts can trust: 0 ok, 1 failure, 2 usage or config. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
 
 function runRoles(roles: Roles) {
-  return async (opts: { config: string }) => {
-    const config = loadConfig(opts.config);
+  return async (opts: { config?: string }) => {
+    const config = loadConfig(resolveConfigPath(opts.config));
     const log = createLogger(config.log.level);
     // Loaded on demand: the client commands (dlq, events, …) should not pay for the server's start-up.
     const { exitOnSignals, runRelay } = await import('../server.js');
@@ -34,40 +37,40 @@ export function buildCli(): Command {
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
-  const configOption = ['-c, --config <file>', 'config file (YAML)', process.env.HOOKRELAY_CONFIG] as const;
 
   program
     .command('start')
     .description(
       'ingress, delivery workers and admin in one process (embedded Redis when redis.url is absent)',
     )
-    .requiredOption(...configOption)
+    .option(...CONFIG_OPTION)
     .action(runRoles({ ingress: true, worker: true, admin: true }));
   program
     .command('ingress')
     .description('only the webhook ingress (scale out behind HAProxy)')
-    .requiredOption(...configOption)
+    .option(...CONFIG_OPTION)
     .action(runRoles({ ingress: true, worker: false }));
   program
     .command('worker')
     .description('only the delivery workers')
-    .requiredOption(...configOption)
+    .option(...CONFIG_OPTION)
     .action(runRoles({ ingress: false, worker: true }));
   program
     .command('admin')
     .description('only the admin API, metrics and dashboard (admin.host:admin.port)')
-    .requiredOption(...configOption)
+    .option(...CONFIG_OPTION)
     .action(runRoles({ ingress: false, worker: false, admin: true }));
 
   const config = program.command('config').description('work with config files');
   config
     .command('check')
     .description('validate a config file without starting anything')
-    .requiredOption(...configOption)
-    .action((opts: { config: string }) => {
-      const c = loadConfig(opts.config);
+    .option(...CONFIG_OPTION)
+    .action((opts: { config?: string }) => {
+      const file = resolveConfigPath(opts.config);
+      const c = loadConfig(file);
       process.stdout.write(
-        `${opts.config}: ok (${c.sources.length} sources, ${c.targets.length} targets, ${c.routes.length} routes)\n`,
+        `${file}: ok (${c.sources.length} sources, ${c.targets.length} targets, ${c.routes.length} routes)\n`,
       );
     });
 
@@ -92,6 +95,28 @@ export function buildCli(): Command {
       process.stdout.write(`${opts.standardWebhooks ? newSecret(n) : randomBytes(n).toString('hex')}\n`);
     });
 
+  program
+    .command('demo')
+    .description(
+      'see a delivery, a retry, a dead letter and a replay in under a minute (own redis-server and stand-in Jenkins)',
+    )
+    .option('--exit', 'stop after the walk-through instead of waiting for Ctrl-C')
+    .action(async (opts: { exit?: boolean }) => {
+      const { runDemo } = await import('./demo.js');
+      await runDemo(opts, (line) => process.stdout.write(`${line}\n`));
+    });
+
+  program
+    .command('env')
+    .description('the docker-compose environment')
+    .command('init')
+    .description(
+      'print a complete .env for docker-compose, every secret freshly generated (hookrelay env init > .env)',
+    )
+    .action(() => {
+      process.stdout.write(envInit());
+    });
+
   registerEventsCommands(program);
   registerDlqCommands(program);
   registerSuppressedCommands(program);
@@ -114,7 +139,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = EXIT.USAGE;
       return;
     }
-    if (err instanceof RedisServerMissing || err instanceof DurabilityError) {
+    if (err instanceof RedisServerMissing || err instanceof DurabilityError || err instanceof ListenError) {
       process.stderr.write(`${err.message}\n`);
       process.exitCode = EXIT.FAILURE;
       return;

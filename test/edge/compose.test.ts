@@ -4,11 +4,12 @@
  * `haproxy -c` with the settings the tests use. Both tools are required: CI installs them, this never skips.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { BIN } from '../helpers/cli.js';
 import { requireBinary } from './helpers/processes.js';
 import { HAPROXY_CFG, makeDevCert, REPO, requireHaproxy } from './helpers/stack.js';
 
@@ -47,16 +48,19 @@ describe('docker-compose.yml', () => {
       ['version'],
       'Install it (Debian/Ubuntu: apt-get install docker-compose; add docker-compose to the install list in .ci/run).',
     );
-    copyFileSync(join(REPO, '.env.example'), join(dir, '.env'));
+    // The documented way to make .env: the real, built CLI (`npm run build` first).
+    const init = spawnSync(process.execPath, [BIN, 'env', 'init'], { encoding: 'utf8' });
+    expect(init.status, init.stderr).toBe(0);
+    writeFileSync(join(dir, '.env'), init.stdout);
   });
 
-  it('is valid (`docker-compose config -q` exits 0) with the documented .env.example', () => {
+  it('is valid (`docker-compose config -q` exits 0) with the .env that `hookrelay env init` writes', () => {
     const r = compose(['config', '-q']);
     expect(r.stderr, r.stderr).toBe('');
     expect(r.status).toBe(0);
   }, 60_000);
 
-  it('has the stack issue #5 asks for', () => {
+  it('runs Redis with AOF, an edge, two ingresses, two workers and admin, each with a healthcheck', () => {
     const r = compose(['config']);
     expect(r.status, r.stderr).toBe(0);
     const cfg = parse(r.stdout) as {
@@ -80,6 +84,30 @@ describe('docker-compose.yml', () => {
       );
       expect(svc.image, name).toBe('hookrelay:local');
     }
+    for (const [name, svc] of Object.entries(cfg.services)) expect(svc.healthcheck, name).toBeDefined();
+  }, 60_000);
+
+  it('starts as shipped: its relay config passes `hookrelay config check` with that .env', () => {
+    // What docker-compose hands the relay containers (env_file: .env): KEY=VALUE lines, comments skipped.
+    const env = Object.fromEntries(
+      readFileSync(join(dir, '.env'), 'utf8')
+        .split('\n')
+        .map((line) => /^([A-Z0-9_]+)=(.*)$/.exec(line))
+        .filter((m) => m !== null)
+        .map((m) => [m[1]!, m[2]!]),
+    );
+    for (const name of ['HOOKRELAY_ADMIN_TOKEN', 'BB_SECRET', 'BB_DC_SECRET', 'JENKINS_TOKEN']) {
+      expect(env[name], name).toMatch(/^[0-9a-f]{64}$/);
+    }
+    expect(env.BB_SECRET_OLD).toBe('');
+    const check = spawnSync(
+      process.execPath,
+      [BIN, 'config', 'check', '--config', join(REPO, 'config', 'hookrelay.compose.yaml')],
+      { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } },
+    );
+    expect(check.stderr).toBe('');
+    expect(check.status).toBe(0);
+    expect(check.stdout).toMatch(/: ok \(2 sources, 1 targets, 2 routes\)/);
   }, 60_000);
 });
 

@@ -1,0 +1,51 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../helpers/cli.js';
+import { SECRETS } from '../helpers/config.js';
+import { useTestRedis } from '../helpers/redis.js';
+
+const db = useTestRedis();
+
+describe('start-up errors name the config key', () => {
+  let dir: string;
+  let taken: Server;
+  let port: number;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'hookrelay-cli-errors-'));
+    taken = createServer();
+    await new Promise<void>((done) => taken.listen(0, '127.0.0.1', done));
+    port = (taken.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    await new Promise((done) => taken.close(done));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.each([
+    ['ingress', `ingress: { host: 127.0.0.1, port: PORT }`, 'ingress.host:ingress.port'],
+    [
+      'admin',
+      `admin: { host: 127.0.0.1, port: PORT, tokens: [{ name: ops, token: "ops-token-0123456789abcdef" }] }`,
+      'admin.host:admin.port',
+    ],
+  ])('a taken %s port', async (role, section, keys) => {
+    const config = join(dir, `${role}.yaml`);
+    writeFileSync(
+      config,
+      `
+redis: { url: "${db.url}" }
+${section.replace('PORT', String(port))}
+sources: [{ id: cloud, platform: cloud, secrets: ["${SECRETS.cloud}"] }]
+targets: [{ id: ci, url: "http://127.0.0.1:9/hook" }]
+routes: [{ source: cloud, targets: [ci] }]
+`,
+    );
+    const result = await runCli([role, '--config', config]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(`${keys} = 127.0.0.1:${port} is already in use`);
+  });
+});
