@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sign } from '../../src/bitbucket/signature.js';
 import type { Config } from '../../src/config/types.js';
 import {
@@ -11,24 +11,13 @@ import {
 } from '../fixtures/payloads.js';
 import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
 import { SECRETS, testConfig } from '../helpers/config.js';
-import { startIngress, type TestIngress } from '../helpers/ingress.js';
+import { startIngress, useIngress } from '../helpers/ingress.js';
 import { captureLogs } from '../helpers/logs.js';
 import { startTestRedis, useTestRedis } from '../helpers/redis.js';
 
 const db = useTestRedis();
 
-const open: TestIngress[] = [];
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((i) => i.close()));
-});
-
-async function ingress(overrides: Record<string, unknown> = {}) {
-  const config = testConfig(db.url, overrides);
-  const logs = captureLogs();
-  const ing = await startIngress(config, logs.log);
-  open.push(ing);
-  return { ing, config, logs };
-}
+const ingress = useIngress(() => db.url);
 
 async function jobCount(config: Config, target = 'ci'): Promise<number> {
   const p = `${config.redis.prefix}:deliver-${target}`;
