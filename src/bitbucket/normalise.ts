@@ -325,10 +325,11 @@ export interface ContentKey {
  * Keys for "the same change": a repository hook and a project hook firing for one push carry different request
  * ids but the same ref transitions. A push keys on each ref, tagged with its transition, so only a repeat of the
  * ref's LAST transition is a copy: A→B, then a force-push back B→A, then A→B again is three events. Merges key on
- * the PR and its merge commit; everything else on the body bytes (a PR update or comment may repeat its state).
+ * the PR and its merge commit; everything else on the body bytes, by their SHA-256 `bodyHash` (a PR update or
+ * comment may repeat its state).
  */
-export function contentKeys(sourceId: string, env: Envelope, body: Buffer): ContentKey[] {
-  const digest = (...parts: (string | Buffer)[]) => {
+export function contentKeys(sourceId: string, env: Envelope, bodyHash: string): ContentKey[] {
+  const digest = (...parts: string[]) => {
     const hash = createHash('sha256');
     for (const part of parts) hash.update(part).update('\0');
     return hash.digest('base64url');
@@ -344,5 +345,5 @@ export function contentKeys(sourceId: string, env: Envelope, body: Buffer): Cont
   if (pr && (env.eventKey === 'pullrequest:fulfilled' || env.eventKey === 'pr:merged')) {
     return [{ key: digest(sourceId, env.eventKey, repo, `pr:${pr.id}:${pr.mergeCommit ?? ''}`), tag: '' }];
   }
-  return [{ key: digest(sourceId, env.eventKey, repo, body), tag: '' }];
+  return [{ key: digest(sourceId, env.eventKey, repo, bodyHash), tag: '' }];
 }

@@ -1,15 +1,16 @@
 import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { DELIVERY_ID_HEADER, eventFamily, isKnownEventKey } from '../bitbucket/event-keys.js';
-import { contentKeys, normalise } from '../bitbucket/normalise.js';
+import { normalise } from '../bitbucket/normalise.js';
 import { validatePayload } from '../bitbucket/payload-schemas.js';
 import { safeJsonParse } from '../bitbucket/safe-json.js';
 import { verifySignature } from '../bitbucket/signature.js';
 import type { SourceConfig } from '../config/types.js';
 import { jobGuard, StaticLoopRules } from '../delivery/loop-guard.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
-import type { DedupeKey, StoredEvent, StoreResult } from '../queue/event-store.js';
+import type { StoredEvent, StoreResult } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
+import { dedupeKeys } from './dedupe-keys.js';
 import { newEventId } from './event-id.js';
 import { HOP_HEADER, hasPassedThisRelay } from './hop-marker.js';
 import type { IngressDeps } from './ingress-deps.js';
@@ -200,21 +201,13 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         clientIp: req.ip,
         guard: jobGuard(loopRules, envelope),
       };
-      const { deliveryIdSeconds, contentSeconds } = config.ingress.dedupe;
-      const dedupe: DedupeKey[] = [
-        {
-          key: deps.keys.dedupeDelivery(source.id, deliveryId, shard),
-          tag: '',
-          ttlSeconds: deliveryIdSeconds,
-        },
-        ...(contentSeconds > 0
-          ? contentKeys(source.id, envelope, body).map((c) => ({
-              key: deps.keys.dedupeContent(c.key, shard),
-              tag: c.tag,
-              ttlSeconds: contentSeconds,
-            }))
-          : []),
-      ];
+      const dedupe = dedupeKeys(deps.keys, config.ingress.dedupe, {
+        sourceId: source.id,
+        deliveryId,
+        envelope,
+        body,
+        shard,
+      });
       let stored: StoreResult;
       try {
         stored = await store.store(event, dedupe);
@@ -234,7 +227,10 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       req.hr.outcome = 'accepted';
       req.hr.eventId = eventId;
       req.hr.targets = targets.length;
-      return reply.code(202).send({ id: eventId, duplicate: false, targets });
+      if (stored.repeated.length === 0)
+        return reply.code(202).send({ id: eventId, duplicate: false, targets });
+      const repeatedRefs = stored.repeated.map((i) => envelope.refs[i]?.name);
+      return reply.code(202).send({ id: eventId, duplicate: false, targets, repeatedRefs });
     },
   );
 }

@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { sign } from '../../src/bitbucket/signature.js';
 import type { Config } from '../../src/config/types.js';
-import { dcRefsChanged } from '../fixtures/payloads.js';
+import { dcRefsChanged, HASH } from '../fixtures/payloads.js';
 import { dcRequest, send } from '../helpers/bitbucket.js';
 import { SECRETS } from '../helpers/config.js';
+import { startRelay, type TestRelay, target } from '../helpers/delivery.js';
 import { useIngress } from '../helpers/ingress.js';
 import { useTestRedis } from '../helpers/redis.js';
+import { startTargetServer, type TargetServer } from '../helpers/target-server.js';
 
 const db = useTestRedis();
 
@@ -93,5 +95,43 @@ describe('every event family is stored and routed', () => {
     );
     expect(mirror.status).toBe(202);
     expect(mirror.json.targets).toEqual(['release']);
+  });
+});
+
+describe('dedupe never drops a new transition', () => {
+  const relays: TestRelay[] = [];
+  const servers: TargetServer[] = [];
+  afterEach(async () => {
+    await Promise.all(relays.splice(0).map((r) => r.close()));
+    await Promise.all(servers.splice(0).map((s) => s.close()));
+  });
+  async function relay() {
+    const server = await startTargetServer();
+    servers.push(server);
+    const r = await startRelay(db.url, [target('ci', `${server.url}/hook`)]);
+    relays.push(r);
+    return { r, server };
+  }
+
+  it('a two-ref push whose second ref repeats its last move delivers the first ref’s new move', async () => {
+    const { r, server } = await relay();
+    const first = await send(r.ing.url, 'dc', dcRequest('repo:refs_changed', dcRefsChanged()));
+    expect(first.status).toBe(202);
+    expect(first.json.repeatedRefs).toBeUndefined();
+    // Another hook's push: `dev` moves anew, `main` repeats A→B.
+    const both = dcRefsChanged({ ref: 'dev', fromHash: HASH.c, toHash: HASH.merge });
+    both.changes.push(dcRefsChanged().changes[0]!);
+    const req = dcRequest('repo:refs_changed', both);
+    const second = await send(r.ing.url, 'dc', req);
+    expect(second.status).toBe(202);
+    expect(second.json.repeatedRefs).toEqual(['main']);
+    await r.settled(String(second.json.id), 'ci', ['delivered']);
+    const got = await server.waitFor(2);
+    expect(got[1]!.body.equals(req.body)).toBe(true);
+    const stored = await r.ing.rt.store.read(String(second.json.id));
+    expect(stored?.envelope.repeatedRefs).toEqual(['main']);
+    // Every ref repeating its last move is a copy.
+    const again = await send(r.ing.url, 'dc', dcRequest('repo:refs_changed', both));
+    expect(again).toMatchObject({ status: 200, json: { duplicate: true, id: second.json.id } });
   });
 });
