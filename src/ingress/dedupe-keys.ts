@@ -17,6 +17,8 @@ export interface DedupeInput {
 /**
  * The keys that make a request a copy of a stored event:
  * - the delivery id (Bitbucket's own retry), kept `deliveryIdSeconds`;
+ * - the body's SHA-256 (the replay guard): Bitbucket's signature has no timestamp, so a captured signed body
+ *   resent with a fresh delivery id is only recognisable by its bytes; kept as long as delivery ids;
  * - the change (`contentSeconds`, see contentKeys): each ref's transition, a merge, or the body.
  */
 export function dedupeKeys(
@@ -29,6 +31,12 @@ export function dedupeKeys(
   const out: DedupeKey[] = [
     {
       key: keys.dedupeDelivery(sourceId, input.deliveryId, shard),
+      tag: '',
+      ttlSeconds: windows.deliveryIdSeconds,
+      kind: 'request',
+    },
+    {
+      key: keys.dedupeBody(sourceId, bodyHash, shard),
       tag: '',
       ttlSeconds: windows.deliveryIdSeconds,
       kind: 'request',

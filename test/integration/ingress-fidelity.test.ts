@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sign } from '../../src/bitbucket/signature.js';
@@ -98,7 +99,7 @@ describe('every event family is stored and routed', () => {
   });
 });
 
-describe('dedupe never drops a new transition', () => {
+describe('dedupe never drops a new transition; replays are copies', () => {
   const relays: TestRelay[] = [];
   const servers: TargetServer[] = [];
   afterEach(async () => {
@@ -133,5 +134,27 @@ describe('dedupe never drops a new transition', () => {
     // Every ref repeating its last move is a copy.
     const again = await send(r.ing.url, 'dc', dcRequest('repo:refs_changed', both));
     expect(again).toMatchObject({ status: 200, json: { duplicate: true, id: second.json.id } });
+  });
+
+  it('an old signed body resent with a new delivery id is a 200 duplicate, delivered once', async () => {
+    const { r, server } = await relay();
+    // main moves A→B, B→C; then the captured A→B body comes back under a fresh X-Request-Id.
+    const ab = dcRequest('repo:refs_changed', dcRefsChanged());
+    const abRes = await send(r.ing.url, 'dc', ab);
+    const bc = await send(
+      r.ing.url,
+      'dc',
+      dcRequest('repo:refs_changed', dcRefsChanged({ fromHash: HASH.b, toHash: HASH.c })),
+    );
+    expect([abRes.status, bc.status]).toEqual([202, 202]);
+    const replay = await send(r.ing.url, 'dc', {
+      body: ab.body,
+      headers: { ...ab.headers, 'x-request-id': randomUUID() },
+    });
+    expect(replay).toMatchObject({ status: 200, json: { duplicate: true, id: abRes.json.id } });
+    await r.settled(String(bc.json.id), 'ci', ['delivered']);
+    await r.settled(String(abRes.json.id), 'ci', ['delivered']);
+    expect(server.received).toHaveLength(2);
+    expect(server.received.filter((x) => x.body.equals(ab.body))).toHaveLength(1);
   });
 });

@@ -292,14 +292,18 @@ describe('dedupe', () => {
 
   it('takes only a repeat of the last transition of a ref for a copy: push, force-push back, push again', async () => {
     const { ing, config } = await ingress();
-    const there = () => dcRequest('repo:refs_changed', dcRefsChanged({ fromHash: HASH.a, toHash: HASH.b }));
-    const back = () => dcRequest('repo:refs_changed', dcRefsChanged({ fromHash: HASH.b, toHash: HASH.a }));
-    expect((await send(ing.url, 'dc', there())).status).toBe(202);
-    expect((await send(ing.url, 'dc', back())).status).toBe(202);
-    const again = await send(ing.url, 'dc', there());
+    // Each push at its own second (DC's `date`), so no two bodies are byte-identical (the replay guard's case).
+    const push = (fromHash: string, toHash: string, second: number) =>
+      dcRequest('repo:refs_changed', {
+        ...dcRefsChanged({ fromHash, toHash }),
+        date: `2026-11-27T01:34:${String(second).padStart(2, '0')}+0000`,
+      });
+    expect((await send(ing.url, 'dc', push(HASH.a, HASH.b, 1))).status).toBe(202);
+    expect((await send(ing.url, 'dc', push(HASH.b, HASH.a, 2))).status).toBe(202);
+    const again = await send(ing.url, 'dc', push(HASH.a, HASH.b, 3));
     expect(again.status).toBe(202);
     // The project hook's copy of that last push is still a copy.
-    const copy = await send(ing.url, 'dc', there());
+    const copy = await send(ing.url, 'dc', push(HASH.a, HASH.b, 4));
     expect(copy.json).toEqual({ id: again.json.id, duplicate: true });
     expect(await jobCount(config)).toBe(3);
   });
@@ -309,7 +313,8 @@ describe('dedupe', () => {
       ingress: { host: '127.0.0.1', port: 0, dedupe: { deliveryIdSeconds: 60, contentSeconds: 0 } },
     });
     await send(ing.url, 'dc', dcRequest('repo:refs_changed', dcRefsChanged()));
-    const b = await send(ing.url, 'dc', dcRequest('repo:refs_changed', dcRefsChanged()));
+    const later = { ...dcRefsChanged(), date: '2026-11-27T01:35:00+0000' };
+    const b = await send(ing.url, 'dc', dcRequest('repo:refs_changed', later));
     expect(b.status).toBe(202);
     expect(await jobCount(config)).toBe(2);
   });
