@@ -6,7 +6,12 @@ import { createLogger } from '../log.js';
 import { DurabilityError } from '../queue/durability.js';
 import { RedisServerMissing } from '../queue/embedded-redis.js';
 import type { Roles } from '../server.js';
-import { registerDlqCommands, registerEventsCommands, registerSuppressedCommands } from './admin-commands.js';
+import {
+  registerDlqCommands,
+  registerEventsCommands,
+  registerQuarantinedCommands,
+  registerSuppressedCommands,
+} from './admin-commands.js';
 import { registerBitbucketCommands } from './bitbucket-command.js';
 
 /** Exit codes scripts can trust: 0 ok, 1 failure, 2 usage or config. */
@@ -85,6 +90,7 @@ export function buildCli(): Command {
   registerEventsCommands(program);
   registerDlqCommands(program);
   registerSuppressedCommands(program);
+  registerQuarantinedCommands(program);
   registerBitbucketCommands(program);
   return program;
 }

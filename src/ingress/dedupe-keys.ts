@@ -12,6 +12,11 @@ export interface DedupeInput {
   body: Buffer;
   /** The event's shard: every dedupe key lives in it, so the store script stays one slot on a cluster. */
   shard: number;
+  /**
+   * Only the request keys: a quarantined event's envelope may lack what its body holds, so it takes no
+   * change keys (a later event repeating its refs is not held to be a copy of it).
+   */
+  requestOnly?: boolean;
 }
 
 /**
@@ -42,7 +47,7 @@ export function dedupeKeys(
       kind: 'request',
     },
   ];
-  if (windows.contentSeconds > 0) {
+  if (windows.contentSeconds > 0 && !input.requestOnly) {
     for (const c of contentKeys(sourceId, input.envelope, bodyHash)) {
       out.push({
         key: keys.dedupeContent(c.key, shard),

@@ -27,6 +27,8 @@ export interface StoredEvent {
   clientIp?: string;
   /** The loop guard's inputs, put in each delivery job's data (not in the event hash). */
   guard?: JobGuard;
+  /** Why the event is quarantined (stored, not routed, until an operator releases it); absent when it is not. */
+  quarantine?: string;
   /** Epoch ms it was stored with all its delivery jobs (one script); absent only on torn writes of the earlier two-step store. */
   acceptedAt?: number;
 }
@@ -139,7 +141,7 @@ export class EventStore {
     });
     // The id names the event's shard (always 0 without a cluster).
     const shard = this.keys.shardOfId(event.id);
-    const keys = [this.keys.event(event.id), this.keys.eventIndexOf(shard)];
+    const keys = [this.keys.event(event.id), this.keys.eventIndexOf(shard), this.keys.quarantinedOf(shard)];
     const args: (string | number | Buffer)[] = [
       event.id,
       event.receivedAt,
@@ -149,6 +151,7 @@ export class EventStore {
       compress ? 'lz4' : 'identity',
       body,
       dedupe.length,
+      event.quarantine ?? '',
     ];
     for (const d of dedupe) {
       keys.push(d.key);
@@ -267,6 +270,7 @@ export class EventStore {
       headers: JSON.parse(fields.hdr?.toString('utf8') ?? '{}'),
       body: decode(enc, raw),
       ...(fields.ok ? { acceptedAt: Number(fields.ok.toString('utf8')) } : {}),
+      ...(fields.q ? { quarantine: fields.q.toString('utf8') } : {}),
     };
   }
 }

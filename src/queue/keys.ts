@@ -41,6 +41,11 @@ export interface Keys {
    * about the whole relay take the shared `{prefix}` tag.
    */
   loop(name: string, shard?: number): string;
+  /**
+   * ZSET of a shard's quarantined events (member = event id, score = received at): written by the store script
+   * with the event, so in the event's slot.
+   */
+  quarantinedOf(shard: number): string;
   /** ZSET of suppressed deliveries (member `<eventId>.<targetId>`, score = time suppressed). */
   suppressed: string;
   /** Hash of the shared circuit-breaker state of a target (consecutive failures, open until, probe). */
@@ -86,6 +91,7 @@ export function makeKeys(config: Pick<Config, 'redis'>): Keys {
     queueName: (targetId, s = 0) => (clustered ? `deliver-${targetId}-${s}` : `deliver-${targetId}`),
     queuePrefix: (_targetId, s) => shard(s),
     loop: (name, s) => `${s === undefined ? global : shard(s)}:loop:${name}`,
+    quarantinedOf: (s) => `${shard(s)}:quarantined`,
     suppressed: `${global}:suppressed`,
     circuit: (targetId) => `${global}:circuit:${targetId}`,
   };

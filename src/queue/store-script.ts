@@ -19,11 +19,14 @@
  * another's last move is stored, and the indices (1-based, among the change keys) of those that repeat are
  * written to the event's `rep` field, so its readers know which refs repeat.
  *
- * KEYS: 1 event hash, 2 event index, 3..2+D dedupe keys, then 8 per target:
+ * A quarantined event (a signed body of unexpected shape, see docs/inbound.md) is written with its reason in
+ * the `q` field and indexed in its shard's quarantine index; it has no jobs.
+ *
+ * KEYS: 1 event hash, 2 event index, 3 quarantine index, 4..3+D dedupe keys, then 8 per target:
  *       wait, paused, meta, id, active, events, marker, job hash.
  * ARGV: 1 event id, 2 received at (ms), 3 event retention (ms), 4 meta JSON, 5 headers JSON, 6 body encoding,
- *       7 body, 8 D, then (tag, ttl seconds, kind 'request'|'change') per dedupe key, then (job id, name,
- *       data, opts) per target.
+ *       7 body, 8 D, 9 quarantine reason ('' = none), then (tag, ttl seconds, kind 'request'|'change') per
+ *       dedupe key, then (job id, name, data, opts) per target.
  * Returns {'duplicate', holder event id} for a copy, {'stored', repeated change indices joined by ','}
  * otherwise ('' when none repeat).
  */
@@ -32,9 +35,9 @@ local rcall = redis.call
 local nd = tonumber(ARGV[8])
 local changes, repeated, firstHolder = 0, {}, nil
 for i = 1, nd do
-  local tag, kind = ARGV[6 + 3 * i], ARGV[8 + 3 * i]
+  local tag, kind = ARGV[7 + 3 * i], ARGV[9 + 3 * i]
   if kind == 'change' then changes = changes + 1 end
-  local v = rcall('GET', KEYS[2 + i])
+  local v = rcall('GET', KEYS[3 + i])
   if v then
     local bar = string.find(v, '|', 1, true)
     if bar and string.sub(v, 1, bar - 1) == tag then
@@ -51,13 +54,17 @@ if changes > 0 and #repeated == changes then return {'duplicate', firstHolder} e
 local rep = table.concat(repeated, ',')
 rcall('HSET', KEYS[1], 'meta', ARGV[4], 'hdr', ARGV[5], 'enc', ARGV[6], 'body', ARGV[7], 'ok', ARGV[2])
 if rep ~= '' then rcall('HSET', KEYS[1], 'rep', rep) end
+if ARGV[9] ~= '' then
+  rcall('HSET', KEYS[1], 'q', ARGV[9])
+  rcall('ZADD', KEYS[3], ARGV[2], ARGV[1])
+end
 rcall('PEXPIRE', KEYS[1], ARGV[3])
 rcall('ZADD', KEYS[2], ARGV[2], ARGV[1])
 for i = 1, nd do
-  rcall('SET', KEYS[2 + i], ARGV[6 + 3 * i] .. '|' .. ARGV[1], 'EX', ARGV[7 + 3 * i])
+  rcall('SET', KEYS[3 + i], ARGV[7 + 3 * i] .. '|' .. ARGV[1], 'EX', ARGV[8 + 3 * i])
 end
-local k = 3 + nd
-local a = 9 + 3 * nd
+local k = 4 + nd
+local a = 10 + 3 * nd
 while k <= #KEYS do
   local wait, paused, meta, idKey, active, events, marker, jobKey =
     KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], KEYS[k + 7]
