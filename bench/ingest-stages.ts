@@ -8,6 +8,7 @@ import { isUtf8 } from 'node:buffer';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { nestsDeeperThan } from '../src/bitbucket/json-depth.js';
 import { normalise } from '../src/bitbucket/normalise.js';
 import { validatePayload } from '../src/bitbucket/payload-schemas.js';
 import { safeJsonParse } from '../src/bitbucket/safe-json.js';
@@ -66,6 +67,7 @@ export async function benchIngestStages(n = 20_000): Promise<StageCosts> {
       'UTF-8 check + decode + safe parse',
       perCall(n, (i) => isUtf8(at(i).body) && safeJsonParse(at(i).body.toString('utf8'))),
     ],
+    ['nesting depth scan', perCall(n, (i) => nestsDeeperThan(at(i).body))],
     [
       'schema validation (ajv)',
       perCall(n, (i) => validatePayload('cloud', 'push', payloads[i % payloads.length])),

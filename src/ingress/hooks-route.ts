@@ -6,6 +6,7 @@ import {
   isKnownEventKey,
   isWellFormedEventKey,
 } from '../bitbucket/event-keys.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../bitbucket/json-depth.js';
 import { normalise } from '../bitbucket/normalise.js';
 import { validatePayload } from '../bitbucket/payload-schemas.js';
 import type { TypeProblems } from '../bitbucket/read-typed.js';
@@ -173,6 +174,9 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       }
       req.hr.deliveryId = deliveryId;
       if (!isUtf8(body)) return reject(req, reply, 'BODY_INVALID_JSON', 'body is not valid UTF-8');
+      if (nestsDeeperThan(body)) {
+        return reject(req, reply, 'BODY_TOO_DEEP', `body nests deeper than ${MAX_JSON_DEPTH} levels`);
+      }
       let payload: unknown;
       try {
         payload = safeJsonParse(body.toString('utf8'));

@@ -158,3 +158,20 @@ describe('dedupe never drops a new transition; replays are copies', () => {
     expect(server.received.filter((x) => x.body.equals(ab.body))).toHaveLength(1);
   });
 });
+
+describe('no payload causes a 5xx', () => {
+  it('answers a signed body nested 100k levels deep in a field the relay reads with 400 BODY_TOO_DEEP', async () => {
+    const { ing, config } = await ingress();
+    const flat = JSON.stringify(dcRefsChanged());
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const body = Buffer.from(`${flat.slice(0, -1)},"toCommit":{"id":"abc","message":${deep}}}`);
+    const { headers } = dcRequest('repo:refs_changed', {});
+    const res = await send(ing.url, 'dc', {
+      body,
+      headers: { ...headers, 'x-hub-signature': sign(SECRETS.dc, body) },
+    });
+    expect(res.status).toBe(400);
+    expect(res.json.error).toBe('BODY_TOO_DEEP');
+    expect(await db.inspect.zcard(`${config.redis.prefix}:events`)).toBe(0);
+  });
+});
