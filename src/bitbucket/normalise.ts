@@ -32,11 +32,12 @@ function rawName(raw: string | undefined, match: RegExpExecArray | null): string
 function cloudPerson(t: P, value: unknown): Person | undefined {
   const user = readObject(t, value, 'actor');
   if (!user) return undefined;
+  // Every candidate is read (and so type-checked), not only the first one present.
+  const nickname = readString(t, user.nickname, 'actor.nickname');
+  const displayName = readString(t, user.display_name, 'actor.display_name');
+  const username = readString(t, user.username, 'actor.username');
   return {
-    name:
-      readString(t, user.nickname, 'actor.nickname') ??
-      readString(t, user.display_name, 'actor.display_name') ??
-      readString(t, user.username, 'actor.username'),
+    name: nickname ?? displayName ?? username,
     email: undefined,
     accountId: readString(t, user.account_id, 'actor.account_id'),
     uuid: readString(t, user.uuid, 'actor.uuid'),
@@ -61,8 +62,10 @@ function cloudAuthor(t: P, value: unknown): Person | undefined {
 function dcPerson(t: P, value: unknown): Person | undefined {
   const user = readObject(t, value, 'actor');
   if (!user) return undefined;
+  const name = readString(t, user.name, 'actor.name');
+  const displayName = readString(t, user.displayName, 'actor.displayName');
   return {
-    name: readString(t, user.name, 'actor.name') ?? readString(t, user.displayName, 'actor.displayName'),
+    name: name ?? displayName,
     email: readString(t, user.emailAddress, 'actor.emailAddress'),
     accountId: readId(t, user.id, 'actor.id'),
     uuid: readString(t, user.slug, 'actor.slug'),
