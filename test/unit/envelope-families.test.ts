@@ -5,8 +5,9 @@ import { eventFamily, isKnownEventKey, isWellFormedEventKey } from '../../src/bi
 import { normalise } from '../../src/bitbucket/normalise.js';
 import type { TypeProblems } from '../../src/bitbucket/read-typed.js';
 import { buildConfig } from '../../src/config/load-config.js';
+import { buildkiteBuild } from '../../src/delivery/targets/buildkite.js';
 import { Router } from '../../src/ingress/routing.js';
-import { dcRefsChanged } from '../fixtures/payloads.js';
+import { cloudPullRequest, dcRefsChanged } from '../fixtures/payloads.js';
 
 /** A capture from test/fixtures/bitbucket/captured (see SOURCES.md there). */
 function captured(name: string): unknown {
@@ -103,6 +104,22 @@ describe('envelopes of every family', () => {
     expect(dc('pr:reviewer:needs_work', pr, title).pullRequest?.title).toBeUndefined();
     expect(title.first).toBe('pullRequest.title: must be a string');
     expect(() => dc('repo:refs_changed', 'a string')).not.toThrow();
+  });
+
+  it('gives Buildkite a text message even when the released payload had a non-string title or message', () => {
+    const pr = cloudPullRequest() as { pullrequest: Record<string, unknown> };
+    pr.pullrequest.title = { text: 'not a string' };
+    const problems: TypeProblems = {};
+    const env = normalise(
+      { platform: 'cloud', eventKey: 'pullrequest:created', deliveryId: 'd', payload: pr },
+      problems,
+    );
+    expect(problems.first).toBe('pullrequest.title: must be a string');
+    const build = buildkiteBuild(env, 'e1');
+    expect(build?.message).toBe(`Pull request #${env.pullRequest?.id}`);
+    const push = dcRefsChanged() as Record<string, unknown>;
+    push.toCommit = { id: (push.changes as { toHash: string }[])[0]!.toHash, message: 123 };
+    expect(buildkiteBuild(dc('repo:refs_changed', push), 'e2')?.message).toBe('repo:refs_changed main');
   });
 });
 
