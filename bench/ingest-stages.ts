@@ -8,19 +8,24 @@ import { isUtf8 } from 'node:buffer';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { contentKeys, normalise } from '../src/bitbucket/normalise.js';
+import { nestsDeeperThan } from '../src/bitbucket/json-depth.js';
+import { normalise } from '../src/bitbucket/normalise.js';
 import { validatePayload } from '../src/bitbucket/payload-schemas.js';
 import { safeJsonParse } from '../src/bitbucket/safe-json.js';
 import { verifySignature } from '../src/bitbucket/signature.js';
 import { parseConfigText } from '../src/config/load-config.js';
+import { dedupeKeys } from '../src/ingress/dedupe-keys.js';
 import { newEventId } from '../src/ingress/event-id.js';
 import { createLogger } from '../src/log.js';
 import { startEmbeddedRedis } from '../src/queue/embedded-redis.js';
+import { makeKeys } from '../src/queue/keys.js';
 import { createRuntime, waitForRedis } from '../src/runtime.js';
 import { benchRedisUrl } from './harness.js';
 import { makeSignedPushes } from './payloads.js';
 
 const SECRET = 'bench-secret';
+const windows = { deliveryIdSeconds: 60, contentSeconds: 60 };
+const benchKeys = makeKeys({ redis: { prefix: 'stages' } } as Parameters<typeof makeKeys>[0]);
 
 export interface StageCosts {
   /** Stage name → CPU µs per webhook. */
@@ -62,14 +67,23 @@ export async function benchIngestStages(n = 20_000): Promise<StageCosts> {
       'UTF-8 check + decode + safe parse',
       perCall(n, (i) => isUtf8(at(i).body) && safeJsonParse(at(i).body.toString('utf8'))),
     ],
+    ['nesting depth scan', perCall(n, (i) => nestsDeeperThan(at(i).body))],
     [
       'schema validation (ajv)',
       perCall(n, (i) => validatePayload('cloud', 'push', payloads[i % payloads.length])),
     ],
     ['normalise to the envelope', perCall(n, envelope)],
     [
-      'content dedupe keys',
-      perCall(n, (i) => contentKeys('cloud', envelopes[i % envelopes.length]!, at(i).body)),
+      'dedupe keys (body SHA-256, content keys)',
+      perCall(n, (i) =>
+        dedupeKeys(benchKeys, windows, {
+          sourceId: 'cloud',
+          deliveryId: `${i}`,
+          envelope: envelopes[i % envelopes.length]!,
+          body: at(i).body,
+          shard: 0,
+        }),
+      ),
     ],
   ];
 
@@ -99,14 +113,14 @@ routes: [{ source: cloud, targets: [ci] }]
           targets: ['ci'],
           clientIp: '127.0.0.1',
         },
-        [
-          { key: rt.keys.dedupeDelivery('cloud', `${i}`, 0), tag: '', ttlSeconds: 60 },
-          ...contentKeys('cloud', env, r.body).map((c) => ({
-            key: rt.keys.dedupeContent(`${c.key}${i}`, 0),
-            tag: c.tag,
-            ttlSeconds: 60,
-          })),
-        ],
+        // Every key made unique per call, so each store is a new event, as under real traffic.
+        dedupeKeys(rt.keys, windows, {
+          sourceId: 'cloud',
+          deliveryId: `${i}`,
+          envelope: env,
+          body: r.body,
+          shard: 0,
+        }).map((d) => ({ ...d, key: `${d.key}${i}` })),
       );
     };
     let next = 0;

@@ -25,6 +25,19 @@ export function createMetrics() {
       labelNames: ['source'] as const,
       registers: [registry],
     }),
+    ingressQuarantined: new Counter({
+      name: 'hookrelay_ingress_quarantined_total',
+      help: 'Signed webhooks stored as quarantined (unexpected shape or field types), by source',
+      labelNames: ['source'] as const,
+      registers: [registry],
+    }),
+    // `key` comes from a signed header but is bounded: well formed, at most UNKNOWN_KEY_LABELS per source.
+    unknownEventKeys: new Counter({
+      name: 'hookrelay_unknown_event_keys_total',
+      help: 'Signed webhooks whose well-formed event key the relay does not know (stored as family other)',
+      labelNames: ['source', 'key'] as const,
+      registers: [registry],
+    }),
     ingressDuration: new Histogram({
       name: 'hookrelay_ingress_request_duration_seconds',
       help: 'Time from request start to answer on the ingress',

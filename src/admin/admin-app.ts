@@ -10,6 +10,7 @@ import { deadLetterRoutes } from './dead-letter-routes.js';
 import { eventsRoutes } from './events-routes.js';
 import { loginRoutes } from './login-routes.js';
 import { metricsRoute } from './metrics-route.js';
+import { quarantinedRoutes } from './quarantined-routes.js';
 import { Sessions } from './sessions.js';
 import { suppressedRoutes } from './suppressed-routes.js';
 
@@ -60,6 +61,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => eventsRoutes(scope, deps, audit));
   await app.register(async (scope) => deadLetterRoutes(scope, deps, audit));
   await app.register(async (scope) => suppressedRoutes(scope, deps, audit));
+  await app.register(async (scope) => quarantinedRoutes(scope, deps, audit));
   await app.register(async (scope) => metricsRoute(scope, deps));
   await app.register(async (scope) => dashboard(scope, deps, audit, basePath));
   return app;

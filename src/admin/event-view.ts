@@ -55,6 +55,19 @@ export interface TargetView {
   job: { id: string; state: string };
 }
 
+/** The few envelope facts a list row shows about an event (suppressed deliveries, quarantined events). */
+export type EventSummary = ReturnType<typeof eventSummary>;
+
+export function eventSummary(meta: EventMeta) {
+  return {
+    source: meta.sourceId,
+    eventKey: meta.envelope.eventKey,
+    repository: meta.envelope.repository,
+    refs: meta.envelope.refs.map((r) => r.name),
+    receivedAt: new Date(meta.receivedAt).toISOString(),
+  };
+}
+
 export function receivedView(id: string, meta: EventMeta): ReceivedView {
   const env = meta.envelope;
   return {

@@ -142,6 +142,14 @@ export function parseLimit(value: unknown, fallback = 50, max = 500): number {
   return n;
 }
 
+/** An offset cursor (the suppressed and quarantined lists). */
+export function parseOffset(value: unknown): number {
+  if (value === undefined || value === '') return 0;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new RelayError('BAD_REQUEST', 'cursor is not valid');
+  return n;
+}
+
 /** Cursors are opaque to clients: base64url JSON of where the previous page stopped. */
 export function encodeCursor(value: unknown): string {
   return Buffer.from(JSON.stringify(value)).toString('base64url');

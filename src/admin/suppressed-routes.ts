@@ -1,17 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { RelayError } from '../errors.js';
 import type { AdminDeps } from './admin-deps.js';
 import type { Audit } from './audit.js';
 import { parseBulk, runBulk } from './bulk-body.js';
-import { describeFilter, parseFilter, parseLimit } from './filters.js';
+import { describeFilter, parseFilter, parseLimit, parseOffset } from './filters.js';
 import { SuppressedDeliveries } from './suppressed.js';
-
-function parseOffset(value: unknown): number {
-  if (value === undefined || value === '') return 0;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new RelayError('BAD_REQUEST', 'cursor is not valid');
-  return n;
-}
 
 export async function suppressedRoutes(app: FastifyInstance, deps: AdminDeps, audit: Audit): Promise<void> {
   const sup = new SuppressedDeliveries(deps);

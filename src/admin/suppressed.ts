@@ -4,7 +4,7 @@ import type { TargetState } from '../queue/delivery-state.js';
 import { deliveryJobOptions } from '../queue/job-options.js';
 import { type DeliveryJobData, idempotencyKey } from '../queue/job-types.js';
 import type { AdminDeps } from './admin-deps.js';
-import { type EventMeta, readEventParts } from './event-view.js';
+import { type EventMeta, eventSummary, readEventParts } from './event-view.js';
 import { type Filter, globMatch } from './filters.js';
 
 /** A delivery the loop guard held back: a member `<eventId>.<targetId>` of the suppressed ZSET. */
@@ -42,15 +42,7 @@ function view(l: Loaded): Suppressed {
     target: l.target,
     suppressedAt: new Date(l.score).toISOString(),
     ...(l.state?.reason ? { reason: l.state.reason } : {}),
-    ...(l.meta
-      ? {
-          source: l.meta.sourceId,
-          eventKey: l.meta.envelope.eventKey,
-          repository: l.meta.envelope.repository,
-          refs: l.meta.envelope.refs.map((r) => r.name),
-          receivedAt: new Date(l.meta.receivedAt).toISOString(),
-        }
-      : {}),
+    ...(l.meta ? eventSummary(l.meta) : {}),
     expired: l.meta === null,
   };
 }

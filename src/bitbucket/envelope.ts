@@ -50,10 +50,21 @@ export interface Envelope {
   deliveryId: string;
   hookId?: string;
   attempt?: number;
-  /** `workspace/slug` on Cloud, `PROJECT/slug` on Data Center. */
+  /**
+   * `workspace/slug` on Cloud, `PROJECT/slug` on Data Center; for a rename or move (DC `repo:modified`) the new
+   * name. Null for events about no repository (project events).
+   */
   repository: string | null;
+  /** The project key of a project-level event (Cloud `project:updated`, DC `project:modified`). */
+  project?: string;
   repositoryUuid?: string;
   refs: RefChange[];
+  /**
+   * The refs whose change repeats that ref's last transition seen within the content dedupe window (another
+   * hook's copy, a replay): set by the store, absent when none repeat. An event all of whose refs repeat is a
+   * duplicate and not stored at all.
+   */
+  repeatedRefs?: string[];
   headCommit?: CommitInfo;
   /** New commits that the payload lists (Cloud lists at most 5 per change; older DC lists none). */
   commits: CommitInfo[];

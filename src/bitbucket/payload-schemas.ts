@@ -4,7 +4,9 @@ import type { EventFamily } from './event-keys.js';
 
 /*
  * Schemas check what the relay reads (routing, dedupe, loop guard) and leave the rest open: Bitbucket adds
- * fields between versions, and targets receive the original bytes anyway.
+ * fields between versions, and targets receive the original bytes anyway. A signed body that fails its
+ * family's schema is not refused but quarantined (see docs/inbound.md): the reason names the field, never
+ * its value.
  */
 
 const str = { type: 'string' } as const;
@@ -77,9 +79,9 @@ const cloudPullRequest = {
   },
 } as const;
 
+// Project events (`project:updated`) and keys the relay does not know may carry no repository.
 const cloudOther = {
   type: 'object',
-  required: ['repository'],
   properties: { repository: cloudRepository, actor: nullableObject },
 } as const;
 

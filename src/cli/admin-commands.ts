@@ -1,4 +1,5 @@
 import { type Command, CommanderError, Option } from 'commander';
+import type { Quarantined } from '../admin/quarantined.js';
 import { DELIVERY_STATES } from '../queue/delivery-state.js';
 import {
   AdminApiError,
@@ -227,6 +228,7 @@ interface BulkAnswer {
   replayed?: number;
   purged?: number;
   released?: number;
+  discarded?: number;
   wouldBe?: number;
   ids: string[];
   failed: { id: string; error: string; message: string }[];
@@ -242,7 +244,7 @@ function printBulk(opts: Opts, answer: BulkAnswer, verb: string): void {
     if (answer.ids.length) print(answer.ids.join('\n'));
     return;
   }
-  const done = answer.replayed ?? answer.purged ?? answer.released ?? 0;
+  const done = answer.replayed ?? answer.purged ?? answer.released ?? answer.discarded ?? 0;
   print(`${done} ${verb}${answer.failed.length ? `, ${answer.failed.length} failed` : ''}`);
   for (const f of answer.failed) print(`  ${f.id}: ${f.error} ${f.message}`);
   if (answer.failed.length) process.exitCode = 1;
@@ -291,6 +293,16 @@ async function idsOrFilter(
       verb,
     );
   }
+  await eachId(opts, ids, perId, verb);
+}
+
+/** Acts on each id in turn; an id the API refuses is reported (exit 1) and the rest still go ahead. */
+async function eachId(
+  opts: Opts,
+  ids: string[],
+  perId: (id: string) => Promise<unknown>,
+  verb: string,
+): Promise<void> {
   const done: string[] = [];
   const failed: BulkAnswer['failed'] = [];
   for (const id of ids) {
@@ -305,6 +317,7 @@ async function idsOrFilter(
   const answer: BulkAnswer = { dryRun: false, matched: ids.length, ids: done, failed };
   if (verb === 'replayed') answer.replayed = done.length;
   else if (verb === 'purged') answer.purged = done.length;
+  else if (verb === 'discarded') answer.discarded = done.length;
   else answer.released = done.length;
   printBulk(opts, answer, verb);
 }
@@ -470,4 +483,42 @@ export function registerSuppressedCommands(program: Command): void {
       );
     }),
   );
+}
+
+export function registerQuarantinedCommands(program: Command): void {
+  const q = program
+    .command('quarantined')
+    .description('signed events held back for an unexpected shape, not delivered (admin API)');
+
+  registerList<Quarantined>(q, {
+    description: 'quarantined events, newest first',
+    filters: [],
+    path: '/api/quarantined',
+    field: 'quarantined',
+    columns: ['received', 'id', 'source', 'event', 'repository', 'reason'],
+    row: (x) => [
+      shortTime(x.quarantinedAt),
+      x.id,
+      x.source,
+      x.eventKey,
+      x.expired ? '(expired)' : x.repository,
+      x.reason,
+    ],
+  });
+
+  for (const [name, verb, description] of [
+    ['release', 'released', 'route and deliver quarantined events as if they had arrived well formed'],
+    ['discard', 'discarded', 'never deliver these quarantined events (they stay readable until retention)'],
+  ] as const) {
+    withClientOptions(q.command(name).description(description).argument('<ids...>', 'event ids')).action(
+      action(async (client, opts, ids: string[]) => {
+        await eachId(
+          opts,
+          ids,
+          (id) => client.request('POST', `/api/quarantined/${encodeURIComponent(id)}/${name}`),
+          verb,
+        );
+      }),
+    );
+  }
 }

@@ -8,7 +8,12 @@ import { createLogger } from '../log.js';
 import { DurabilityError } from '../queue/durability.js';
 import { RedisServerMissing } from '../queue/embedded-redis.js';
 import type { Roles } from '../server.js';
-import { registerDlqCommands, registerEventsCommands, registerSuppressedCommands } from './admin-commands.js';
+import {
+  registerDlqCommands,
+  registerEventsCommands,
+  registerQuarantinedCommands,
+  registerSuppressedCommands,
+} from './admin-commands.js';
 import { registerBitbucketCommands } from './bitbucket-command.js';
 import { CONFIG_OPTION, resolveConfigPath } from './config-path.js';
 import { envInit } from './env-init.js';
@@ -120,6 +125,7 @@ export function buildCli(): Command {
   registerEventsCommands(program);
   registerDlqCommands(program);
   registerSuppressedCommands(program);
+  registerQuarantinedCommands(program);
   registerBitbucketCommands(program);
   return program;
 }

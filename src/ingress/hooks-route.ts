@@ -1,15 +1,22 @@
 import { isUtf8 } from 'node:buffer';
 import type { Span } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { DELIVERY_ID_HEADER, eventFamily, isKnownEventKey } from '../bitbucket/event-keys.js';
-import { contentKeys, normalise } from '../bitbucket/normalise.js';
+import {
+  DELIVERY_ID_HEADER,
+  eventFamily,
+  isKnownEventKey,
+  isWellFormedEventKey,
+} from '../bitbucket/event-keys.js';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../bitbucket/json-depth.js';
+import { normalise } from '../bitbucket/normalise.js';
 import { validatePayload } from '../bitbucket/payload-schemas.js';
+import type { TypeProblems } from '../bitbucket/read-typed.js';
 import { safeJsonParse } from '../bitbucket/safe-json.js';
 import { verifySignature } from '../bitbucket/signature.js';
 import type { SourceConfig } from '../config/types.js';
 import { jobGuard, StaticLoopRules } from '../delivery/loop-guard.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
-import type { DedupeKey, StoredEvent, StoreResult } from '../queue/event-store.js';
+import type { StoredEvent, StoreResult } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
 import {
   endIngressSpan,
@@ -17,9 +24,11 @@ import {
   startIngressSpan,
   tracedStore,
 } from '../tracing/ingress-span.js';
+import { dedupeKeys } from './dedupe-keys.js';
 import { newEventId } from './event-id.js';
 import { HOP_HEADER, hasPassedThisRelay } from './hop-marker.js';
 import type { IngressDeps } from './ingress-deps.js';
+import { UnknownKeyCounter } from './unknown-keys.js';
 
 /** The Bitbucket headers a target gets back byte for byte; everything else (Authorization first) is dropped. */
 const FORWARDED_HEADERS = [
@@ -44,6 +53,10 @@ interface Outcome {
   eventId?: string;
   outcome?: string;
   targets?: number;
+  /** The event key is well formed but not one the relay knows. */
+  unknownKey?: boolean;
+  /** Why a signed event was quarantined (a field path and the expected type; never a value). */
+  quarantine?: string;
 }
 
 declare module 'fastify' {
@@ -79,6 +92,7 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
   const { config, store, router, metrics } = deps;
   const sources = new Map(config.sources.map((s) => [s.id, s]));
   const loopRules = new StaticLoopRules(config.loop);
+  const unknownKeys = new UnknownKeyCounter(metrics);
 
   // Raw bytes in, always: the signature is computed over exactly what Bitbucket sent, and targets get them back.
   app.removeAllContentTypeParsers();
@@ -109,6 +123,8 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         deliveryId: hr.deliveryId,
         eventId: hr.eventId,
         targets: hr.targets,
+        unknownKey: hr.unknownKey,
+        quarantine: hr.quarantine,
         outcome: hr.outcome,
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime * 10) / 10,
@@ -155,9 +171,9 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
 
       // 3. Headers, then the body.
       if (!eventKey) return reject(req, reply, 'HEADER_MISSING', 'X-Event-Key header is missing');
-      if (!isKnownEventKey(source.platform, eventKey)) {
-        return reject(req, reply, 'EVENT_KEY_UNKNOWN', `unknown ${source.platform} event key`);
-      }
+      // Past the signature nothing authentic is refused for its shape: an unknown key is stored (family other).
+      if (!isWellFormedEventKey(eventKey)) return reject(req, reply, 'EVENT_KEY_MALFORMED');
+      const known = isKnownEventKey(source.platform, eventKey);
       if (eventKey === 'diagnostics:ping') {
         req.hr.outcome = 'ping';
         return reply.code(200).send({ ok: true, ping: true });
@@ -169,31 +185,40 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       }
       req.hr.deliveryId = deliveryId;
       if (!isUtf8(body)) return reject(req, reply, 'BODY_INVALID_JSON', 'body is not valid UTF-8');
+      if (nestsDeeperThan(body)) {
+        return reject(req, reply, 'BODY_TOO_DEEP', `body nests deeper than ${MAX_JSON_DEPTH} levels`);
+      }
       let payload: unknown;
       try {
         payload = safeJsonParse(body.toString('utf8'));
       } catch {
         return reject(req, reply, 'BODY_INVALID_JSON', 'body is not valid JSON');
       }
-      const problem = validatePayload(source.platform, eventFamily(source.platform, eventKey), payload);
-      if (problem) return reject(req, reply, 'PAYLOAD_INVALID', problem);
+      // A body of unexpected shape or field types is stored but quarantined (not routed) until ops decide.
+      const problems: TypeProblems = {};
+      problems.first =
+        validatePayload(source.platform, eventFamily(source.platform, eventKey), payload) ?? undefined;
 
       // 4. One envelope for both platforms.
       const attemptHeader = header(req, 'x-attempt-number');
       const hookId = header(req, 'x-hook-uuid');
-      const envelope = normalise({
-        platform: source.platform,
-        eventKey,
-        deliveryId,
-        payload,
-        ...(hookId ? { hookId } : {}),
-        ...(attemptHeader && /^\d{1,3}$/.test(attemptHeader) ? { attempt: Number(attemptHeader) } : {}),
-      });
+      const envelope = normalise(
+        {
+          platform: source.platform,
+          eventKey,
+          deliveryId,
+          payload,
+          ...(hookId ? { hookId } : {}),
+          ...(attemptHeader && /^\d{1,3}$/.test(attemptHeader) ? { attempt: Number(attemptHeader) } : {}),
+        },
+        problems,
+      );
+      const quarantine = problems.first;
 
       if (!isReady(deps.redis)) return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
 
       // 5. Dedupe on the delivery id and on the content, 6. route, 7. store event and jobs before answering.
-      const { targets } = router.match(source.id, envelope);
+      const targets = quarantine === undefined ? router.match(source.id, envelope).targets : [];
       const headers: Record<string, string> = {};
       for (const name of FORWARDED_HEADERS) {
         const v = header(req, name);
@@ -211,22 +236,16 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         clientIp: req.ip,
         guard: jobGuard(loopRules, envelope),
         traceparent: ingressTraceparent(req.hrSpan),
+        ...(quarantine === undefined ? {} : { quarantine }),
       };
-      const { deliveryIdSeconds, contentSeconds } = config.ingress.dedupe;
-      const dedupe: DedupeKey[] = [
-        {
-          key: deps.keys.dedupeDelivery(source.id, deliveryId, shard),
-          tag: '',
-          ttlSeconds: deliveryIdSeconds,
-        },
-        ...(contentSeconds > 0
-          ? contentKeys(source.id, envelope, body).map((c) => ({
-              key: deps.keys.dedupeContent(c.key, shard),
-              tag: c.tag,
-              ttlSeconds: contentSeconds,
-            }))
-          : []),
-      ];
+      const dedupe = dedupeKeys(deps.keys, config.ingress.dedupe, {
+        sourceId: source.id,
+        deliveryId,
+        envelope,
+        body,
+        shard,
+        requestOnly: quarantine !== undefined,
+      });
       let stored: StoreResult;
       try {
         stored = await tracedStore(req.hrSpan, () => store.store(event, dedupe));
@@ -243,10 +262,23 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         return reply.code(200).send({ id: stored.id, duplicate: true });
       }
       const eventId = event.id;
-      req.hr.outcome = 'accepted';
       req.hr.eventId = eventId;
       req.hr.targets = targets.length;
-      return reply.code(202).send({ id: eventId, duplicate: false, targets });
+      if (!known) {
+        req.hr.unknownKey = true;
+        unknownKeys.count(source.id, eventKey);
+      }
+      if (quarantine !== undefined) {
+        req.hr.outcome = 'quarantined';
+        req.hr.quarantine = quarantine;
+        metrics.ingressQuarantined.inc({ source: source.id });
+        return reply.code(202).send({ id: eventId, duplicate: false, quarantined: true, targets });
+      }
+      req.hr.outcome = 'accepted';
+      if (stored.repeated.length === 0)
+        return reply.code(202).send({ id: eventId, duplicate: false, targets });
+      const repeatedRefs = stored.repeated.map((i) => envelope.refs[i]?.name);
+      return reply.code(202).send({ id: eventId, duplicate: false, targets, repeatedRefs });
     },
   );
 }

@@ -9,6 +9,9 @@ interface CompiledRoute {
   event: Matcher;
   repo: Matcher;
   branch?: Matcher;
+  /** `repos` / `branches` hold a lone `*`: the route also takes events without a repository / a branch. */
+  anyRepo: boolean;
+  anyBranch: boolean;
 }
 
 /*
@@ -35,6 +38,8 @@ export class Router {
         event: compile(route.events),
         repo: compile(route.repos, true),
         ...(route.branches ? { branch: compile(route.branches) } : {}),
+        anyRepo: route.repos.includes('*'),
+        anyBranch: route.branches?.includes('*') ?? true,
       });
       this.bySource.set(route.source, list);
     }
@@ -43,15 +48,19 @@ export class Router {
   /**
    * The targets an event goes to, each once even when several routes name it, in config order. A route with
    * `branches` matches a push when any changed ref's name matches, and a pull request event when its source or
-   * destination branch matches; events that carry no branch never match such a route.
+   * destination branch matches. An event about no repository (a project event) or carrying no branch (a
+   * comment, a repository rename) matches `repos` / `branches` only through a lone `*`: "every event".
    */
   match(sourceId: string, env: Envelope): { targets: string[]; routes: RouteConfig[] } {
     const targets: string[] = [];
     const routes: RouteConfig[] = [];
     for (const c of this.bySource.get(sourceId) ?? []) {
       if (!c.event(env.eventKey)) continue;
-      if (!c.repo(env.repository ?? '')) continue;
-      if (c.branch && !branchesOf(env).some((b) => c.branch!(b))) continue;
+      if (env.repository === null ? !c.anyRepo : !c.repo(env.repository)) continue;
+      if (c.branch && !c.anyBranch) {
+        const branches = branchesOf(env);
+        if (!branches.some((b) => c.branch!(b))) continue;
+      }
       routes.push(c.route);
       for (const t of c.route.targets) if (!targets.includes(t)) targets.push(t);
     }

@@ -29,19 +29,26 @@ export interface StoredEvent {
   guard?: JobGuard;
   /** The W3C traceparent of the ingress request's span, when tracing was on: delivery spans link to it. */
   traceparent?: string | undefined;
+  /** Why the event is quarantined (stored, not routed, until an operator releases it); absent when it is not. */
+  quarantine?: string;
   /** Epoch ms it was stored with all its delivery jobs (one script); absent only on torn writes of the earlier two-step store. */
   acceptedAt?: number;
 }
 
 export { NotDurableYet } from './not-durable.js';
 
-export type StoreResult = { state: 'new' } | { state: 'duplicate'; id: string };
+/** `repeated`: the 0-based indices, among the event's `change` dedupe keys, of those that repeat. */
+export type StoreResult = { state: 'new'; repeated: number[] } | { state: 'duplicate'; id: string };
 
-/** A dedupe key, the tag its value must carry to make a copy ('' = any), and how long it is kept. */
+/**
+ * A dedupe key, the tag its value must carry to make a copy ('' = any), and how long it is kept. A `request`
+ * key held makes a copy on its own; `change` keys only all together (see store-script.ts).
+ */
 export interface DedupeKey {
   key: string;
   tag: string;
   ttlSeconds: number;
+  kind: 'request' | 'change';
 }
 
 // Below this size compressing saves too little to be worth the CPU.
@@ -137,7 +144,7 @@ export class EventStore {
     });
     // The id names the event's shard (always 0 without a cluster).
     const shard = this.keys.shardOfId(event.id);
-    const keys = [this.keys.event(event.id), this.keys.eventIndexOf(shard)];
+    const keys = [this.keys.event(event.id), this.keys.eventIndexOf(shard), this.keys.quarantinedOf(shard)];
     const args: (string | number | Buffer)[] = [
       event.id,
       event.receivedAt,
@@ -147,10 +154,11 @@ export class EventStore {
       compress ? 'lz4' : 'identity',
       body,
       dedupe.length,
+      event.quarantine ?? '',
     ];
     for (const d of dedupe) {
       keys.push(d.key);
-      args.push(d.tag, d.ttlSeconds);
+      args.push(d.tag, d.ttlSeconds, d.kind);
     }
     for (const targetId of event.targets) {
       const slot = this.slots.get(targetId)?.[shard];
@@ -174,9 +182,9 @@ export class EventStore {
     // A node connection is opened on first use: the write waits for it (bounded) rather than failing.
     if (lane) await lane.ready();
     const epoch = lane?.epoch ?? 0;
-    let held: [string, string] | null;
+    let reply: [string, string];
     try {
-      held = (await this.script.run(lane?.conn ?? this.writer, keys, args)) as [string, string] | null;
+      reply = (await this.script.run(lane?.conn ?? this.writer, keys, args)) as [string, string];
     } catch (err) {
       // A slot moved (resharding, failover) under a node connection: the retry uses the refreshed map.
       if (/^(MOVED|ASK) /.test((err as Error).message)) this.nodes?.refresh();
@@ -185,7 +193,9 @@ export class EventStore {
     // A copy is answered 200 only once durable too: its original may have been answered 503 for want of
     // durability, or stored by another instance a moment ago.
     if (lane) await lane.awaitDurable(epoch, `${keys[1]}:durability-mark`);
-    return held ? { state: 'duplicate', id: held[1] } : { state: 'new' };
+    return reply[0] === 'duplicate'
+      ? { state: 'duplicate', id: reply[1] }
+      : { state: 'new', repeated: repeatedIndices(reply[1]) };
   }
 
   /** The lane for a durable write of `key`: the commit connection, or on a cluster its slot's primary. */
@@ -247,6 +257,10 @@ export class EventStore {
   decode(id: string, fields: Record<string, Buffer>): StoredEvent | null {
     if (!fields.meta) return null;
     const meta = JSON.parse(fields.meta.toString('utf8'));
+    if (fields.rep) {
+      const refs = (meta.envelope as Envelope).refs;
+      meta.envelope.repeatedRefs = repeatedIndices(fields.rep.toString('utf8')).map((i) => refs[i]?.name);
+    }
     const enc = fields.enc?.toString('utf8');
     const raw = fields.body ?? Buffer.alloc(0);
     return {
@@ -260,8 +274,14 @@ export class EventStore {
       headers: JSON.parse(fields.hdr?.toString('utf8') ?? '{}'),
       body: decode(enc, raw),
       ...(fields.ok ? { acceptedAt: Number(fields.ok.toString('utf8')) } : {}),
+      ...(fields.q ? { quarantine: fields.q.toString('utf8') } : {}),
     };
   }
+}
+
+/** The store script's `1,3` (1-based) as `[0, 2]`. */
+function repeatedIndices(list: string): number[] {
+  return list === '' ? [] : list.split(',').map((n) => Number(n) - 1);
 }
 
 /** Bodies are stored as written: `lz4` now, `deflate-raw` by earlier versions (kept readable for retention). */

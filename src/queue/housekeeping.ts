@@ -5,7 +5,7 @@ const EVERY_MS = 60_000;
 
 /**
  * Trim the indexes whose members outlive what they point at: event hashes expire on their own, but their
- * entries in the event index and the suppressed index would stay forever (and with `noeviction` a full Redis
+ * entries in the event index, the quarantine indexes and the suppressed index would stay forever (and with `noeviction` a full Redis
  * answers every webhook 503). Run by every worker process; each run is one idempotent ZREMRANGEBYSCORE per index.
  */
 export function startHousekeeping(
@@ -19,6 +19,9 @@ export function startHousekeeping(
         rt.redis.zremrangebyscore(rt.keys.suppressed, '-inf', horizon),
         ...Array.from({ length: rt.keys.shards }, (_, s) =>
           rt.redis.zremrangebyscore(rt.keys.eventIndexOf(s), '-inf', horizon),
+        ),
+        ...Array.from({ length: rt.keys.shards }, (_, s) =>
+          rt.redis.zremrangebyscore(rt.keys.quarantinedOf(s), '-inf', horizon),
         ),
       ]);
       const events = perShard.reduce((a, b) => a + b, 0);

@@ -30,6 +30,8 @@ export interface Keys {
   eventIndexOf(shard: number): string;
   dedupeDelivery(sourceId: string, deliveryId: string, shard?: number): string;
   dedupeContent(contentKey: string, shard?: number): string;
+  /** The replay guard: a source's body by its SHA-256 (base64url). */
+  dedupeBody(sourceId: string, bodyHash: string, shard?: number): string;
   /** A target's queue in a shard; on a cluster each shard's queue has its own name (the dashboard keys by name). */
   queueName(targetId: string, shard?: number): string;
   queuePrefix(targetId: string, shard?: number): string;
@@ -39,6 +41,11 @@ export interface Keys {
    * about the whole relay take the shared `{prefix}` tag.
    */
   loop(name: string, shard?: number): string;
+  /**
+   * ZSET of a shard's quarantined events (member = event id, score = received at): written by the store script
+   * with the event, so in the event's slot.
+   */
+  quarantinedOf(shard: number): string;
   /** ZSET of suppressed deliveries (member `<eventId>.<targetId>`, score = time suppressed). */
   suppressed: string;
   /** Hash of the shared circuit-breaker state of a target (consecutive failures, open until, probe). */
@@ -80,9 +87,11 @@ export function makeKeys(config: Pick<Config, 'redis'>): Keys {
     eventIndexOf: (s) => `${shard(s)}:events`,
     dedupeDelivery: (sourceId, deliveryId, s) => `${shard(s)}:dd:${sourceId}:${deliveryId}`,
     dedupeContent: (contentKey, s) => `${shard(s)}:dc:${contentKey}`,
+    dedupeBody: (sourceId, bodyHash, s) => `${shard(s)}:db:${sourceId}:${bodyHash}`,
     queueName: (targetId, s = 0) => (clustered ? `deliver-${targetId}-${s}` : `deliver-${targetId}`),
     queuePrefix: (_targetId, s) => shard(s),
     loop: (name, s) => `${s === undefined ? global : shard(s)}:loop:${name}`,
+    quarantinedOf: (s) => `${shard(s)}:quarantined`,
     suppressed: `${global}:suppressed`,
     circuit: (targetId) => `${global}:circuit:${targetId}`,
   };

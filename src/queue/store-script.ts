@@ -13,34 +13,58 @@
  *
  * Every key is passed in KEYS, so on Redis Cluster an event whose keys share a hash tag is one slot.
  *
- * KEYS: 1 event hash, 2 event index, 3..2+D dedupe keys, then 8 per target:
+ * Dedupe keys come in two kinds. A `request` key (the delivery id, the body's hash) held with the same tag
+ * makes the event a copy on its own. `change` keys (one per changed ref, or one for a merge or a body) make it
+ * a copy only when every one of them is held with the same tag: a push that moves one ref anew and repeats
+ * another's last move is stored, and the indices (1-based, among the change keys) of those that repeat are
+ * written to the event's `rep` field, so its readers know which refs repeat.
+ *
+ * A quarantined event (a signed body of unexpected shape, see docs/inbound.md) is written with its reason in
+ * the `q` field and indexed in its shard's quarantine index; it has no jobs.
+ *
+ * KEYS: 1 event hash, 2 event index, 3 quarantine index, 4..3+D dedupe keys, then 8 per target:
  *       wait, paused, meta, id, active, events, marker, job hash.
  * ARGV: 1 event id, 2 received at (ms), 3 event retention (ms), 4 meta JSON, 5 headers JSON, 6 body encoding,
- *       7 body, 8 D, then (tag, ttl seconds) per dedupe key, then (job id, name, data, opts) per target.
- * Returns false when stored, or {'duplicate', holder event id} when a dedupe key with the same tag is held.
+ *       7 body, 8 D, 9 quarantine reason ('' = none), then (tag, ttl seconds, kind 'request'|'change') per
+ *       dedupe key, then (job id, name, data, opts) per target.
+ * Returns {'duplicate', holder event id} for a copy, {'stored', repeated change indices joined by ','}
+ * otherwise ('' when none repeat).
  */
 export const STORE_SCRIPT = `
 local rcall = redis.call
 local nd = tonumber(ARGV[8])
+local changes, repeated, firstHolder = 0, {}, nil
 for i = 1, nd do
-  local v = rcall('GET', KEYS[2 + i])
+  local tag, kind = ARGV[7 + 3 * i], ARGV[9 + 3 * i]
+  if kind == 'change' then changes = changes + 1 end
+  local v = rcall('GET', KEYS[3 + i])
   if v then
     local bar = string.find(v, '|', 1, true)
-    if bar and string.sub(v, 1, bar - 1) == ARGV[7 + 2 * i] then
+    if bar and string.sub(v, 1, bar - 1) == tag then
       local rest = string.sub(v, bar + 1)
       local stop = string.find(rest, '|', 1, true)
-      return {'duplicate', stop and string.sub(rest, 1, stop - 1) or rest}
+      local holder = stop and string.sub(rest, 1, stop - 1) or rest
+      if kind ~= 'change' then return {'duplicate', holder} end
+      repeated[#repeated + 1] = changes
+      firstHolder = firstHolder or holder
     end
   end
 end
+if changes > 0 and #repeated == changes then return {'duplicate', firstHolder} end
+local rep = table.concat(repeated, ',')
 rcall('HSET', KEYS[1], 'meta', ARGV[4], 'hdr', ARGV[5], 'enc', ARGV[6], 'body', ARGV[7], 'ok', ARGV[2])
+if rep ~= '' then rcall('HSET', KEYS[1], 'rep', rep) end
+if ARGV[9] ~= '' then
+  rcall('HSET', KEYS[1], 'q', ARGV[9])
+  rcall('ZADD', KEYS[3], ARGV[2], ARGV[1])
+end
 rcall('PEXPIRE', KEYS[1], ARGV[3])
 rcall('ZADD', KEYS[2], ARGV[2], ARGV[1])
 for i = 1, nd do
-  rcall('SET', KEYS[2 + i], ARGV[7 + 2 * i] .. '|' .. ARGV[1], 'EX', ARGV[8 + 2 * i])
+  rcall('SET', KEYS[3 + i], ARGV[7 + 3 * i] .. '|' .. ARGV[1], 'EX', ARGV[8 + 3 * i])
 end
-local k = 3 + nd
-local a = 9 + 2 * nd
+local k = 4 + nd
+local a = 10 + 3 * nd
 while k <= #KEYS do
   local wait, paused, meta, idKey, active, events, marker, jobKey =
     KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], KEYS[k + 7]
@@ -69,7 +93,7 @@ while k <= #KEYS do
   k = k + 8
   a = a + 4
 end
-return false`;
+return {'stored', rep}`;
 
 /** The BullMQ keys of one target's queue that the script writes, in KEYS order. */
 export const JOB_KEY_NAMES = ['wait', 'paused', 'meta', 'id', 'active', 'events', 'marker'] as const;

@@ -1,9 +1,12 @@
 import type { FastifyInstance } from 'fastify';
+import { afterEach } from 'vitest';
 import { buildIngressApp } from '../../src/app.js';
 import type { Config } from '../../src/config/types.js';
 import type { Logger } from '../../src/log.js';
 import { checkDurability } from '../../src/queue/durability.js';
 import { createRuntime, type Runtime, waitForRedis } from '../../src/runtime.js';
+import { testConfig } from './config.js';
+import { captureLogs } from './logs.js';
 
 export interface TestIngress {
   url: string;
@@ -29,5 +32,23 @@ export async function startIngress(config: Config, log: Logger): Promise<TestIng
       await app.close();
       await rt.close();
     },
+  };
+}
+
+/**
+ * For a test file: `ingress(overrides)` starts the real ingress on a fresh config against the file's Redis,
+ * capturing its logs; every one started is closed after each test.
+ */
+export function useIngress(redisUrl: () => string) {
+  const open: TestIngress[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((i) => i.close()));
+  });
+  return async function ingress(overrides: Record<string, unknown> = {}) {
+    const config = testConfig(redisUrl(), overrides);
+    const logs = captureLogs();
+    const ing = await startIngress(config, logs.log);
+    open.push(ing);
+    return { ing, config, logs };
   };
 }

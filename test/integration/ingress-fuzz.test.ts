@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sign } from '../../src/bitbucket/signature.js';
 import type { Config } from '../../src/config/types.js';
-import { cloudPush } from '../fixtures/payloads.js';
+import { cloudPullRequest, cloudPush, dcPrMerged, dcRefsChanged } from '../fixtures/payloads.js';
 import { SECRETS, testConfig } from '../helpers/config.js';
 import { startIngress, type TestIngress } from '../helpers/ingress.js';
 import { captureLogs } from '../helpers/logs.js';
@@ -12,7 +12,9 @@ import { startTestRedis } from '../helpers/redis.js';
 
 /*
  * Property: whatever arrives — hostile headers, broken encodings, depth bombs, prototype keys, signed garbage —
- * the ingress answers 4xx, never 5xx, never crashes, and queues nothing.
+ * the ingress never answers 5xx and never crashes. Unsigned or wrongly signed: 4xx, nothing stored. Signed:
+ * 4xx only when it is not JSON (or its key is malformed); signed JSON of the wrong shape or field types is
+ * stored quarantined (202) and nothing of it is delivered.
  */
 
 let redis: Awaited<ReturnType<typeof startTestRedis>>;
@@ -84,13 +86,32 @@ const badBodies = fc.oneof(
     ),
 );
 
-async function assertNothingQueued() {
-  expect(await inspect.zcard(`${config.redis.prefix}:events`)).toBe(0);
-  expect(await inspect.keys(`${config.redis.prefix}:ev:*`)).toEqual([]);
+/** Ids of the events stored quarantined by any test here. */
+const quarantinedIds = new Set<string>();
+
+/** Not one delivery job for a quarantined event. */
+async function assertNothingQuarantinedQueued() {
+  const queue = ing.rt.queues.get('ci')!;
+  for (const id of quarantinedIds) expect(await queue.getJob(`${id}.ci`)).toBeUndefined();
+}
+
+/**
+ * A signed answer past the signature: refused as not JSON, or stored quarantined (or a copy of one). With
+ * `otherFamily`, a JSON object is also a valid payload of its family (`other` reads no required field) and
+ * may be stored and routed: it is authentic.
+ */
+function expectRefusedOrQuarantined(status: number, body: string, what = '', otherFamily = false) {
+  expect(status, `${what} ${body}`).toBeLessThan(500);
+  if (status >= 400) return;
+  const json = JSON.parse(body);
+  if (status === 200) expect(json.duplicate, body).toBe(true);
+  else if (!(otherFamily && json.quarantined === undefined))
+    expect(json, `${what} ${body}`).toMatchObject({ quarantined: true, targets: [] });
+  if (json.quarantined) quarantinedIds.add(json.id);
 }
 
 describe('ingress under malformed input', () => {
-  it('answers 4xx to random headers and bodies, signed or not', async () => {
+  it('never answers 5xx to random headers and bodies: unsigned 4xx, signed 4xx or quarantined', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom('cloud', 'dc', 'nope', '%00', '..', 'cloud%2F..'),
@@ -118,8 +139,12 @@ describe('ingress under malformed input', () => {
             payload: body,
           });
           // DC's unsigned diagnostics:ping is the one 200 here, and it stores nothing.
-          if (res.statusCode === 200) {
+          if (res.statusCode === 200 && res.json().ping) {
             expect(res.json()).toEqual({ ok: true, ping: true });
+            return;
+          }
+          if (sig === 'valid' && res.statusCode < 300) {
+            expectRefusedOrQuarantined(res.statusCode, res.body);
             return;
           }
           expect(res.statusCode, res.body).toBeGreaterThanOrEqual(400);
@@ -129,12 +154,12 @@ describe('ingress under malformed input', () => {
       ),
       { numRuns: 4000 },
     );
-    await assertNothingQueued();
+    await assertNothingQuarantinedQueued();
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect((await fetch(`${ing.url}/healthz`)).status).toBe(200);
   });
 
-  it('answers 4xx to correctly signed bodies that are not valid payloads for their event key', async () => {
+  it('refuses (4xx) or quarantines correctly signed bodies that are not valid payloads for their event key', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(
@@ -159,17 +184,16 @@ describe('ingress under malformed input', () => {
             },
             payload: body,
           });
-          expect(res.statusCode, res.body).toBeGreaterThanOrEqual(400);
-          expect(res.statusCode, res.body).toBeLessThan(500);
+          expectRefusedOrQuarantined(res.statusCode, res.body, eventKey, eventKey === 'repo:fork');
         },
       ),
       { numRuns: 3000 },
     );
-    await assertNothingQueued();
+    await assertNothingQuarantinedQueued();
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
-  it('answers 4xx to real, correctly signed payloads damaged in one way (encodings, numbers, keys, types)', async () => {
+  it('refuses or quarantines real, correctly signed payloads damaged in one way (encodings, numbers, keys, types)', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...DAMAGES),
@@ -196,21 +220,288 @@ describe('ingress under malformed input', () => {
             },
             payload: body,
           });
-          expect(res.statusCode, `${damage}: ${res.body}`).toBeGreaterThanOrEqual(400);
-          expect(res.statusCode, `${damage}: ${res.body}`).toBeLessThan(500);
+          if (QUARANTINED_DAMAGES.has(damage)) {
+            expect([200, 202], `${damage}: ${res.body}`).toContain(res.statusCode);
+            expectRefusedOrQuarantined(res.statusCode, res.body, damage);
+          } else {
+            expect(res.statusCode, `${damage}: ${res.body}`).toBeGreaterThanOrEqual(400);
+            expect(res.statusCode, `${damage}: ${res.body}`).toBeLessThan(500);
+          }
         },
       ),
       { numRuns: 3000 },
     );
-    await assertNothingQueued();
+    await assertNothingQuarantinedQueued();
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect((await fetch(`${ing.url}/healthz`)).status).toBe(200);
   });
 });
 
+describe('type confusion in signed payloads', () => {
+  it('quarantines a wrong type in any field the relay reads: 202 or 200, never 5xx, nothing delivered', async () => {
+    const stored: string[] = [];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...READ_FIELDS),
+        fc.uuid(),
+        fc.integer({ min: 1, max: 1_000_000 }),
+        fc.context(),
+        async ([source, eventKey, make, path, kind], requestId, n, ctx) => {
+          const payload = make(n);
+          const wrong = fc.sample(WRONG[kind], { numRuns: 1, seed: n })[0];
+          if (!setPath(payload, path, wrong)) return;
+          ctx.log(`${eventKey} ${path} = ${JSON.stringify(wrong)?.slice(0, 80)}`);
+          const body = Buffer.from(JSON.stringify(payload));
+          const res = await ing.app.inject({
+            method: 'POST',
+            url: `/hooks/${source}`,
+            headers: {
+              'content-type': 'application/json',
+              'x-event-key': eventKey,
+              'x-request-uuid': requestId,
+              'x-request-id': requestId,
+              'x-hub-signature': sign(source === 'dc' ? SECRETS.dc : SECRETS.cloud, body),
+            },
+            payload: body,
+          });
+          expect([200, 202], `${path}: ${res.body}`).toContain(res.statusCode);
+          expectRefusedOrQuarantined(res.statusCode, res.body, path);
+          stored.push(String(res.json().id));
+        },
+      ),
+      { numRuns: 1500 },
+    );
+    // Not one delivery job for any of them (a 200 is a copy of one of them).
+    const queue = ing.rt.queues.get('ci')!;
+    for (const id of new Set(stored)) expect(await queue.getJob(`${id}.ci`)).toBeUndefined();
+    expect(quarantinedIds.size).toBeGreaterThan(100);
+  });
+});
+
+type Kind = 'string' | 'integer' | 'boolean' | 'object' | 'array' | 'id';
+
+/** Values of every JSON type but the expected one (`id`: a DC user id, a string or an integer). */
+const deepArray = fc.integer({ min: 2, max: 100 }).map((d) => JSON.parse(`${'['.repeat(d)}${']'.repeat(d)}`));
+const anyString = fc.string({ maxLength: 20 });
+const fraction = fc.double({ noNaN: true, noDefaultInfinity: true }).filter((x) => !Number.isInteger(x));
+const anObject = fc.dictionary(fc.string({ maxLength: 5 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 3 });
+const anArray = fc.oneof(fc.array(fc.jsonValue({ maxDepth: 2 }), { maxLength: 3 }), deepArray);
+const WRONG: Record<Kind, fc.Arbitrary<unknown>> = {
+  string: fc.oneof(fc.integer(), fraction, fc.boolean(), anObject, anArray),
+  integer: fc.oneof(anyString, fraction, fc.boolean(), anObject, anArray),
+  boolean: fc.oneof(anyString, fc.integer(), anObject, anArray),
+  object: fc.oneof(anyString, fc.integer(), fc.boolean(), anArray),
+  array: fc.oneof(anyString, fc.integer(), fc.boolean(), anObject),
+  id: fc.oneof(fraction, fc.boolean(), anObject, anArray),
+};
+
+/** Sets `a.b.0.c`; false when a parent is missing. */
+function setPath(root: unknown, path: string, value: unknown): boolean {
+  const parts = path.split('.');
+  let at = root as Record<string, unknown>;
+  for (const part of parts.slice(0, -1)) {
+    const next = at[part];
+    if (next === null || typeof next !== 'object') return false;
+    at = next as Record<string, unknown>;
+  }
+  at[parts.at(-1)!] = value;
+  return true;
+}
+
+type Make = (n: number) => Record<string, unknown>;
+const unique = (p: object, n: number) => ({ ...p, fuzz: n }) as Record<string, unknown>;
+const cloudPushOf: Make = (n) => unique(cloudPush({ ref: `fuzz/${n}` }), n);
+const cloudPrOf: Make = (n) => unique(cloudPullRequest(), n);
+const dcPushOf: Make = (n) => unique(dcRefsChanged({ ref: `fuzz/${n}` }), n);
+const dcPrOf: Make = (n) => unique(dcPrMerged(), n);
+const dcModifiedOf: Make = (n) =>
+  unique(
+    {
+      eventKey: 'repo:modified',
+      old: { slug: 'a', project: { key: 'P' } },
+      new: { slug: 'b', project: { key: 'P' } },
+    },
+    n,
+  );
+const dcProjectOf: Make = (n) =>
+  unique({ eventKey: 'project:modified', old: { key: 'OLD' }, new: { key: 'NEW' } }, n);
+const cloudActor = ['actor', 'actor.nickname', 'actor.display_name', 'actor.account_id', 'actor.uuid'];
+const dcActor = ['actor', 'actor.name', 'actor.displayName', 'actor.emailAddress', 'actor.slug'];
+const kindOf = (path: string): Kind => {
+  const last = path.split('.').at(-1)!;
+  if (
+    [
+      'actor',
+      'push',
+      'new',
+      'old',
+      'target',
+      'author',
+      'user',
+      'repository',
+      'project',
+      'ref',
+      'toCommit',
+      'pullrequest',
+      'pullRequest',
+      'source',
+      'destination',
+      'branch',
+      'commit',
+      'merge_commit',
+      'fromRef',
+      'toRef',
+      'properties',
+      'mergeCommit',
+      '0',
+    ].includes(last)
+  )
+    return 'object';
+  if (['changes', 'commits'].includes(last)) return 'array';
+  if (['created', 'closed', 'forced', 'truncated'].includes(last)) return 'boolean';
+  if (last === 'id')
+    return path.startsWith('actor')
+      ? 'id'
+      : path.endsWith('Request.id') || path.endsWith('request.id')
+        ? 'integer'
+        : 'string';
+  return 'string';
+};
+
+/** Every field the relay reads (normalise.ts), per family: source, key, payload, path, expected type. */
+const READ_FIELDS: [string, string, Make, string, Kind][] = (
+  [
+    [
+      'cloud',
+      'repo:push',
+      cloudPushOf,
+      [
+        'repository',
+        'repository.full_name',
+        'repository.uuid',
+        ...cloudActor,
+        'push',
+        'push.changes',
+        'push.changes.0',
+        'push.changes.0.new',
+        'push.changes.0.old',
+        'push.changes.0.new.name',
+        'push.changes.0.new.type',
+        'push.changes.0.new.target',
+        'push.changes.0.new.target.hash',
+        'push.changes.0.new.target.message',
+        'push.changes.0.new.target.author',
+        'push.changes.0.new.target.author.raw',
+        'push.changes.0.new.target.author.user',
+        'push.changes.0.old.target',
+        'push.changes.0.old.target.hash',
+        'push.changes.0.created',
+        'push.changes.0.closed',
+        'push.changes.0.forced',
+        'push.changes.0.truncated',
+        'push.changes.0.commits',
+        'push.changes.0.commits.0',
+        'push.changes.0.commits.0.hash',
+        'push.changes.0.commits.0.message',
+        'push.changes.0.commits.0.author',
+        'push.changes.0.commits.0.author.raw',
+      ],
+    ],
+    [
+      'cloud',
+      'pullrequest:fulfilled',
+      cloudPrOf,
+      [
+        'repository.full_name',
+        ...cloudActor,
+        'pullrequest',
+        'pullrequest.id',
+        'pullrequest.title',
+        'pullrequest.state',
+        'pullrequest.source',
+        'pullrequest.source.branch',
+        'pullrequest.source.branch.name',
+        'pullrequest.source.commit',
+        'pullrequest.source.commit.hash',
+        'pullrequest.destination',
+        'pullrequest.destination.branch',
+        'pullrequest.destination.branch.name',
+        'pullrequest.destination.commit',
+        'pullrequest.destination.commit.hash',
+        'pullrequest.merge_commit',
+        'pullrequest.merge_commit.hash',
+      ],
+    ],
+    [
+      'cloud',
+      'repo:fork',
+      cloudPrOf,
+      ['repository', 'repository.full_name', 'project', 'project.key', ...cloudActor],
+    ],
+    [
+      'dc',
+      'repo:refs_changed',
+      dcPushOf,
+      [
+        'repository',
+        'repository.slug',
+        'repository.project',
+        'repository.project.key',
+        ...dcActor,
+        'actor.id',
+        'changes',
+        'changes.0',
+        'changes.0.ref',
+        'changes.0.ref.displayId',
+        'changes.0.ref.type',
+        'changes.0.fromHash',
+        'changes.0.toHash',
+        'changes.0.type',
+        'commits',
+        'commits.0',
+        'commits.0.id',
+        'commits.0.message',
+        'commits.0.author',
+        'toCommit',
+        'toCommit.id',
+        'toCommit.message',
+        'toCommit.author',
+      ],
+    ],
+    [
+      'dc',
+      'pr:merged',
+      dcPrOf,
+      [
+        ...dcActor,
+        'pullRequest',
+        'pullRequest.id',
+        'pullRequest.title',
+        'pullRequest.state',
+        'pullRequest.fromRef',
+        'pullRequest.fromRef.displayId',
+        'pullRequest.fromRef.latestCommit',
+        'pullRequest.toRef',
+        'pullRequest.toRef.displayId',
+        'pullRequest.toRef.latestCommit',
+        'pullRequest.toRef.repository',
+        'pullRequest.toRef.repository.slug',
+        'pullRequest.properties',
+        'pullRequest.properties.mergeCommit',
+        'pullRequest.properties.mergeCommit.id',
+      ],
+    ],
+    ['dc', 'repo:modified', dcModifiedOf, ['new', 'new.slug', 'new.project', 'new.project.key']],
+    ['dc', 'project:modified', dcProjectOf, ['new', 'new.key']],
+  ] as [string, string, Make, string[]][]
+).flatMap(([source, key, make, paths]) =>
+  paths.map((p) => [source, key, make, p, kindOf(p)] as [string, string, Make, string, Kind]),
+);
+
 /**
- * Ways to damage a valid, signed Bitbucket push so that it must be refused (the signature still matches). Not
- * here: a UTF-8 byte-order mark before valid JSON, which RFC 8259 lets a parser ignore and the ingress accepts.
+ * Ways to damage a valid, signed Bitbucket push (the signature still matches). Not JSON, or not sent as JSON:
+ * refused. JSON of the wrong shape or field types: quarantined (QUARANTINED_DAMAGES). Not here: a UTF-8
+ * byte-order mark before valid JSON, which RFC 8259 lets a parser ignore and the ingress accepts.
  */
 const DAMAGES = [
   'gzip',
@@ -236,6 +527,14 @@ const DAMAGES = [
   'long-delivery-id',
   'wrong-event-key',
 ] as const;
+
+const QUARANTINED_DAMAGES: ReadonlySet<string> = new Set([
+  'huge-exponent',
+  'huge-integer',
+  'proto-and-constructor',
+  'duplicate-key',
+  'wrong-event-key',
+]);
 
 function damaged(
   kind: (typeof DAMAGES)[number],

@@ -80,7 +80,7 @@ describe('the store script writes jobs as BullMQ does', () => {
   it('the same job hash, events and wait-list entry as Queue.add', async () => {
     const { config, store, queue, prefix } = setup();
     await addLikeBullMQ(config, queue, 'ref-1');
-    expect(await store.store(event('mine-1'), [])).toEqual({ state: 'new' });
+    expect(await store.store(event('mine-1'), [])).toEqual({ state: 'new', repeated: [] });
 
     const theirs = await jobHash(prefix, 'ref-1.ci');
     const mine = await jobHash(prefix, 'mine-1.ci');
@@ -145,14 +145,14 @@ describe('the store script is one atomic step', () => {
   it('answers a held dedupe key with the holder and writes nothing', async () => {
     const { config, store, prefix } = setup();
     const key = `${config.redis.prefix}:dd:cloud:delivery-1`;
-    const dedupe = [{ key, tag: '', ttlSeconds: 60 }];
-    expect(await store.store(event('first'), dedupe)).toEqual({ state: 'new' });
+    const dedupe = [{ key, tag: '', ttlSeconds: 60, kind: 'request' as const }];
+    expect(await store.store(event('first'), dedupe)).toEqual({ state: 'new', repeated: [] });
     expect(await store.store(event('second'), dedupe)).toEqual({ state: 'duplicate', id: 'first' });
     expect(await db.inspect.exists(`${config.redis.prefix}:ev:second`)).toBe(0);
     expect(await db.inspect.lrange(`${prefix}:wait`, 0, -1)).toEqual(['first.ci']);
     // A key held with another tag (another transition of the same ref) is no copy.
-    const tagged = [{ key, tag: 'other', ttlSeconds: 60 }];
-    expect(await store.store(event('third'), tagged)).toEqual({ state: 'new' });
+    const tagged = [{ key, tag: 'other', ttlSeconds: 60, kind: 'request' as const }];
+    expect(await store.store(event('third'), tagged)).toEqual({ state: 'new', repeated: [] });
     expect(await db.inspect.ttl(key)).toBeGreaterThan(50);
   });
 });
