@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { verifySignature } from '../../src/bitbucket/signature.js';
 import {
   cloudPullRequest,
+  cloudPullRequestApproved,
   cloudPush,
   dcCommentAdded,
   dcPrMerged,
@@ -31,7 +32,11 @@ describe('jenkins-branch-source contract', () => {
       await c.dc(relay, 'pr:merged', dcPrMerged()),
     ];
     const inapplicable = [
-      await c.cloud(relay, 'pullrequest:approved', cloudPullRequest({ state: 'OPEN', mergeCommit: null })),
+      await c.cloud(
+        relay,
+        'pullrequest:approved',
+        cloudPullRequestApproved({ state: 'OPEN', mergeCommit: null }),
+      ),
       await c.dc(relay, 'repo:comment:added', dcCommentAdded()),
     ];
     for (const id of delivered) {
