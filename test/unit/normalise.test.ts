@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { contentKeys, normalise } from '../../src/bitbucket/normalise.js';
+import type { TypeProblems } from '../../src/bitbucket/read-typed.js';
 import {
   cloudPullRequest,
   cloudPush,
@@ -177,6 +178,30 @@ describe('normalise', () => {
       },
     };
     expect(dc(dcFork).forkRepository).toBe('https://bitbucket.acme.test/scm/~ada/widgets.git');
+  });
+
+  it('a pull request author or fork of the wrong type is left out and named for the quarantine', () => {
+    const problems = (payload: unknown, platform: 'cloud' | 'datacenter', eventKey: string) => {
+      const found: TypeProblems = {};
+      const pr = normalise({ platform, eventKey, deliveryId: 'd', payload }, found).pullRequest;
+      return { pr, first: found.first };
+    };
+    const cloud = cloudPullRequest({ state: 'OPEN', mergeCommit: null });
+    (cloud.pullrequest.author as Record<string, unknown>).nickname = 42;
+    const fork: Record<string, unknown> = cloudRepository('ada/widgets');
+    fork.links = { html: { href: 7 } };
+    cloud.pullrequest.source.repository = fork as ReturnType<typeof cloudRepository>;
+    const cloudRead = problems(cloud, 'cloud', 'pullrequest:created');
+    expect(cloudRead.first).toBe('pullrequest.author.nickname: must be a string');
+    expect(cloudRead.pr?.forkRepository).toBe('https://bitbucket.org/ada/widgets.git');
+
+    const dc = dcPrMerged();
+    const dcFork: Record<string, unknown> = { ...dc.pullRequest.fromRef.repository, id: 2 };
+    dcFork.links = { clone: 'x' };
+    dc.pullRequest.fromRef.repository = dcFork as typeof dc.pullRequest.fromRef.repository;
+    const dcRead = problems(dc, 'datacenter', 'pr:opened');
+    expect(dcRead.first).toBe('pullRequest.fromRef.repository.links.clone: must be an array');
+    expect(dcRead.pr?.forkRepository).toBeUndefined();
   });
 
   it('keys pushes per ref, tagged with the transition, and other events on their content', () => {
