@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sign } from '../../src/bitbucket/signature.js';
 import type { Config } from '../../src/config/types.js';
+import { readBody } from '../fixtures/bitbucket/corpus/corpus.js';
 import { dcRefsChanged, HASH } from '../fixtures/payloads.js';
 import { dcRequest, send } from '../helpers/bitbucket.js';
 import { SECRETS } from '../helpers/config.js';
@@ -15,14 +15,9 @@ const db = useTestRedis();
 
 const ingress = useIngress(() => db.url);
 
-/** A capture from test/fixtures/bitbucket/captured (see SOURCES.md there), bytes unchanged. */
-function captured(name: string): Buffer {
-  return readFileSync(new URL(`../fixtures/bitbucket/captured/${name}`, import.meta.url));
-}
-
 /** A captured DC body signed as that server would sign it. */
-function dcCaptured(eventKey: string, name: string) {
-  const body = captured(name);
+function dcCaptured(eventKey: string, file: string) {
+  const body = readBody({ file });
   const { headers } = dcRequest(eventKey, {});
   return { body, headers: { ...headers, 'x-hub-signature': sign(SECRETS.dc, body) } };
 }
@@ -34,7 +29,7 @@ async function jobIds(config: Config, target = 'ci'): Promise<string[]> {
 describe('every event family is stored and routed', () => {
   it('accepts a captured DC pr:reviewer:needs_work and queues its delivery', async () => {
     const { ing, config } = await ingress();
-    const req = dcCaptured('pr:reviewer:needs_work', 'dc-pr-reviewer-needs-work.json');
+    const req = dcCaptured('pr:reviewer:needs_work', 'datacenter/gpw-pr-reviewer-needs-work.json');
     const res = await send(ing.url, 'dc', req);
     expect(res.status).toBe(202);
     expect(res.json.targets).toEqual(['ci']);
@@ -54,7 +49,7 @@ describe('every event family is stored and routed', () => {
         { source: 'dc', repos: ['gopher/webhook-test'], targets: ['gopher'] },
       ],
     });
-    const res = await send(ing.url, 'dc', dcCaptured('repo:modified', 'dc-repo-modified.json'));
+    const res = await send(ing.url, 'dc', dcCaptured('repo:modified', 'datacenter/gpw-repo-modified.json'));
     expect(res.status).toBe(202);
     expect(res.json.targets).toEqual(['ci', 'gopher']);
     const stored = await ing.rt.store.read(String(res.json.id));

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/bitbucket/envelope.js';
 import { eventFamily, isKnownEventKey, isWellFormedEventKey } from '../../src/bitbucket/event-keys.js';
@@ -7,11 +6,12 @@ import type { TypeProblems } from '../../src/bitbucket/read-typed.js';
 import { buildConfig } from '../../src/config/load-config.js';
 import { buildkiteBuilds } from '../../src/delivery/targets/buildkite.js';
 import { Router } from '../../src/ingress/routing.js';
+import { readBody } from '../fixtures/bitbucket/corpus/corpus.js';
 import { cloudPullRequest, dcRefsChanged } from '../fixtures/payloads.js';
 
-/** A capture from test/fixtures/bitbucket/captured (see SOURCES.md there). */
-function captured(name: string): unknown {
-  return JSON.parse(readFileSync(new URL(`../fixtures/bitbucket/captured/${name}`, import.meta.url), 'utf8'));
+/** A capture from the corpus (test/fixtures/bitbucket/corpus, see SOURCES.md there), parsed. */
+function captured(file: string): unknown {
+  return JSON.parse(readBody({ file }).toString('utf8'));
 }
 
 const dc = (eventKey: string, payload: unknown, problems?: TypeProblems) =>
@@ -48,7 +48,7 @@ describe('event keys', () => {
 
 describe('envelopes of every family', () => {
   it('reads a captured pr:reviewer:needs_work as a pull request event', () => {
-    const env = dc('pr:reviewer:needs_work', captured('dc-pr-reviewer-needs-work.json'));
+    const env = dc('pr:reviewer:needs_work', captured('datacenter/gpw-pr-reviewer-needs-work.json'));
     expect(env.repository).toBe('~gopher/webhook-test');
     expect(env.pullRequest).toMatchObject({
       id: 5,
@@ -58,7 +58,7 @@ describe('envelopes of every family', () => {
   });
 
   it('takes the repository of a DC repo:modified from `new` (the name after a rename), else `old`', () => {
-    const payload = captured('dc-repo-modified.json') as { new?: unknown };
+    const payload = captured('datacenter/gpw-repo-modified.json') as { new?: unknown };
     expect(dc('repo:modified', payload).repository).toBe('gopher/webhook-test');
     delete payload.new;
     expect(dc('repo:modified', payload).repository).toBe('gopher/webhook-test-2');
@@ -99,7 +99,7 @@ describe('envelopes of every family', () => {
     let at = deep;
     for (let i = 0; i < 10_000; i++) at = at[0] = [] as unknown[];
     const title: TypeProblems = {};
-    const pr = captured('dc-pr-reviewer-needs-work.json') as { pullRequest: { title: unknown } };
+    const pr = captured('datacenter/gpw-pr-reviewer-needs-work.json') as { pullRequest: { title: unknown } };
     pr.pullRequest.title = deep;
     expect(dc('pr:reviewer:needs_work', pr, title).pullRequest?.title).toBeUndefined();
     expect(title.first).toBe('pullRequest.title: must be a string');
