@@ -53,6 +53,7 @@ const DATACENTER = [
   'pr:reviewer:approved',
   'pr:reviewer:unapproved',
   'pr:reviewer:changes_requested',
+  'pr:reviewer:needs_work',
   'pr:reviewer:updated',
   'project:modified',
   'proj:modified',
@@ -66,6 +67,11 @@ const KNOWN: Record<Platform, ReadonlySet<string>> = {
 
 export function isKnownEventKey(platform: Platform, key: string): boolean {
   return KNOWN[platform].has(key);
+}
+
+/** Event keys a webhook can subscribe to (`diagnostics:ping` is only sent by "Test connection"). */
+export function subscribableEvents(platform: Platform): string[] {
+  return [...KNOWN[platform]].filter((key) => key !== 'diagnostics:ping');
 }
 
 /** Which payload schema family an event key belongs to. */
