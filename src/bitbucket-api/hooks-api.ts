@@ -65,10 +65,10 @@ export function newHookBody(platform: Platform, f: HookFields): Record<string, u
 }
 
 /**
- * The body that puts `changes` on an existing hook and keeps everything else as Bitbucket has it. Both
- * platforms' PUT replaces the hook's writable fields with what the body holds (Data Center's "Update webhook"
- * takes a whole RestWebhook; Cloud's lists description, url, secret, active and events as the mutable
- * properties), so every one of them is sent back.
+ * The body that puts `changes` on an existing hook and keeps everything else as Bitbucket has it. Data Center's
+ * "Update webhook" takes a whole RestWebhook and replaces the hook with it. Cloud's PUT lists description, url,
+ * secret, active and events as mutable and keeps the secret when the field is absent, but does not say what
+ * happens to the other absent fields. So every writable field is sent back as read, with only `changes` changed.
  */
 export function updatedHookBody(
   platform: Platform,
@@ -277,11 +277,14 @@ function itemPath(scope: HookScope, id: string): string {
 function errorDetail(text: string): string {
   try {
     const j = JSON.parse(text) as {
-      error?: { message?: string; detail?: unknown };
+      error?: { message?: string; detail?: unknown; fields?: Record<string, unknown> };
       errors?: { message?: string }[];
     };
-    if (j.error?.message)
-      return typeof j.error.detail === 'string' ? `${j.error.message} (${j.error.detail})` : j.error.message;
+    if (j.error?.message) {
+      // Cloud names the rejected fields of a 400 in `fields`, and a missing scope in `detail`.
+      const extra = j.error.fields ?? j.error.detail;
+      return extra === undefined ? j.error.message : `${j.error.message} ${JSON.stringify(extra)}`;
+    }
     if (j.errors?.length) return j.errors.map((e) => e.message).join('; ');
   } catch {
     // not JSON

@@ -17,6 +17,7 @@ import {
   type BitbucketContext,
   type BitbucketOptions,
   commonOptions,
+  currentSecret,
   parseEvents,
   requireApi,
   resolveContext,
@@ -50,11 +51,11 @@ async function readStdin(): Promise<string> {
  * the example config's development secrets.
  */
 async function webhookSecret(source: SourceConfig, fromStdin: boolean | undefined): Promise<string> {
-  let secret = source.secrets[0]!;
+  let secret = currentSecret(source);
   if (fromStdin) {
     secret = await readStdin();
     if (!secret) throw usage('--secret-stdin: standard input is empty');
-    if (!source.secrets.includes(secret))
+    if (!source.secrets.filter(Boolean).includes(secret))
       throw usage(
         `the secret on standard input is not one of source ${source.id}'s secrets in the config: the relay ` +
           'would refuse every delivery signed with it',
@@ -169,7 +170,8 @@ async function rotate(opts: RegisterOptions): Promise<void> {
   // A preview of the update needs the hook as Bitbucket has it: without credentials there is nothing to show.
   const ctx = resolveContext(opts, true);
   const api = requireApi(ctx);
-  if (ctx.source.secrets.length < 2)
+  // `${BB_SECRET_OLD:-}` left empty is no second secret.
+  if (ctx.source.secrets.filter(Boolean).length < 2)
     throw usage(
       `source ${ctx.source.id} lists one secret only: add the new secret first and keep the old one after it ` +
         '(step 1 of rotate-secret without --apply), so webhooks in flight are not rejected',

@@ -133,6 +133,11 @@ export function parseEvents(source: SourceConfig, raw: string | undefined): stri
   return events;
 }
 
+/** The source's first non-empty secret: the one the relay lists first and a hook should sign with. */
+export function currentSecret(source: SourceConfig): string {
+  return source.secrets.find(Boolean)!;
+}
+
 export function requireApi(ctx: BitbucketContext): HooksApi {
   if (!ctx.api) throw usage(`no Bitbucket credentials: ${credentialsHelp(ctx.source.platform)}`);
   return ctx.api;

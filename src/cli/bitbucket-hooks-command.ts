@@ -14,6 +14,7 @@ import {
   type BitbucketContext,
   type BitbucketOptions,
   commonOptions,
+  currentSecret,
   requireApi,
   resolveContext,
 } from './bitbucket-context.js';
@@ -150,7 +151,7 @@ async function test(opts: HooksOptions): Promise<void> {
     return;
   }
   const hook = ctx.api ? await ctx.api.find(ctx.scope, ctx.relayUrl) : undefined;
-  const probe = relayTestRequest(ctx.source.secrets[0]!, ctx.source.id, hook?.id);
+  const probe = relayTestRequest(currentSecret(ctx.source), ctx.source.id, hook?.id);
   let status: number;
   let text: string;
   try {

@@ -82,6 +82,8 @@ beforeAll(async () => {
   files.rotated = writeConfig('rotated.yaml', [NEW_SECRET, SECRETS.cloud], [NEW_SECRET, SECRETS.dc]);
   files.dev = writeConfig('dev.yaml', ['dev-cloud-secret'], ['dev-dc-secret']);
   files.wrongSecret = writeConfig('wrong.yaml', ['not-the-relays-secret-4444']);
+  // `${BB_SECRET_OLD:-}` left empty: one real secret only.
+  files.emptyOld = writeConfig('empty-old.yaml', [SECRETS.cloud, '']);
 
   const relayConfig = testConfig(db.url, {
     admin: { tokens: [{ name: 'ops', token: ADMIN_TOKEN, role: 'viewer' }] },
@@ -399,6 +401,12 @@ describe('bitbucket rotate-secret', () => {
     });
     const early = await cli(cloud(['rotate-secret'], '--apply'), cloudEnv);
     expect(early.code).toBe(2); // one secret in the config: applying would reject webhooks in flight
+    const emptyOld = await cli(
+      bb('cloud', ['rotate-secret'], { config: files.emptyOld! }, ['--apply']),
+      cloudEnv,
+    );
+    expect(emptyOld.code).toBe(2);
+    expect(emptyOld.stderr).toContain('lists one secret only');
     const rotated = (extra: string[]) =>
       bb('cloud', ['rotate-secret'], { config: files.rotated! }, ['--apply', ...extra]);
     const dryNoCreds = await cli(rotated(['--dry-run']));
