@@ -194,11 +194,12 @@ async function test(opts: HooksOptions): Promise<void> {
 
 /**
  * The status code in Data Center's test answer: the request Bitbucket made and the response it got
- * (`{"request":{...},"response":{"statusCode":...}}`, as the hook's "Test connection" dialog shows them).
+ * (`{"request":{...},"response":{"statusCode":...}}`, as the hook's "Test connection" dialog shows them). The
+ * REST docs leave the answer's schema open, so a top-level `statusCode` or a `status` is read too.
  */
 function dcTestStatus(answer: Record<string, unknown>): number | undefined {
-  const response = answer.response as { statusCode?: unknown } | undefined;
-  const code = response?.statusCode ?? answer.statusCode;
+  const response = answer.response as { statusCode?: unknown; status?: unknown } | undefined;
+  const code = response?.statusCode ?? response?.status ?? answer.statusCode ?? answer.status;
   return typeof code === 'number' ? code : undefined;
 }
 
