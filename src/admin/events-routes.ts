@@ -36,7 +36,7 @@ const isIndexCursor = (v: unknown): v is IndexCursor =>
   typeof (v as IndexCursor).m === 'string';
 
 export interface EventListItem
-  extends Pick<ReceivedView, 'id' | 'source' | 'eventKey' | 'repository' | 'receivedAt'> {
+  extends Pick<ReceivedView, 'id' | 'source' | 'eventKey' | 'repository' | 'receivedAt' | 'hookId'> {
   refs: string[];
   targets: Record<string, string>;
 }
@@ -138,6 +138,7 @@ async function listEvents(
           eventKey: env.eventKey,
           repository: env.repository,
           receivedAt: new Date(meta.receivedAt).toISOString(),
+          ...(env.hookId ? { hookId: env.hookId } : {}),
           refs: env.refs.map((r) => r.name),
           targets: Object.fromEntries(meta.targets.map((t) => [t, states.get(t)?.state ?? 'pending'])),
         });

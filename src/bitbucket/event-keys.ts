@@ -88,6 +88,11 @@ export function isKnownEventKey(platform: Platform, key: string): boolean {
   return KNOWN[platform].has(key);
 }
 
+/** Event keys a webhook can subscribe to (`diagnostics:ping` is only sent by "Test connection"). */
+export function subscribableEvents(platform: Platform): string[] {
+  return [...KNOWN[platform]].filter((key) => key !== 'diagnostics:ping');
+}
+
 /**
  * What every Bitbucket key looks like: two to four lower-case `:`-separated words (`repo:push`,
  * `pr:reviewer:needs_work`). Anything else is not an event key but a broken or hostile header.

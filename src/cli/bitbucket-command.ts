@@ -1,212 +1,269 @@
 import { randomBytes } from 'node:crypto';
-import { type Command, CommanderError } from 'commander';
-import { credentialsFromEnv, credentialsHelp } from '../bitbucket-api/credentials.js';
+import type { Command } from 'commander';
+import { describeScope, levelOf, parentScope } from '../bitbucket-api/hook-scope.js';
 import {
-  DEFAULT_API_URL,
+  BitbucketApiError,
   DEFAULT_EVENTS,
-  type ExistingHook,
-  type HookSpec,
-  HooksApi,
+  type Hook,
+  type HooksApi,
   maskSecret,
   type PlannedRequest,
-  sameUrl,
+  planCreate,
+  planUpdate,
 } from '../bitbucket-api/hooks-api.js';
-import { loadConfig } from '../config/load-config.js';
+import { EXAMPLE_SOURCE_SECRETS } from '../config/development-defaults.js';
 import type { SourceConfig } from '../config/types.js';
-import { EXIT_USAGE } from './admin-client.js';
+import {
+  type BitbucketContext,
+  type BitbucketOptions,
+  commonOptions,
+  currentSecret,
+  parseEvents,
+  requireApi,
+  resolveContext,
+  usage,
+} from './bitbucket-context.js';
+import { registerHooksCommands } from './bitbucket-hooks-command.js';
 import { print, printJson } from './output.js';
 
-interface HookOptions {
-  config: string;
-  source: string;
-  repo: string;
-  url: string;
+interface RegisterOptions extends BitbucketOptions {
   events?: string;
-  apiUrl?: string;
   name?: string;
   inactive?: boolean;
   dryRun?: boolean;
-  json?: boolean;
+  secretStdin?: boolean;
+  /** Commander's `--no-ssl-verification`: true unless given. */
+  sslVerification: boolean;
   apply?: boolean;
 }
 
-const usage = (message: string) => new CommanderError(EXIT_USAGE, 'usage', message);
-
-function resolve(opts: HookOptions): { source: SourceConfig; api: HooksApi; spec: Omit<HookSpec, 'secret'> } {
-  const config = loadConfig(opts.config);
-  const source = config.sources.find((s) => s.id === opts.source);
-  if (!source)
-    throw usage(
-      `no source ${opts.source} in ${opts.config} (have: ${config.sources.map((s) => s.id).join(', ')})`,
-    );
-  let url: URL;
-  try {
-    url = new URL(opts.url);
-  } catch {
-    throw usage(`--url is not a URL: ${opts.url}`);
-  }
-  if (!/^https?:$/.test(url.protocol)) throw usage('--url must be http(s)');
-  if (!/^[^/\s]+\/[^/\s]+$/.test(opts.repo))
-    throw usage('--repo must be WORKSPACE/SLUG (Cloud) or PROJECT/SLUG (Data Center)');
-  const platform = source.platform;
-  const apiUrl = opts.apiUrl ?? (platform === 'cloud' ? DEFAULT_API_URL : undefined);
-  if (!apiUrl) throw usage('--api-url is required for Data Center (e.g. https://bitbucket.example.com)');
-  const credentials = credentialsFromEnv(platform, process.env);
-  if (!credentials && !opts.dryRun) throw usage(`no Bitbucket credentials: ${credentialsHelp(platform)}`);
-  const events = opts.events
-    ? opts.events
-        .split(',')
-        .map((e) => e.trim())
-        .filter(Boolean)
-    : DEFAULT_EVENTS[platform];
-  return {
-    source,
-    api: new HooksApi(apiUrl, credentials),
-    spec: {
-      platform,
-      repo: opts.repo,
-      url: url.toString(),
-      events,
-      name: opts.name ?? `hookrelay (${source.id})`,
-      active: !opts.inactive,
-    },
-  };
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
-async function findExisting(
-  api: HooksApi,
-  spec: Pick<HookSpec, 'platform' | 'repo' | 'url'>,
-  canList: boolean,
-) {
-  if (!canList) return { existing: undefined, checked: false };
-  const hooks = await api.list(spec);
-  return { existing: hooks.find((h) => sameUrl(h.url, spec.url)), checked: true };
+/**
+ * The secret the hook signs with: the source's first (current) secret, or one read from standard input — never
+ * an argument, which would land in shell history and `ps`. It must be one the relay accepts, and not one of
+ * the example config's development secrets.
+ */
+async function webhookSecret(source: SourceConfig, fromStdin: boolean | undefined): Promise<string> {
+  let secret = currentSecret(source);
+  if (fromStdin) {
+    secret = await readStdin();
+    if (!secret) throw usage('--secret-stdin: standard input is empty');
+    if (!source.secrets.filter(Boolean).includes(secret))
+      throw usage(
+        `the secret on standard input is not one of source ${source.id}'s secrets in the config: the relay ` +
+          'would refuse every delivery signed with it',
+      );
+  }
+  if (EXAMPLE_SOURCE_SECRETS.includes(secret))
+    throw usage(
+      `source ${source.id} uses the example config's development secret, which anyone can read: ` +
+        'set a real one (`hookrelay secret new`) before registering a hook',
+    );
+  return secret;
+}
+
+/** A hook at the other level (workspace/project above a repository) sending to the same URL doubles every event. */
+async function warnOtherLevels(api: HooksApi, ctx: BitbucketContext): Promise<string[]> {
+  const parent = parentScope(ctx.scope);
+  if (!parent) return [];
+  let found: Hook | undefined;
+  try {
+    found = await api.find(parent, ctx.relayUrl);
+  } catch (err) {
+    if (err instanceof BitbucketApiError && [401, 403, 404].includes(err.status)) {
+      const note = `note: could not check the ${levelOf(parent)} hooks of ${parent.owner} (HTTP ${err.status})`;
+      process.stderr.write(`${note}\n`);
+      return [note];
+    }
+    throw err;
+  }
+  if (!found) return [];
+  const warning =
+    `warning: ${describeScope(parent)} already has hook ${found.id} sending to ${ctx.relayUrl}: every event of ` +
+    `${describeScope(ctx.scope)} would arrive twice (the relay drops the copy, but one of the two hooks is enough)`;
+  process.stderr.write(`${warning}\n`);
+  return [warning];
 }
 
 function report(
-  opts: HookOptions,
+  ctx: BitbucketContext,
+  opts: RegisterOptions,
   req: PlannedRequest,
-  outcome: { dryRun: boolean; action: 'created' | 'updated'; id?: string; checked: boolean; repo: string },
-) {
+  outcome: {
+    action: 'created' | 'updated';
+    dryRun: boolean;
+    checked: boolean;
+    id?: string;
+    warnings: string[];
+  },
+): void {
+  const url = `${ctx.apiUrl}${req.path}`;
   if (opts.json) {
-    printJson({ ...outcome, request: { ...req, body: maskSecret(req.body) } });
+    printJson({
+      ...outcome,
+      scope: describeScope(ctx.scope),
+      level: levelOf(ctx.scope),
+      request: { method: req.method, url, body: maskSecret(req.body) },
+    });
     return;
   }
   if (outcome.dryRun) {
     print(
-      `dry run: would ${outcome.action === 'created' ? 'create' : 'update'} the webhook on ${outcome.repo}`,
+      `dry run: would ${outcome.action === 'created' ? 'create' : 'update'} the webhook on ${describeScope(ctx.scope)}`,
     );
     if (!outcome.checked)
       print('(no credentials: existing hooks were not checked, so this may be an update)');
-    print(`${req.method} ${req.url}`);
+    print(`${req.method} ${url}`);
     print(JSON.stringify(maskSecret(req.body), null, 2));
     return;
   }
-  print(`${outcome.action} webhook ${outcome.id ?? ''} on ${outcome.repo} -> ${req.body?.url}`);
+  print(`${outcome.action} webhook ${outcome.id ?? ''} on ${describeScope(ctx.scope)} -> ${ctx.relayUrl}`);
 }
 
-async function register(opts: HookOptions): Promise<void> {
-  const { source, api, spec } = resolve(opts);
-  const secret = source.secrets[0];
-  if (!secret)
-    throw usage(`source ${source.id} has no secret; run \`hookrelay secret new\` and add it to the config`);
-  const canList = !!credentialsFromEnv(spec.platform, process.env);
-  const { existing, checked } = await findExisting(api, spec, canList);
-  const req = api.plan({ ...spec, secret }, existing);
+async function register(opts: RegisterOptions): Promise<void> {
+  const ctx = resolveContext(opts, !opts.dryRun);
+  const events = parseEvents(ctx.source, opts.events);
+  if (ctx.source.platform === 'cloud' && !opts.sslVerification)
+    throw usage('--no-ssl-verification is for Data Center: Bitbucket Cloud always checks the certificate');
+  const secret = await webhookSecret(ctx.source, opts.secretStdin);
+  const api = ctx.api;
+  const existing = api ? await api.find(ctx.scope, ctx.relayUrl) : undefined;
+  const warnings = api ? await warnOtherLevels(api, ctx) : [];
+  // An update changes what the admin asked for and keeps the rest (a name given in Bitbucket's UI, the events
+  // when --events is not given).
+  const req = existing
+    ? planUpdate(ctx.scope, existing, {
+        url: ctx.relayUrl,
+        active: !opts.inactive,
+        secret,
+        sslVerificationRequired: opts.sslVerification,
+        ...(events ? { events } : {}),
+        ...(opts.name ? { name: opts.name } : {}),
+      })
+    : planCreate(ctx.scope, {
+        name: opts.name ?? `hookrelay (${ctx.source.id})`,
+        url: ctx.relayUrl,
+        events: events ?? DEFAULT_EVENTS[ctx.source.platform],
+        active: !opts.inactive,
+        secret,
+        sslVerificationRequired: opts.sslVerification,
+      });
   const action = existing ? 'updated' : 'created';
-  if (opts.dryRun) return report(opts, req, { dryRun: true, action, checked, repo: spec.repo });
-  const { id } = await api.send(req);
-  report(opts, req, { dryRun: false, action, id: id || existing?.id, checked, repo: spec.repo });
+  if (opts.dryRun) return report(ctx, opts, req, { action, dryRun: true, checked: !!api, warnings });
+  const { id } = await requireApi(ctx).send(req);
+  report(ctx, opts, req, { action, dryRun: false, checked: true, id: id || existing?.id, warnings });
 }
 
 /**
- * Two steps, so no webhook is ever signed with a secret the relay does not accept yet: first a new secret
- * goes into the config next to the old one (and the relay is restarted), then `--apply` puts it on the hook.
+ * Two steps, so no webhook is ever signed with a secret the relay does not accept yet: first a new secret goes
+ * into the config next to the old one (and the relay is restarted), then `--apply` puts it on the hook.
  */
-async function rotate(opts: HookOptions): Promise<void> {
-  const { source, api, spec } = resolve(opts);
-  if (!opts.apply) {
-    const next = randomBytes(32).toString('hex');
-    if (opts.json) {
-      printJson({ source: source.id, newSecret: next, step: 1 });
-      return;
-    }
-    print(
-      [
-        `New secret for source ${source.id}:`,
-        '',
-        `  ${next}`,
-        '',
-        "1. Put it FIRST in the source's secrets and keep the current one after it, e.g.",
-        `     sources: [{ id: ${source.id}, ..., secrets: ["\${BB_SECRET}", "\${BB_SECRET_OLD}"] }]`,
-        `     BB_SECRET_OLD=<the current secret>  BB_SECRET=${next}`,
-        '   and restart every ingress instance (they then accept both).',
-        '2. Put the new secret on the Bitbucket hook:',
-        `     hookrelay bitbucket rotate-secret --config ${opts.config} --source ${source.id} --repo ${opts.repo} --url ${opts.url} --apply`,
-        '3. Once Bitbucket signs with the new secret, drop BB_SECRET_OLD and restart again.',
-      ].join('\n'),
-    );
-    return;
-  }
-  if (source.secrets.length < 2)
+async function rotate(opts: RegisterOptions): Promise<void> {
+  if (!opts.apply) return rotateStep1(opts);
+  // A preview of the update needs the hook as Bitbucket has it: without credentials there is nothing to show.
+  const ctx = resolveContext(opts, true);
+  const api = requireApi(ctx);
+  // `${BB_SECRET_OLD:-}` left empty is no second secret.
+  if (ctx.source.secrets.filter(Boolean).length < 2)
     throw usage(
-      `source ${source.id} lists one secret only: add the new secret first and keep the old one after it ` +
+      `source ${ctx.source.id} lists one secret only: add the new secret first and keep the old one after it ` +
         '(step 1 of rotate-secret without --apply), so webhooks in flight are not rejected',
     );
-  const canList = !!credentialsFromEnv(spec.platform, process.env);
-  const { existing, checked } = await findExisting(api, spec, canList);
-  if (checked && !existing)
+  const secret = await webhookSecret(ctx.source, opts.secretStdin);
+  const existing = await api.find(ctx.scope, ctx.relayUrl);
+  if (!existing)
     throw new Error(
-      `no webhook with URL ${spec.url} on ${spec.repo}: use \`hookrelay bitbucket register\` first`,
+      `no webhook with URL ${ctx.relayUrl} on ${describeScope(ctx.scope)}: use \`hookrelay bitbucket register\` first`,
     );
-  const events = opts.events || !existing?.events.length ? spec.events : existing.events;
-  const req = api.plan(
-    { ...spec, events, active: existing?.active ?? spec.active, secret: source.secrets[0]! },
-    existing,
-  );
-  if (opts.dryRun) return report(opts, req, { dryRun: true, action: 'updated', checked, repo: spec.repo });
+  // Read the hook itself (the list may abbreviate it), then put it back with only the secret changed.
+  const hook = await api.get(ctx.scope, existing.id);
+  const req = planUpdate(ctx.scope, hook, { secret });
+  if (opts.dryRun)
+    return report(ctx, opts, req, { action: 'updated', dryRun: true, checked: true, warnings: [] });
   const { id } = await api.send(req);
-  report(opts, req, { dryRun: false, action: 'updated', id: id || existing?.id, checked, repo: spec.repo });
+  report(ctx, opts, req, {
+    action: 'updated',
+    dryRun: false,
+    checked: true,
+    id: id || hook.id,
+    warnings: [],
+  });
   if (!opts.json)
     print('The hook now signs with the new secret. Remove the old secret from the config and restart.');
 }
 
-function hookOptions(cmd: Command): Command {
-  return cmd
-    .requiredOption('-c, --config <file>', 'config file (YAML)', process.env.HOOKRELAY_CONFIG)
-    .requiredOption('--source <id>', 'source id in the config (its platform and secret are used)')
-    .requiredOption('--repo <repo>', 'WORKSPACE/SLUG (Cloud) or PROJECT/SLUG (Data Center)')
-    .requiredOption(
-      '--url <url>',
-      'public URL Bitbucket posts to, e.g. https://relay.example.com/hooks/<source>',
-    )
-    .option('--events <list>', 'comma-separated event keys (default: pushes and pull requests)')
+/** Step 1 prints a new secret and the config change; it talks to no one, so it needs no credentials. */
+function rotateStep1(opts: RegisterOptions): void {
+  const ctx = resolveContext(opts, false);
+  const next = randomBytes(32).toString('hex');
+  const where = opts.repo
+    ? `--repo ${opts.repo}`
+    : opts.workspace
+      ? `--workspace ${opts.workspace}`
+      : `--project ${opts.project}`;
+  if (opts.json) {
+    printJson({ source: ctx.source.id, newSecret: next, step: 1 });
+    return;
+  }
+  print(
+    [
+      `New secret for source ${ctx.source.id}:`,
+      '',
+      `  ${next}`,
+      '',
+      "1. Put it FIRST in the source's secrets and keep the current one after it, e.g.",
+      `     sources: [{ id: ${ctx.source.id}, ..., secrets: ["\${BB_SECRET}", "\${BB_SECRET_OLD}"] }]`,
+      `     BB_SECRET_OLD=<the current secret>  BB_SECRET=${next}`,
+      '   and restart every ingress instance (they then accept both).',
+      '2. Put the new secret on the Bitbucket hook (this step needs Bitbucket credentials):',
+      `     hookrelay bitbucket rotate-secret --config ${ctx.configPath} --source ${ctx.source.id} ${where} --url ${ctx.relayUrl} --apply`,
+      '3. Once Bitbucket signs with the new secret, drop BB_SECRET_OLD and restart again.',
+    ].join('\n'),
+  );
+}
+
+function writeOptions(cmd: Command): Command {
+  return commonOptions(cmd)
     .option(
-      '--api-url <url>',
-      `REST API base URL (Cloud default ${DEFAULT_API_URL}; required for Data Center)`,
+      '--secret-stdin',
+      "read the webhook secret from standard input (it must be one of the source's secrets)",
     )
-    .option('--name <name>', 'hook description/name (default "hookrelay (<source>)")')
-    .option('--inactive', 'create the hook disabled')
-    .option('--dry-run', 'print the request (secret masked), change nothing')
-    .option('--json', 'machine-readable JSON on stdout');
+    .option('--dry-run', 'print the request (secret masked), change nothing');
 }
 
 export function registerBitbucketCommands(program: Command): void {
-  const bb = program.command('bitbucket').description('register the relay as a Bitbucket repository webhook');
-  hookOptions(
+  const bb = program
+    .command('bitbucket')
+    .description('register the relay as a Bitbucket webhook and look after the hook (see docs/setup.md)');
+  writeOptions(
     bb
       .command('register')
-      .description("create or update (same URL) the repository webhook with the source's secret"),
-  ).action((opts: HookOptions) => register(opts));
-  hookOptions(
+      .description("create or update (same URL) the relay's webhook with the source's secret"),
+  )
+    .option('--events <list>', 'comma-separated event keys (default: pushes and pull requests)')
+    .option(
+      '--name <name>',
+      'hook description/name (default "hookrelay (<source>)"; an update keeps the current one)',
+    )
+    .option('--inactive', 'create the hook disabled')
+    .option(
+      '--no-ssl-verification',
+      "Data Center: do not check the relay's TLS certificate (default: checked)",
+    )
+    .action((opts: RegisterOptions) => register(opts));
+  writeOptions(
     bb
       .command('rotate-secret')
-      .description('step 1: a new secret and the config change; step 2 (--apply): put it on the hook')
-      .option(
-        '--apply',
-        'PUT the first secret of the source on the existing hook (config holds new and old)',
-      ),
-  ).action((opts: HookOptions) => rotate(opts));
+      .description('step 1: a new secret and the config change; step 2 (--apply): put it on the hook'),
+  )
+    .option('--apply', "PUT the source's first secret on the existing hook, changing nothing else")
+    .action((opts: RegisterOptions) => rotate({ ...opts, sslVerification: true }));
+  registerHooksCommands(bb);
 }
-
-export type { ExistingHook };

@@ -11,6 +11,7 @@ import { MAX_JSON_DEPTH, nestsDeeperThan } from '../bitbucket/json-depth.js';
 import { normalise } from '../bitbucket/normalise.js';
 import { validatePayload } from '../bitbucket/payload-schemas.js';
 import type { TypeProblems } from '../bitbucket/read-typed.js';
+import { RELAY_TEST_EVENT_KEY } from '../bitbucket/relay-test-event.js';
 import { safeJsonParse } from '../bitbucket/safe-json.js';
 import { verifySignature } from '../bitbucket/signature.js';
 import type { SourceConfig } from '../config/types.js';
@@ -168,6 +169,11 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       if (check === 'missing') return reject(req, reply, 'SIGNATURE_MISSING');
       if (check === 'unsupported-algorithm') return reject(req, reply, 'SIGNATURE_ALGORITHM_UNSUPPORTED');
       if (check !== 'ok') return reject(req, reply, 'SIGNATURE_INVALID');
+      // The CLI's signed end-to-end check: answered here, never stored, so it reaches no target.
+      if (eventKey === RELAY_TEST_EVENT_KEY) {
+        req.hr.outcome = 'test';
+        return reply.code(200).send({ ok: true, test: true, source: source.id });
+      }
 
       // 3. Headers, then the body.
       if (!eventKey) return reject(req, reply, 'HEADER_MISSING', 'X-Event-Key header is missing');

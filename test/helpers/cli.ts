@@ -9,21 +9,23 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the real, built CLI (`npm run build` first) as a child process. */
+/** Runs the real, built CLI (`npm run build` first) as a child process; `input` goes to its standard input. */
 export function runCli(
   args: string[],
   env: Record<string, string | undefined> = {},
   timeoutMs = 60_000,
+  input?: string,
 ): Promise<CliResult> {
   return new Promise((res, rej) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    if (input !== undefined) child.stdin!.end(input);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
+    child.stdout!.on('data', (c) => (stdout += c));
+    child.stderr!.on('data', (c) => (stderr += c));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       rej(new Error(`hookrelay ${args.join(' ')} timed out\n${stdout}\n${stderr}`));

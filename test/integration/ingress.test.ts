@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { relayTestRequest } from '../../src/bitbucket/relay-test-event.js';
 import { sign } from '../../src/bitbucket/signature.js';
 import type { Config } from '../../src/config/types.js';
 import {
@@ -90,6 +91,28 @@ describe('accepting webhooks', () => {
     expect(res.status).toBe(200);
     expect(res.json).toEqual({ ok: true, ping: true });
     expect(await eventCount(config)).toBe(0);
+  });
+
+  it("answers the CLI's signed hookrelay:test with 200 and stores nothing; unsigned or wrongly signed it is refused", async () => {
+    const { ing, config } = await ingress();
+    const probe = relayTestRequest(SECRETS.cloud, 'cloud');
+    const ok = await send(ing.url, 'cloud', { body: Buffer.from(probe.body), headers: probe.headers });
+    expect(ok.status).toBe(200);
+    expect(ok.json).toEqual({ ok: true, test: true, source: 'cloud' });
+    const dcProbe = relayTestRequest(SECRETS.dc, 'dc');
+    expect(
+      (await send(ing.url, 'dc', { body: Buffer.from(dcProbe.body), headers: dcProbe.headers })).status,
+    ).toBe(200);
+    const { 'x-hub-signature': _, ...unsigned } = probe.headers;
+    expect((await send(ing.url, 'cloud', { body: Buffer.from(probe.body), headers: unsigned })).status).toBe(
+      401,
+    );
+    const forged = relayTestRequest('not-the-secret', 'cloud');
+    expect(
+      (await send(ing.url, 'cloud', { body: Buffer.from(forged.body), headers: forged.headers })).status,
+    ).toBe(401);
+    expect(await eventCount(config)).toBe(0);
+    expect(await jobCount(config)).toBe(0);
   });
 
   it('stores an event that matches no route (so ops can see it arrived) but queues nothing', async () => {
