@@ -384,6 +384,18 @@ describe('bitbucket register (Data Center)', () => {
 });
 
 describe('bitbucket rotate-secret', () => {
+  it('reads the config from HOOKRELAY_CONFIG without --config, like every command; with neither it says how', async () => {
+    const args = cloud(['rotate-secret']);
+    args.splice(args.indexOf('--config'), 2);
+    const fromEnv = await cli(args, { HOOKRELAY_CONFIG: files.rotated! });
+    expect(fromEnv.code, fromEnv.stderr).toBe(0);
+    expect(fromEnv.stdout).toContain(`rotate-secret --config ${files.rotated}`);
+    const none = await cli(args);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toContain('set HOOKRELAY_CONFIG');
+    expect(fake.requests).toEqual([]);
+  });
+
   it('step 1 needs no credentials; --apply needs them even for --dry-run; --apply changes only the secret', async () => {
     const step1 = await cli(cloud(['rotate-secret']));
     expect(step1.code).toBe(0);
