@@ -82,7 +82,7 @@ export function installAuth(
       opts.audit(req, {
         action: `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`,
         outcome: 'denied',
-        needed,
+        requiredRole: needed,
       });
       return deny(reply, 'FORBIDDEN', `this action needs the ${needed} role`);
     }

@@ -100,7 +100,8 @@ describe('auth', () => {
     expect(denied.json.error).toBe('FORBIDDEN');
     expect(audits(r.logs.lines).find((l) => l.outcome === 'denied')).toMatchObject({
       identity: 'victor',
-      role: 'viewer',
+      actorRole: 'viewer',
+      requiredRole: 'operator',
     });
     const ok = await api(r.url, 'POST', '/api/dead-letters/replay', {
       token: OPERATOR,

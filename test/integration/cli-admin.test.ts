@@ -240,7 +240,7 @@ describe('hookrelay dlq', () => {
     expect(JSON.parse(line)).toMatchObject({
       audit: true,
       identity: 'ops',
-      role: 'operator',
+      actorRole: 'operator',
       count: 1,
       filter: { status: 'timeout' },
     });

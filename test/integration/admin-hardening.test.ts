@@ -1,0 +1,102 @@
+/**
+ * The admin service under attack: audit lines a log pipeline can read, sessions bound to the token they were
+ * made from, the login's `next` and its throttle. Real admin app on 127.0.0.1:0, real Redis; other client
+ * addresses are other loopback addresses (127.0.0.x) used as the socket's local address.
+ */
+import type { FastifyInstance } from 'fastify';
+import { Agent, request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildAdminApp } from '../../src/admin/admin-app.js';
+import type { Config } from '../../src/config/types.js';
+import { createRuntime, type Runtime, waitForRedis } from '../../src/runtime.js';
+import { api } from '../helpers/admin.js';
+import { testConfig } from '../helpers/config.js';
+import { captureLogs, duplicateKeys } from '../helpers/logs.js';
+import { useTestRedis } from '../helpers/redis.js';
+
+const OPERATOR = 'operator-token-0123456789abcdef';
+const VIEWER = 'viewer-token-0123456789abcdef';
+
+const db = useTestRedis();
+
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+const TOKENS = [
+  { name: 'alice', token: OPERATOR, role: 'operator' },
+  { name: 'victor', token: VIEWER, role: 'viewer' },
+];
+
+async function startAdminService(
+  tokens: { name: string; token: string; role: string }[] = TOKENS,
+  shared?: { rt: Runtime; logs: ReturnType<typeof captureLogs> },
+) {
+  const logs = shared?.logs ?? captureLogs();
+  let rt: Runtime;
+  if (shared) {
+    // Same Redis and key prefix, another admin config: what a restart with an edited config looks like.
+    const config: Config = {
+      ...shared.rt.config,
+      admin: { ...shared.rt.config.admin, tokens: tokens as never },
+    };
+    rt = { ...shared.rt, config };
+  } else {
+    rt = await createRuntime(testConfig(db.url, { admin: { tokens } }), logs.log);
+    closers.push(() => rt.close());
+    await waitForRedis(rt.redis, 5000);
+  }
+  const app: FastifyInstance = await buildAdminApp(rt);
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  closers.push(() => app.close());
+  return { url, app, rt, logs };
+}
+
+/** A request from another loopback address (the socket's source address, not a header). */
+async function from(
+  address: string,
+  url: string,
+  opts: { method?: 'GET' | 'POST'; body?: string; headers?: Record<string, string> } = {},
+) {
+  const dispatcher = new Agent({ localAddress: address });
+  closers.push(() => dispatcher.close());
+  const res = await request(url, {
+    method: opts.method ?? 'GET',
+    dispatcher,
+    headers: opts.headers ?? {},
+    ...(opts.body !== undefined ? { body: opts.body } : {}),
+  });
+  const text = await res.body.text();
+  return { status: res.statusCode, headers: res.headers, text };
+}
+
+describe('audit lines', () => {
+  it('carry every key once: the actor role and the required role have keys of their own', async () => {
+    const { url, logs } = await startAdminService();
+    expect((await api(url, 'GET', '/api/events', { token: VIEWER })).status).toBe(200);
+    expect((await api(url, 'POST', '/api/dead-letters/replay', { token: VIEWER, body: {} })).status).toBe(
+      403,
+    );
+
+    const auditLines = logs
+      .raw()
+      .split('\n')
+      .filter((line) => line.includes('"audit":true'));
+    expect(auditLines.length).toBeGreaterThanOrEqual(2);
+    for (const line of auditLines) expect(duplicateKeys(line), line).toEqual([]);
+    const parsed = auditLines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(parsed.find((l) => l.action === 'events.list')).toMatchObject({
+      role: 'admin',
+      identity: 'victor',
+      actorRole: 'viewer',
+      outcome: 'ok',
+    });
+    expect(parsed.find((l) => l.outcome === 'denied')).toMatchObject({
+      role: 'admin',
+      identity: 'victor',
+      actorRole: 'viewer',
+      requiredRole: 'operator',
+    });
+  });
+});
