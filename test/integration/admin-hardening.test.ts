@@ -71,6 +71,20 @@ async function from(
   return { status: res.statusCode, headers: res.headers, text };
 }
 
+async function login(url: string, token: string, next = '/api/whoami', address = '127.0.0.1') {
+  return from(address, `${url}/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token, next }).toString(),
+  });
+}
+
+function sessionCookieOf(res: { headers: Record<string, string | string[] | undefined> }): string {
+  const raw = res.headers['set-cookie'];
+  const first = Array.isArray(raw) ? raw[0] : raw;
+  return String(first ?? '').split(';')[0]!;
+}
+
 describe('audit lines', () => {
   it('carry every key once: the actor role and the required role have keys of their own', async () => {
     const { url, logs } = await startAdminService();
@@ -97,6 +111,35 @@ describe('audit lines', () => {
       identity: 'victor',
       actorRole: 'viewer',
       requiredRole: 'operator',
+    });
+  });
+});
+
+describe('browser sessions', () => {
+  it('end when the token they were made from gets a new value under the same name and role', async () => {
+    const first = await startAdminService();
+    const signedIn = await login(first.url, OPERATOR);
+    expect(signedIn.status).toBe(303);
+    const cookie = sessionCookieOf(signedIn);
+    const whoami = (url: string) => api(url, 'GET', '/api/whoami', { headers: { cookie } });
+    expect((await whoami(first.url)).json).toMatchObject({ name: 'alice', role: 'operator' });
+
+    // The same session on an admin instance whose config says alice's token is now another value.
+    const rotated = await startAdminService(
+      [{ name: 'alice', token: 'rotated-operator-token-fedcba9876543210', role: 'operator' }],
+      first,
+    );
+    expect((await whoami(rotated.url)).status).toBe(401);
+    // An unchanged token keeps its session: the binding is to the value, not to the restart.
+    const unchanged = await startAdminService(TOKENS, first);
+    expect((await whoami(unchanged.url)).status).toBe(200);
+    // Nothing of the token is readable from the session in Redis but the fingerprint.
+    const stored = await first.rt.redis.keys(`${first.rt.keys.prefix}:admin:session:*`);
+    const raw = String(await first.rt.redis.get(stored[0]!));
+    expect(raw).not.toContain(OPERATOR);
+    expect(JSON.parse(raw)).toMatchObject({
+      name: 'alice',
+      tokenFingerprint: expect.stringMatching(/^[0-9a-f]{32}$/),
     });
   });
 });
