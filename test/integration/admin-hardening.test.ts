@@ -143,3 +143,62 @@ describe('browser sessions', () => {
     });
   });
 });
+
+describe('sign-in', () => {
+  it('ignores a next that would leave the origin or break the Location header, before any session exists', async () => {
+    const { url, rt } = await startAdminService();
+    const sessionCount = async () => (await rt.redis.keys(`${rt.keys.prefix}:admin:session:*`)).length;
+    const offOrigin = [
+      '//evil.example/x',
+      '/\\evil.example/x',
+      '/\t/evil.example/x',
+      '/\n/evil.example',
+      '/\r\nSet-Cookie: x=1',
+      '/\u0085/evil.example',
+      '/\u2028x',
+      'https://evil.example/',
+      'javascript:alert(1)',
+      '',
+    ];
+    for (const next of offOrigin) {
+      const before = await sessionCount();
+      const res = await login(url, OPERATOR, next);
+      expect(res.status, JSON.stringify(next)).toBe(303);
+      expect(res.headers.location, JSON.stringify(next)).toBe('/dashboard/');
+      expect(await sessionCount()).toBe(before + 1);
+    }
+    // The same through the query string, where `%09` arrives decoded as a tab.
+    const viaQuery = await from('127.0.0.1', `${url}/login?token=${OPERATOR}&next=/%09/evil.example`);
+    expect(viaQuery.status).toBe(303);
+    expect(viaQuery.headers.location).toBe('/dashboard/');
+    const newline = await from('127.0.0.1', `${url}/login?token=${OPERATOR}&next=/%0aX`);
+    expect(newline.status).toBe(303);
+    expect(newline.headers.location).toBe('/dashboard/');
+    // A path of ours, query and all, is kept.
+    const own = await login(url, OPERATOR, '/api/events?limit=5');
+    expect(own.headers.location).toBe('/api/events?limit=5');
+  });
+
+  it('answers 429 with Retry-After to an address that keeps sending wrong tokens; others still sign in', async () => {
+    const { url, logs } = await startAdminService();
+    const statuses: number[] = [];
+    for (let i = 0; i < 50; i += 1)
+      statuses.push((await login(url, `wrong-token-${i}-0123456789`, '/', '127.0.0.2')).status);
+    expect(statuses.slice(0, 10).every((s) => s === 401)).toBe(true);
+    expect(statuses.filter((s) => s === 429).length).toBe(40);
+    const throttled = await login(url, OPERATOR, '/', '127.0.0.2');
+    expect(throttled.status).toBe(429);
+    expect(Number(throttled.headers['retry-after'])).toBeGreaterThan(0);
+    // A wrong Bearer token from the throttled address waits too.
+    const bearer = await from('127.0.0.2', `${url}/api/events`, { headers: { authorization: 'Bearer x' } });
+    expect(bearer.status).toBe(429);
+    expect(JSON.parse(bearer.text)).toMatchObject({ error: 'RATE_LIMITED' });
+
+    const elsewhere = await login(url, OPERATOR, '/api/whoami', '127.0.0.3');
+    expect(elsewhere.status).toBe(303);
+    const refused = logs.lines.filter((l) => l.msg === 'admin login refused');
+    expect(refused.find((l) => l.reason === 'bad token')).toMatchObject({ ip: '127.0.0.2' });
+    expect(refused.find((l) => l.reason === 'throttled')).toMatchObject({ ip: '127.0.0.2' });
+    expect(logs.raw()).not.toContain('wrong-token-');
+  });
+});
