@@ -8,6 +8,7 @@ import { RedisServerMissing } from '../queue/embedded-redis.js';
 import type { Roles } from '../server.js';
 import { registerDlqCommands, registerEventsCommands, registerSuppressedCommands } from './admin-commands.js';
 import { registerBitbucketCommands } from './bitbucket-command.js';
+import { printError } from './output.js';
 
 /** Exit codes scripts can trust: 0 ok, 1 failure, 2 usage or config. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
@@ -96,20 +97,20 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
-      if (err.code === 'usage') process.stderr.write(`error: ${err.message}\n`);
+      if (err.code === 'usage') printError(`error: ${err.message}`);
       return;
     }
     if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
+      printError(err.message);
       process.exitCode = EXIT.USAGE;
       return;
     }
     if (err instanceof RedisServerMissing || err instanceof DurabilityError) {
-      process.stderr.write(`${err.message}\n`);
+      printError(err.message);
       process.exitCode = EXIT.FAILURE;
       return;
     }
-    process.stderr.write(`error: ${(err as Error).message}\n`);
+    printError(`error: ${(err as Error).message}`);
     process.exitCode = EXIT.FAILURE;
   }
 }
