@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Command, CommanderError } from 'commander';
+import { checkDevelopmentDefaults } from '../config/development-defaults.js';
 import { loadConfig } from '../config/load-config.js';
 import { ConfigError } from '../errors.js';
 import { createLogger } from '../log.js';
@@ -17,6 +18,12 @@ function runRoles(roles: Roles) {
   return async (opts: { config: string }) => {
     const config = loadConfig(opts.config);
     const log = createLogger(config.log.level);
+    checkDevelopmentDefaults(config, { ingress: roles.ingress, admin: roles.admin ?? false }, (found) =>
+      log.warn(
+        { key: found.key, listener: found.listener },
+        `${found.key} is the example config's development value: anyone who read the example can use it`,
+      ),
+    );
     // Loaded on demand: the client commands (dlq, events, …) should not pay for the server's start-up.
     const { exitOnSignals, runRelay } = await import('../server.js');
     const relay = runRelay(config, roles, log);
