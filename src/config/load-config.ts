@@ -133,6 +133,15 @@ function normaliseRetry(raw: Raw): RetryPolicy {
   };
 }
 
+function hasUserinfo(url: string): boolean {
+  try {
+    const parsed = new URL(url);
+    return parsed.username !== '' || parsed.password !== '';
+  } catch {
+    return false; // reported by the schema's uri format
+  }
+}
+
 function crossCheck(raw: Raw): string[] {
   const problems: string[] = [];
   const unique = (list: { id?: string }[], name: string) => {
@@ -160,6 +169,12 @@ function crossCheck(raw: Raw): string[] {
     });
   });
   raw.targets.forEach((target: Raw, i: number) => {
+    if (hasUserinfo(target.url)) {
+      problems.push(
+        `targets[${i}].url: must not contain user:password@ (credentials in a URL are dropped by the HTTP ` +
+          `client and end up in logs); use targets[${i}].auth: { type: basic, username, password }`,
+      );
+    }
     if (target.type === 'teamcity' && !target.locator) {
       problems.push(`targets[${i}].locator: is required for type teamcity`);
     }
