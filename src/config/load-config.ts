@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { parseDocument } from 'yaml';
@@ -142,6 +142,28 @@ function hasUserinfo(url: string): boolean {
   }
 }
 
+function redisTlsProblems(redis: Raw): string[] {
+  const tls = redis.tls;
+  if (!tls) return [];
+  const problems: string[] = [];
+  if (!redis.url && !redis.sentinels && !redis.cluster) {
+    problems.push(
+      'redis.tls: needs redis.url, redis.sentinels or redis.cluster (the embedded Redis has no TLS)',
+    );
+  } else if (redis.url?.startsWith('unix:')) {
+    problems.push('redis.tls: a unix:/// socket is not TLS; use a redis:// or rediss:// URL');
+  }
+  if (Boolean(tls.certFile) !== Boolean(tls.keyFile)) {
+    problems.push(
+      `redis.tls.${tls.certFile ? 'keyFile' : 'certFile'}: is required with redis.tls.${tls.certFile ? 'certFile' : 'keyFile'}`,
+    );
+  }
+  for (const key of ['caFile', 'certFile', 'keyFile'] as const) {
+    if (tls[key] && !existsSync(tls[key])) problems.push(`redis.tls.${key}: no such file: ${tls[key]}`);
+  }
+  return problems;
+}
+
 function crossCheck(raw: Raw): string[] {
   const problems: string[] = [];
   const unique = (list: { id?: string }[], name: string) => {
@@ -183,6 +205,7 @@ function crossCheck(raw: Raw): string[] {
   if (redisModes.length > 1)
     problems.push(`redis: set only one of url, sentinels, cluster (got ${redisModes.join(', ')})`);
   if (raw.redis.sentinels && !raw.redis.name) problems.push('redis.name: is required with redis.sentinels');
+  problems.push(...redisTlsProblems(raw.redis));
   if (raw.redis.shards !== undefined && !raw.redis.cluster)
     problems.push('redis.shards: only with redis.cluster (one Redis has one shard)');
   return problems;
