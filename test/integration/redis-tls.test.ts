@@ -3,7 +3,7 @@
  * (no plain port) and a real redis-sentinel over TLS in front of it; certificates made with openssl here.
  * The relay reaches it through redis.tls, both with a plain host URL and through the sentinel.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -225,6 +225,74 @@ describe('Redis over TLS (redis.tls)', () => {
       await ing.close();
     }
   }, 60_000);
+
+  it('a TLS-only cluster of three primaries: every node over TLS, the webhook stored', async () => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    for (const port of ports) {
+      startProcess('redis-server', [
+        '--port',
+        '0',
+        '--tls-port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        ...tlsArgs(),
+        // The cluster bus over TLS too; the nodes announce their TLS ports.
+        '--tls-cluster',
+        'yes',
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        `nodes-${port}.conf`,
+        '--cluster-node-timeout',
+        '2000',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+      ]);
+    }
+    for (const port of ports) await untilPong(tlsConfig({ url: `redis://127.0.0.1:${port}` }));
+    const cli = (...args: string[]) =>
+      spawnSync(
+        'redis-cli',
+        [
+          '--tls',
+          '--cacert',
+          join(dir, 'ca.crt'),
+          '--cert',
+          join(dir, 'client.crt'),
+          '--key',
+          join(dir, 'client.key'),
+          ...args,
+        ],
+        { encoding: 'utf8', timeout: 30_000 },
+      );
+    const created = cli('--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-yes');
+    expect(created.status, `${created.stdout}${created.stderr}`).toBe(0);
+    const deadline = Date.now() + 30_000;
+    while (!ports.every((p) => /cluster_state:ok/.test(cli('-p', String(p), 'cluster', 'info').stdout))) {
+      if (Date.now() > deadline) throw new Error('the TLS cluster did not reach cluster_state:ok');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+
+    const config = tlsConfig({ cluster: ports.map((p) => `127.0.0.1:${p}`) });
+    const ing = await startIngress(config, captureLogs().log);
+    try {
+      for (let i = 0; i < 3; i += 1) {
+        const res = await send(
+          ing.url,
+          'cloud',
+          cloudRequest('repo:push', cloudPush({ ref: `cluster-${i}` })),
+        );
+        expect(res.status).toBe(202);
+      }
+    } finally {
+      await ing.close();
+    }
+  }, 90_000);
 
   it('names the bad key: a client certificate without its key, a missing file, TLS on a unix socket', () => {
     const problems = (redis: Record<string, unknown>) => {
