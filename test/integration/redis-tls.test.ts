@@ -109,6 +109,26 @@ function startProcess(bin: string, args: string[]): ChildProcess {
   return child;
 }
 
+/** A redis-server listening only on a TLS port, no persistence. */
+function startTlsRedis(port: number, extra: string[] = []): ChildProcess {
+  return startProcess('redis-server', [
+    '--port',
+    '0',
+    '--tls-port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    ...tlsArgs(),
+    ...extra,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+  ]);
+}
+
 function tlsConfig(redis: Record<string, unknown>) {
   return buildConfig(
     {
@@ -157,21 +177,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'hookrelay-redis-tls-'));
   makeCertificates(dir);
   [redisPort, sentinelPort] = [await freePort(), await freePort()];
-  startProcess('redis-server', [
-    '--port',
-    '0',
-    '--tls-port',
-    String(redisPort),
-    '--bind',
-    '127.0.0.1',
-    ...tlsArgs(),
-    '--save',
-    '',
-    '--appendonly',
-    'no',
-    '--dir',
-    dir,
-  ]);
+  startTlsRedis(redisPort);
   writeFileSync(
     join(dir, 'sentinel.conf'),
     [
@@ -229,15 +235,8 @@ describe('Redis over TLS (redis.tls)', () => {
   it('a TLS-only cluster of three primaries: every node over TLS, the webhook stored', async () => {
     const ports = [await freePort(), await freePort(), await freePort()];
     for (const port of ports) {
-      startProcess('redis-server', [
-        '--port',
-        '0',
-        '--tls-port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        ...tlsArgs(),
-        // The cluster bus over TLS too; the nodes announce their TLS ports.
+      // The cluster bus over TLS too; the nodes announce their TLS ports.
+      startTlsRedis(port, [
         '--tls-cluster',
         'yes',
         '--cluster-enabled',
@@ -246,12 +245,6 @@ describe('Redis over TLS (redis.tls)', () => {
         `nodes-${port}.conf`,
         '--cluster-node-timeout',
         '2000',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--dir',
-        dir,
       ]);
     }
     for (const port of ports) await untilPong(tlsConfig({ url: `redis://127.0.0.1:${port}` }));
