@@ -103,6 +103,8 @@ export function installBodyDeadline(app: FastifyInstance, timeoutMs: number): vo
       req.log.info({ url: req.url.split('?')[0], timeoutMs }, 'request body not received in time');
       answerAndClose(req.raw.socket, 'REQUEST_TIMEOUT');
     }, timeoutMs);
+    // A deadline never keeps the process alive on its own (shutdown waits for requests, not for timers).
+    timer.unref();
     reply.raw.once('close', () => clearTimeout(timer));
     done();
   });

@@ -394,7 +394,7 @@ describe('dead letters', () => {
     ).toBe(404);
     const lines = audits(r.logs.lines, 'dead-letters.replay');
     expect(lines.filter((l) => l.outcome === 'ok')).toHaveLength(3);
-    expect(lines[0]).toMatchObject({ identity: 'alice', role: 'operator', ids: [`${a}.ci`], count: 1 });
+    expect(lines[0]).toMatchObject({ identity: 'alice', actorRole: 'operator', ids: [`${a}.ci`], count: 1 });
   });
 
   it('bulk replay needs a filter, counts on dryRun and replays what matches', async () => {
