@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Command, CommanderError } from 'commander';
+import { checkDevelopmentDefaults } from '../config/development-defaults.js';
 import { loadConfig } from '../config/load-config.js';
 import { newSecret, SECRET_MAX_BYTES, SECRET_MIN_BYTES } from '../delivery/signing.js';
 import { ConfigError } from '../errors.js';
@@ -12,6 +13,7 @@ import { registerDlqCommands, registerEventsCommands, registerSuppressedCommands
 import { registerBitbucketCommands } from './bitbucket-command.js';
 import { CONFIG_OPTION, resolveConfigPath } from './config-path.js';
 import { envInit } from './env-init.js';
+import { printError } from './output.js';
 
 /** Exit codes scripts can trust: 0 ok, 1 failure, 2 usage or config. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
@@ -20,6 +22,12 @@ function runRoles(roles: Roles) {
   return async (opts: { config?: string }) => {
     const config = loadConfig(resolveConfigPath(opts.config));
     const log = createLogger(config.log.level);
+    checkDevelopmentDefaults(config, { ingress: roles.ingress, admin: roles.admin ?? false }, (found) =>
+      log.warn(
+        { key: found.key, listener: found.listener },
+        `${found.key} is the example config's development value: anyone who read the example can use it`,
+      ),
+    );
     // Loaded on demand: the client commands (dlq, events, …) should not pay for the server's start-up.
     const { exitOnSignals, runRelay } = await import('../server.js');
     const relay = runRelay(config, roles, log);
@@ -131,20 +139,20 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
-      if (err.code === 'usage') process.stderr.write(`error: ${err.message}\n`);
+      if (err.code === 'usage') printError(`error: ${err.message}`);
       return;
     }
     if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
+      printError(err.message);
       process.exitCode = EXIT.USAGE;
       return;
     }
     if (err instanceof RedisServerMissing || err instanceof DurabilityError || err instanceof ListenError) {
-      process.stderr.write(`${err.message}\n`);
+      printError(err.message);
       process.exitCode = EXIT.FAILURE;
       return;
     }
-    process.stderr.write(`error: ${(err as Error).message}\n`);
+    printError(`error: ${(err as Error).message}`);
     process.exitCode = EXIT.FAILURE;
   }
 }

@@ -99,6 +99,8 @@ export interface Config {
     replicas: number;
     commandTimeoutMs: number;
     dataDir: string;
+    /** TLS for every Redis connection (and the sentinels'): PEM file paths, an optional name to verify. */
+    tls?: { caFile?: string; certFile?: string; keyFile?: string; serverName?: string };
   };
   ingress: {
     host: string;
