@@ -84,6 +84,9 @@ export const configSchema = {
         replicas: { type: 'integer', minimum: 1, default: 1 },
         commandTimeoutMs: { type: 'integer', minimum: 50, default: 2000 },
         dataDir: { type: 'string', minLength: 1, default: '.hookrelay-data' },
+        // Embedded Redis only: also listen on 127.0.0.1:<port> (with the folder's password). Absent: its Unix
+        // socket alone.
+        embeddedPort: { type: 'integer', minimum: 1, maximum: 65535 },
       },
     },
     ingress: {

@@ -75,6 +75,8 @@ export interface Config {
     replicas: number;
     commandTimeoutMs: number;
     dataDir: string;
+    /** Embedded Redis only: a loopback TCP port besides its Unix socket. */
+    embeddedPort?: number;
   };
   ingress: {
     host: string;

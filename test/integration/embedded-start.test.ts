@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readEmbeddedRedisPassword } from '../../src/queue/data-folder.js';
 import { answersPing, startEmbeddedRedis } from '../../src/queue/embedded-redis.js';
 import { cloudPush } from '../fixtures/payloads.js';
 import { cloudRequest } from '../helpers/bitbucket.js';
@@ -58,7 +59,7 @@ routes: [{ source: cloud, targets: [ci] }]
 
       // Every connection the relay opened came in through the socket, none over TCP.
       expect(existsSync(socket)).toBe(true);
-      const inspect = new Redis({ path: socket });
+      const inspect = new Redis({ path: socket, password: readEmbeddedRedisPassword(join(dir, 'data')) });
       try {
         const clients = ((await inspect.client('LIST')) as string)
           .trim()
@@ -77,7 +78,7 @@ routes: [{ source: cloud, targets: [ci] }]
     // AOF on: what was acknowledged is still there once the relay (and its Redis) start again.
     const again = await startCliServer(['start', '--config', config], 'ingress listening');
     try {
-      const inspect = new Redis({ path: socket });
+      const inspect = new Redis({ path: socket, password: readEmbeddedRedisPassword(join(dir, 'data')) });
       try {
         const keys = await inspect.keys(`*:ev:${eventId!}`);
         expect(keys).toHaveLength(1);
