@@ -93,6 +93,11 @@ export async function lockDataFolder(dir: string): Promise<DataFolderLock> {
   chmodSync(file, 0o600);
   let releasing = false;
   const exited = new Promise<void>((res) => child.once('exit', () => res()));
+  // An exit the relay chose (process.exit after a shutdown that took too long) lets go of the lock too — the
+  // kernel drops it with the process — and is no crash: the holder's name goes with it. Only a death without
+  // an exit (a signal, the OOM killer) leaves the name behind.
+  const forget = () => writeFileSync(file, '');
+  process.once('exit', forget);
   return {
     ...(previousHolder ? { previousHolder } : {}),
     lost: exited.then(() => {
@@ -100,7 +105,8 @@ export async function lockDataFolder(dir: string): Promise<DataFolderLock> {
     }),
     async release() {
       releasing = true;
-      writeFileSync(file, '');
+      process.off('exit', forget);
+      forget();
       child.stdin?.end();
       await exited;
     },
