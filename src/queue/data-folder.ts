@@ -23,7 +23,7 @@ export const DATA_FOLDER_FILES = {
   aofDir: 'appendonlydir',
 } as const;
 
-/** Creates the folder (0700) or narrows an existing one to 0700, and its AOF files to this user. */
+/** Creates the folder (0700) or narrows an existing one to 0700, and its AOF files to this user. With the lock held. */
 export function prepareDataFolder(dir: string): string {
   const folder = resolve(dir);
   mkdirSync(folder, { recursive: true, mode: 0o700 });
@@ -41,7 +41,7 @@ export function prepareDataFolder(dir: string): string {
 /**
  * The embedded Redis's `requirepass`: generated once (32 random bytes, hex) into `redis.password` (0600) and
  * read back on every later start, so tools can read it from the folder (`REDISCLI_AUTH=$(cat …)`). Created
- * exclusively: two starts racing here agree on one password.
+ * exclusively (with the lock held), so an existing password is never replaced.
  */
 export function embeddedRedisPassword(dir: string): string {
   const file = join(dir, DATA_FOLDER_FILES.password);

@@ -1,3 +1,5 @@
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Logger } from '../log.js';
 import { embeddedRedisPassword, prepareDataFolder } from './data-folder.js';
 import { lockDataFolder } from './data-folder-lock.js';
@@ -31,9 +33,12 @@ export async function startDataFolderRedis(
   opts: { dataDir: string; embeddedPort?: number },
   log: Logger,
 ): Promise<DataFolderRedis> {
-  const dir = prepareDataFolder(opts.dataDir);
+  const dir = resolve(opts.dataDir);
+  // Only the folder itself before the lock: a start refused by it must leave a running relay's files alone.
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
   const lock = await lockDataFolder(dir);
   try {
+    prepareDataFolder(dir);
     const password = embeddedRedisPassword(dir);
     const leftover = await stopLeftoverRedis(dir, password);
     const redisDied = leftover.kind === 'stale-pid-file';

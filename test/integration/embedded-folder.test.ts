@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
@@ -154,7 +154,7 @@ describe('the embedded Redis data folder', { timeout: 150_000 }, () => {
     expect(tcp.child.exitCode).toBe(0);
   });
 
-  it('shuts down a redis-server an earlier run left on the folder, keeping its data, before starting its own', async () => {
+  it('shuts down a redis-server an earlier run left on the folder, keeping its data, and narrows its files', async () => {
     // What a relay whose watchdog did not act leaves behind: a redis-server with the folder's password, socket
     // and pid file, and no relay.
     const folder = prepareDataFolder(join(dir, 'leftover-data'));
@@ -173,6 +173,15 @@ describe('the embedded Redis data folder', { timeout: 150_000 }, () => {
       await writer.set('written-before', 'by the earlier run');
       writer.disconnect();
 
+      // As an older relay left it: folder 0755, AOF files as its redis-server's umask (022) made them.
+      chmodSync(folder, 0o755);
+      const aofDir = join(folder, 'appendonlydir');
+      const openToOthers = () =>
+        [folder, aofDir, ...readdirSync(aofDir).map((name) => join(aofDir, name))].filter(
+          (path) => (statSync(path).mode & 0o077) !== 0,
+        );
+      expect(openToOthers().length).toBeGreaterThan(1);
+
       const cfg = writeConfig('leftover', folder);
       const next = await startCliServer(['start', '--config', cfg], 'ingress listening', {}, 90_000);
       try {
@@ -190,6 +199,7 @@ describe('the embedded Redis data folder', { timeout: 150_000 }, () => {
         });
         const servers = redisServersOn(folder);
         expect(servers).toEqual([started[0]!.pid]);
+        expect(openToOthers()).toEqual([]);
         const reader = new Redis({ path: socket, password });
         try {
           expect(await reader.get('written-before')).toBe('by the earlier run');
