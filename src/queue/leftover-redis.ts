@@ -66,7 +66,11 @@ export async function stopLeftoverRedis(
     await client.call('SHUTDOWN').catch(() => undefined);
     client.disconnect();
   } else if (pid !== undefined) {
-    process.kill(pid, 'SIGTERM');
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // It exited between the check and the signal: what the wait below looks for.
+    }
   }
   const deadline = Date.now() + timeoutMs;
   while ((alive && isRedisServerOn(pid!, dir)) || (await answersPing({ path: socket, password }))) {

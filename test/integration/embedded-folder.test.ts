@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
@@ -114,7 +114,16 @@ describe('the embedded Redis data folder', { timeout: 150_000 }, () => {
     for (const name of aofFiles) expect(mode(join(aofDir, name)) & 0o077).toBe(0);
     expect(pingWithoutPassword('-s', join(data, 'redis.sock'))).toMatch(/^NOAUTH/);
     // Not in any process's argv, which every local user can read.
-    const everyArgv = spawnSync('ps', ['-eo', 'args='], { encoding: 'utf8' }).stdout;
+    const everyArgv = readdirSync('/proc')
+      .filter((name) => /^\d+$/.test(name))
+      .map((pid) => {
+        try {
+          return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+        } catch {
+          return ''; // exited meanwhile
+        }
+      })
+      .join('\n');
     expect(everyArgv).toContain('redis-server');
     expect(everyArgv).not.toContain(embeddedRedisPassword(data));
   });
