@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEmbeddedRedisPassword } from '../../src/queue/data-folder.js';
-import { freePort, stopAll, waitFor } from '../edge/helpers/processes.js';
-import { type RelayProc, requireBuild, startIngressProc } from '../edge/helpers/stack.js';
+import { freePort, type Proc, spawnTracked, stopAll, waitFor } from '../edge/helpers/processes.js';
+import { REPO, type RelayProc, requireBuild, startIngressProc } from '../edge/helpers/stack.js';
 import { redisServersOn } from '../helpers/redis-on-folder.js';
 import { type Driver, startDriver } from './helpers/driver.js';
 import { type IdempotentTarget, startIdempotentTarget } from './helpers/idempotent-target.js';
@@ -37,7 +37,7 @@ function startRelay(name: string): Promise<RelayProc> {
   return startIngressProc(name, configFile, port, { command: 'start', readyTimeoutMs: READY_MS });
 }
 
-function startedLine(p: RelayProc): Record<string, unknown> | undefined {
+function startedLine(p: Proc): Record<string, unknown> | undefined {
   return p.json().find((line) => line.msg === 'embedded redis-server started');
 }
 
@@ -173,5 +173,46 @@ describe('fault: hookrelay start with the embedded Redis, crashed', () => {
     expect(cleanExit.code).toBe(0);
     expect(redisServersOn(data)).toEqual([]);
     expect(finalAof.ok, finalAof.output).toBe(true);
+  });
+
+  it('a relay killed during its start-up or its shutdown leaves nothing that stops the next start', {
+    timeout: 400_000,
+  }, async () => {
+    // During start-up: right after the redis-server started, before the ingress listens.
+    const starting = spawnTracked('relay-starting', process.execPath, [
+      join(REPO, 'bin', 'hookrelay.js'),
+      'start',
+      '--config',
+      configFile,
+    ]);
+    await waitFor('the embedded redis-server to start', () => startedLine(starting), READY_MS, 10);
+    starting.kill('SIGKILL');
+    await starting.exited;
+    await waitFor('no redis-server left on the folder', () => redisServersOn(data).length === 0, 15_000, 20);
+    expect(checkAof().ok).toBe(true);
+
+    relay = await startRelay('relay-after-start-up-kill');
+    expect(redisServersOn(data)).toHaveLength(1);
+    expect(startedLine(relay)?.previousRun).toBe('relay-died');
+
+    // During shutdown: SIGTERM, then SIGKILL as soon as it says it is shutting down.
+    relay.kill('SIGTERM');
+    await waitFor(
+      'the relay to begin its shutdown',
+      () => relay.json().some((l) => l.msg === 'shutting down'),
+      30_000,
+      5,
+    );
+    relay.kill('SIGKILL');
+    await relay.exited;
+    await waitFor('no redis-server left on the folder', () => redisServersOn(data).length === 0, 15_000, 20);
+    expect(checkAof().ok).toBe(true);
+
+    relay = await startRelay('relay-after-shutdown-kill');
+    expect(redisServersOn(data)).toHaveLength(1);
+    // The shutdown may have finished (and released the lock) before the SIGKILL landed.
+    expect(['relay-died', 'clean']).toContain(startedLine(relay)?.previousRun);
+    const ready = await fetch(`${relay.url}/readyz`);
+    expect(ready.status).toBe(200);
   });
 });
