@@ -43,6 +43,9 @@ export interface DataFolderLock {
   release(): Promise<void>;
 }
 
+/** flock's exit status when another process holds the lock (EX_TEMPFAIL), told apart from its errors. */
+const HELD_ELSEWHERE = 75;
+
 function readHolder(file: string): LockHolder | undefined {
   try {
     const holder = JSON.parse(readFileSync(file, 'utf8')) as LockHolder;
@@ -69,24 +72,37 @@ function readHolder(file: string): LockHolder | undefined {
 export async function lockDataFolder(dir: string): Promise<DataFolderLock> {
   const file = join(dir, DATA_FOLDER_FILES.lock);
   let holder: ChildProcess;
+  let stderr = '';
   const locked = await new Promise<boolean>((res, rej) => {
     holder = spawn(
       'flock',
-      ['--exclusive', '--nonblock', file, 'sh', '-c', 'echo locked && exec cat >/dev/null'],
-      {
-        detached: true,
-        stdio: ['pipe', 'pipe', 'ignore'],
-      },
+      [
+        '--exclusive',
+        '--nonblock',
+        '--conflict-exit-code',
+        String(HELD_ELSEWHERE),
+        file,
+        'sh',
+        '-c',
+        'echo locked && exec cat >/dev/null',
+      ],
+      { detached: true, stdio: ['pipe', 'pipe', 'pipe'] },
     );
     holder.once('error', (err: NodeJS.ErrnoException) =>
       rej(err.code === 'ENOENT' ? new FlockMissing() : err),
     );
+    holder.stderr?.on('data', (chunk) => {
+      stderr += chunk;
+    });
     holder.stdout?.once('data', () => res(true));
-    holder.once('exit', () => res(false));
+    holder.once('exit', (code) =>
+      code === HELD_ELSEWHERE ? res(false) : rej(new Error(`flock on ${file} failed: ${stderr.trim()}`)),
+    );
   });
   if (!locked) throw new DataFolderInUse(dir, await namedHolder(file));
   const child = holder!;
   child.stdout?.destroy();
+  child.stderr?.destroy();
   const previousHolder = readHolder(file);
   const me: LockHolder = { pid: process.pid, host: hostname(), startedAt: new Date().toISOString() };
   writeFileSync(file, `${JSON.stringify(me)}\n`);
