@@ -97,6 +97,9 @@ export const configSchema = {
             serverName: { type: 'string', minLength: 1 },
           },
         },
+        // Embedded Redis only: also listen on 127.0.0.1:<port> (with the folder's password). Absent: its Unix
+        // socket alone.
+        embeddedPort: { type: 'integer', minimum: 1, maximum: 65535 },
       },
     },
     ingress: {
