@@ -13,7 +13,7 @@ import { registerDlqCommands, registerEventsCommands, registerSuppressedCommands
 import { registerBitbucketCommands } from './bitbucket-command.js';
 import { CONFIG_OPTION, resolveConfigPath } from './config-path.js';
 import { envInit } from './env-init.js';
-import { printError } from './output.js';
+import { print, printError } from './output.js';
 
 /** Exit codes scripts can trust: 0 ok, 1 failure, 2 usage or config. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
@@ -77,8 +77,8 @@ export function buildCli(): Command {
     .action((opts: { config?: string }) => {
       const file = resolveConfigPath(opts.config);
       const c = loadConfig(file);
-      process.stdout.write(
-        `${file}: ok (${c.sources.length} sources, ${c.targets.length} targets, ${c.routes.length} routes)\n`,
+      print(
+        `${file}: ok (${c.sources.length} sources, ${c.targets.length} targets, ${c.routes.length} routes)`,
       );
     });
 
@@ -111,7 +111,8 @@ export function buildCli(): Command {
     .option('--exit', 'stop after the walk-through instead of waiting for Ctrl-C')
     .action(async (opts: { exit?: boolean }) => {
       const { runDemo } = await import('./demo.js');
-      await runDemo(opts, (line) => process.stdout.write(`${line}\n`));
+      // Lines quote the relay's answers (reasons): escaped like every other human output.
+      await runDemo(opts, (line) => print(`${line}\n`));
     });
 
   program
