@@ -1,7 +1,7 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { accessSync, constants, mkdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
 import { unixSocketUrl } from './redis-connection.js';
 
@@ -30,19 +30,47 @@ export interface EmbeddedRedis {
 /** One that listens on loopback TCP (tests, benchmarks, and an embedded Redis with a port configured). */
 export type LoopbackRedis = EmbeddedRedis & { url: string; port: number };
 
+/** A tool the embedded Redis needs is missing; the message says which and how to get it, or to set redis.url. */
 export class RedisServerMissing extends Error {
-  constructor() {
-    super(
-      'redis-server is not on PATH. Install it (Debian/Ubuntu: `sudo apt-get install -y redis-server`, macOS: ' +
-        '`brew install redis`) or set redis.url in the config to an existing Redis 6.2+.',
-    );
+  constructor(
+    what = 'redis-server is not on PATH. Install it (Debian/Ubuntu: `sudo apt-get install -y redis-server`, macOS: ' +
+      '`brew install redis`)',
+  ) {
+    super(`${what} Or set redis.url in the config to an existing Redis 6.2+.`);
   }
 }
 
+/** An executable's path on PATH, looked up here rather than through a shell, which may itself be missing. */
+export function findOnPath(name: string, path: string = process.env.PATH ?? ''): string | null {
+  for (const dir of path.split(delimiter)) {
+    if (!dir) continue;
+    const candidate = join(dir, name);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not in this directory
+    }
+  }
+  return null;
+}
+
 export function findRedisServer(): string | null {
-  const found = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
-  const path = found.stdout.trim();
-  return found.status === 0 && path ? path : null;
+  return findOnPath('redis-server');
+}
+
+/**
+ * What `hookrelay start` needs on PATH for its own Redis, checked before anything is touched, each missing one
+ * named: redis-server, `sh` (the watchdog that stops it with the relay) and `flock` (the data folder's lock).
+ */
+export function requireEmbeddedTools(): void {
+  if (!findRedisServer()) throw new RedisServerMissing();
+  for (const [tool, why] of [
+    ['sh', 'the embedded redis-server runs under a small sh watchdog that stops it with the relay'],
+    ['flock', 'the embedded Redis locks its data folder with it (util-linux)'],
+  ] as const) {
+    if (!findOnPath(tool)) throw new RedisServerMissing(`${tool} is not on PATH: ${why}.`);
+  }
 }
 
 export async function freePort(): Promise<number> {
@@ -177,6 +205,11 @@ export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<Em
 export async function startEmbeddedRedis(opts: EmbeddedRedisOptions): Promise<EmbeddedRedis> {
   const bin = findRedisServer();
   if (!bin) throw new RedisServerMissing();
+  if (!findOnPath('sh')) {
+    throw new Error(
+      'sh is not on PATH: the embedded redis-server runs under a small sh watchdog (see docs/reliability.md)',
+    );
+  }
   const dir = resolve(opts.dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const pidFile = join(dir, REDIS_PID_FILE);

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Logger } from '../log.js';
 import { embeddedRedisPassword, prepareDataFolder } from './data-folder.js';
 import { lockDataFolder } from './data-folder-lock.js';
-import { type EmbeddedRedis, startEmbeddedRedis } from './embedded-redis.js';
+import { type EmbeddedRedis, requireEmbeddedTools, startEmbeddedRedis } from './embedded-redis.js';
 import { stopLeftoverRedis } from './leftover-redis.js';
 
 /**
@@ -33,6 +33,7 @@ export async function startDataFolderRedis(
   opts: { dataDir: string; embeddedPort?: number },
   log: Logger,
 ): Promise<DataFolderRedis> {
+  requireEmbeddedTools();
   const dir = resolve(opts.dataDir);
   // Only the folder itself before the lock: a start refused by it must leave a running relay's files alone.
   mkdirSync(dir, { recursive: true, mode: 0o700 });
