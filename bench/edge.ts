@@ -195,7 +195,7 @@ export async function benchEdge(
     // machine (another job starting, Redis growing) hits both alike; each figure is the median of the rounds.
     await run(direct, connections, 2);
     await run(haproxy, connections, 2);
-    const redisPid = redis.process.pid ?? -1;
+    const redisPid = redis.pid;
     const sample = (): Cpu => ({
       ingress: cpuSeconds((_pid, pgrp) => pgrp === ingress.pid),
       haproxy: cpuSeconds((_pid, pgrp) => pgrp === edge.proc.pid),

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import type { EmbeddedRedis } from '../src/queue/embedded-redis.js';
+import type { LoopbackRedis } from '../src/queue/embedded-redis.js';
 import { unixSocketPath } from '../src/queue/redis-connection.js';
 import type { BenchRequest } from './payloads.js';
 
@@ -121,7 +121,7 @@ export function cpuSeconds(match: (pid: number, pgrp: number) => boolean): numbe
  * How a bench reaches its Redis, the same for every contender in it: the Unix socket, as `hookrelay start` does
  * with its own redis-server, or loopback TCP with BENCH_REDIS=tcp (a Redis on another host is reached so).
  */
-export function benchRedisUrl(redis: EmbeddedRedis): string {
+export function benchRedisUrl(redis: LoopbackRedis): string {
   return process.env.BENCH_REDIS === 'tcp' || !redis.socketUrl ? redis.url : redis.socketUrl;
 }
 

@@ -1,9 +1,12 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { healthRoutes } from './health-routes.js';
-import { installErrorHandlers } from './http-errors.js';
+import { answerClientError, installBodyDeadline, installErrorHandlers } from './http-errors.js';
 import { hooksRoute } from './ingress/hooks-route.js';
 import type { IngressDeps } from './ingress/ingress-deps.js';
 import { addMetricsRoute } from './metrics-app.js';
+
+/** The whole request, head and body, must have arrived within this time. */
+export const INGRESS_REQUEST_TIMEOUT_MS = 15_000;
 
 /**
  * The ingress as a Fastify instance, without listening: tests build it on port 0 or inject into it, the
@@ -17,12 +20,14 @@ export function buildIngressApp(deps: IngressDeps): FastifyInstance {
     bodyLimit: deps.config.ingress.bodyLimit,
     // Bitbucket Data Center's breaker counts slow answers as failures: never keep it waiting long.
     connectionTimeout: 30_000,
-    requestTimeout: 15_000,
+    requestTimeout: INGRESS_REQUEST_TIMEOUT_MS,
+    clientErrorHandler: answerClientError,
     keepAliveTimeout: 5_000,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   });
   installErrorHandlers(app);
+  installBodyDeadline(app, INGRESS_REQUEST_TIMEOUT_MS);
 
   healthRoutes(app, deps.redis);
 

@@ -20,6 +20,8 @@ export const ERRORS = {
   UNAUTHORIZED: { status: 401, message: 'missing or invalid credentials' },
   FORBIDDEN: { status: 403, message: 'this identity may not do that' },
   BAD_REQUEST: { status: 400, message: 'bad request' },
+  REQUEST_TIMEOUT: { status: 408, message: 'request not received in time' },
+  RATE_LIMITED: { status: 429, message: 'too many requests, retry later' },
   FILTER_REQUIRED: { status: 400, message: 'a filter is required for bulk actions' },
   CONFLICT: { status: 409, message: 'not in a state that allows this action' },
   INTERNAL: { status: 500, message: 'internal error' },

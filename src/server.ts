@@ -6,7 +6,7 @@ import { listenAt } from './listen.js';
 import type { Logger } from './log.js';
 import { buildWorkerMetricsApp } from './metrics-app.js';
 import { checkDurability } from './queue/durability.js';
-import { type EmbeddedRedis, startEmbeddedRedis } from './queue/embedded-redis.js';
+import { type DataFolderRedis, startDataFolderRedis } from './queue/embedded-start.js';
 import { startHousekeeping } from './queue/housekeeping.js';
 import { checkShardCount } from './queue/shard-check.js';
 import { createRuntime, type Runtime, waitForRedis } from './runtime.js';
@@ -26,6 +26,11 @@ export interface RunningRelay {
   metricsUrl?: string;
   redisUrl: string;
   stop(): Promise<void>;
+  /**
+   * Resolves when the embedded redis-server (or the data folder's lock) is gone while the relay runs: it cannot
+   * keep a promise without it, and staying up would hold the folder against the start that can.
+   */
+  lost?: Promise<string>;
 }
 
 /**
@@ -33,13 +38,15 @@ export interface RunningRelay {
  * taking webhooks, let in-flight deliveries finish, close Redis, then stop an embedded Redis.
  */
 export async function runRelay(config: Config, roles: Roles, log: Logger): Promise<RunningRelay> {
-  let embedded: EmbeddedRedis | undefined;
+  let embedded: DataFolderRedis | undefined;
   let effective = config;
   if (!config.redis.url && !config.redis.sentinels && !config.redis.cluster) {
-    embedded = await startEmbeddedRedis({ dir: config.redis.dataDir });
-    const url = embedded.socketUrl ?? embedded.url;
-    log.info({ url, tcp: embedded.url, dir: embedded.dir }, 'embedded redis-server started (AOF on)');
-    effective = Object.freeze({ ...config, redis: Object.freeze({ ...config.redis, url }) });
+    embedded = await startDataFolderRedis(config.redis, log);
+    const { socketUrl, url, password } = embedded.redis;
+    effective = Object.freeze({
+      ...config,
+      redis: Object.freeze({ ...config.redis, url: socketUrl ?? url, password }),
+    });
   }
   const role =
     roles.ingress && roles.worker ? 'start' : roles.ingress ? 'ingress' : roles.worker ? 'worker' : 'admin';
@@ -118,31 +125,50 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
     ...(metricsUrl ? { metricsUrl } : {}),
     redisUrl: effective.redis.url ?? '',
     stop,
+    ...(embedded ? { lost: embedded.lost } : {}),
   };
 }
 
 /**
  * SIGTERM/SIGINT: stop gracefully within a bound, then exit. A signal that arrives while the relay is still
- * starting stops it as soon as it has started; a start that fails has cleaned up after itself.
+ * starting stops it as soon as it has started; a start that fails has cleaned up after itself. Losing the
+ * embedded redis-server stops the relay the same way, exiting 1 so a supervisor starts it again (on a clean
+ * folder: see embedded-start.ts).
  */
+const LOST_REDIS_GRACE_MS = 3000;
+
 export function exitOnSignals(starting: Promise<RunningRelay>, log: Logger, graceMs: number): void {
-  const handler = (signal: string) => {
-    log.info({ signal }, 'shutting down');
+  let exitCode = 0;
+  const shutDown = (boundMs: number) => {
     const timer = setTimeout(() => {
       log.error('shutdown took too long, exiting');
       process.exit(1);
-    }, graceMs);
+    }, boundMs);
     timer.unref();
     starting
       .then((relay) => relay.stop())
       .then(
-        () => process.exit(0),
+        () => process.exit(exitCode),
         (err) => {
           log.error({ err }, 'shutdown failed');
           process.exit(1);
         },
       );
   };
+  const handler = (signal: string) => {
+    log.info({ signal }, 'shutting down');
+    shutDown(graceMs);
+  };
   process.once('SIGTERM', handler);
   process.once('SIGINT', handler);
+  starting.then(
+    (relay) =>
+      relay.lost?.then((reason) => {
+        log.error({ reason }, 'embedded redis lost, shutting down');
+        exitCode = 1;
+        // Without Redis no delivery can be marked done, so waiting for them would only hold the folder longer.
+        shutDown(Math.min(graceMs, LOST_REDIS_GRACE_MS));
+      }),
+    () => undefined,
+  );
 }

@@ -9,6 +9,7 @@ import { DASHBOARD_PATH, dashboard } from './dashboard.js';
 import { deadLetterRoutes } from './dead-letter-routes.js';
 import { eventsRoutes } from './events-routes.js';
 import { loginRoutes } from './login-routes.js';
+import { LoginThrottle } from './login-throttle.js';
 import { metricsRoute } from './metrics-route.js';
 import { quarantinedRoutes } from './quarantined-routes.js';
 import { Sessions } from './sessions.js';
@@ -44,7 +45,8 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   const audit = createAudit(log);
   const auth = createAuthenticator(deps.config.admin);
   const sessions = new Sessions(deps.redis, deps.keys);
-  installAuth(app, { auth, sessions, audit, loginPath: `${basePath}/login` });
+  const throttle = new LoginThrottle();
+  installAuth(app, { auth, sessions, audit, throttle, loginPath: `${basePath}/login` });
 
   healthRoutes(app, deps.redis, { config: { public: true } });
   // Browsers ask for it on the login page; a 401 there would only be noise in their console.
@@ -56,7 +58,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   }));
 
   await app.register(async (scope) =>
-    loginRoutes(scope, { auth, sessions, audit, basePath, home: `${DASHBOARD_PATH}/` }),
+    loginRoutes(scope, { auth, sessions, audit, throttle, basePath, home: `${DASHBOARD_PATH}/` }),
   );
   await app.register(async (scope) => eventsRoutes(scope, deps, audit));
   await app.register(async (scope) => deadLetterRoutes(scope, deps, audit));

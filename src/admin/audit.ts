@@ -29,7 +29,9 @@ export function createAudit(log: Logger): Audit {
         audit: true,
         identity: id ? id.name : null,
         identityKind: id?.kind ?? null,
-        role: id?.role ?? null,
+        // Not `role`: the admin logger's own binding already uses that key for the process role, and a line
+        // with a key twice is kept half or refused by log pipelines.
+        actorRole: id?.role ?? null,
         via: req.authVia ?? null,
         ip: req.ip,
         outcome: 'ok',

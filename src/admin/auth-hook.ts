@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERRORS } from '../errors.js';
 import type { Audit } from './audit.js';
 import { type Authenticator, hasRole, type Identity, type Role } from './auth.js';
+import type { LoginThrottle } from './login-throttle.js';
 import { readCookie, SESSION_COOKIE, type Sessions } from './sessions.js';
 
 declare module 'fastify' {
@@ -48,7 +49,7 @@ function deny(reply: FastifyReply, code: 'UNAUTHORIZED' | 'FORBIDDEN', message?:
 /** Authentication and role check on every route that is not marked public. */
 export function installAuth(
   app: FastifyInstance,
-  opts: { auth: Authenticator; sessions: Sessions; audit: Audit; loginPath: string },
+  opts: { auth: Authenticator; sessions: Sessions; audit: Audit; throttle: LoginThrottle; loginPath: string },
 ): void {
   app.decorateRequest('identity', null);
   app.addHook('onRequest', async (req, reply) => {
@@ -57,7 +58,17 @@ export function installAuth(
     let identity: Identity | null = null;
     const token = bearer(req);
     if (token) {
+      // A wrong Bearer token is a guess like a wrong sign-in: an address that keeps guessing waits.
+      const wait = opts.throttle.retryAfter(req.ip, { global: false });
+      if (wait > 0) {
+        req.log.warn({ ip: req.ip, retryAfter: wait }, 'admin bearer token refused: too many wrong tokens');
+        return reply.code(ERRORS.RATE_LIMITED.status).header('retry-after', String(wait)).send({
+          error: 'RATE_LIMITED',
+          message: 'too many wrong tokens from this address, retry later',
+        });
+      }
       identity = await opts.auth.verify(token);
+      if (!identity) opts.throttle.fail(req.ip);
       req.authVia = 'bearer';
     } else {
       const sid = readCookie(req.headers.cookie, SESSION_COOKIE);
@@ -69,7 +80,7 @@ export function installAuth(
     }
     if (!identity) {
       req.log.info(
-        { url: req.url.split('?')[0], via: req.authVia ?? 'none' },
+        { url: req.url.split('?')[0], via: req.authVia ?? 'none', ip: req.ip },
         'admin request without valid credentials',
       );
       if (wantsHtml(req)) return reply.redirect(`${opts.loginPath}?next=${encodeURIComponent(req.url)}`, 303);
@@ -82,7 +93,7 @@ export function installAuth(
       opts.audit(req, {
         action: `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`,
         outcome: 'denied',
-        needed,
+        requiredRole: needed,
       });
       return deny(reply, 'FORBIDDEN', `this action needs the ${needed} role`);
     }

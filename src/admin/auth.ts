@@ -11,6 +11,11 @@ export interface Identity {
   kind: 'token' | 'oidc';
   /** Epoch seconds when an OIDC token expires (a browser session must not outlive it). */
   expiresAt?: number;
+  /**
+   * A static token's fingerprint (see tokenFingerprint): a browser session made from it ends when the token's
+   * value changes, even under the same name and role.
+   */
+  tokenFingerprint?: string;
 }
 
 const RANK: Record<Role, number> = { viewer: 1, operator: 2 };
@@ -21,6 +26,14 @@ export function hasRole(identity: Identity, wanted: Role): boolean {
 
 function sha256(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
+}
+
+/**
+ * What a session keeps of the token it was made from: a domain-separated, truncated SHA-256. It tells two token
+ * values apart, and someone who reads it from Redis holds neither the token nor its lookup digest.
+ */
+export function tokenFingerprint(token: string): string {
+  return createHash('sha256').update(`hookrelay-admin-session\0${token}`, 'utf8').digest('hex').slice(0, 32);
 }
 
 const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
@@ -49,7 +62,10 @@ export function roleFromClaim(value: unknown): Role | null {
 export interface Authenticator {
   /** The identity a bearer credential stands for, or null when it is unknown, expired or forged. */
   verify(credential: string): Promise<Identity | null>;
-  /** Still a configured token with this role (a browser session outlives a config change otherwise). */
+  /**
+   * Still a configured token with this name, role and value (a browser session outlives a config change
+   * otherwise): a session without a fingerprint, or with another token value's, is no longer valid.
+   */
   stillValid(identity: Identity): boolean;
 }
 
@@ -59,7 +75,12 @@ export interface Authenticator {
  * a token away. OIDC access tokens are verified against the issuer's JWKS (fetched and cached by jose).
  */
 export function createAuthenticator(admin: Config['admin']): Authenticator {
-  const tokens = admin.tokens.map((t) => ({ name: t.name, role: t.role, digest: sha256(t.token) }));
+  const tokens = admin.tokens.map((t) => ({
+    name: t.name,
+    role: t.role,
+    digest: sha256(t.token),
+    fingerprint: tokenFingerprint(t.token),
+  }));
   const oidc = admin.oidc;
   const jwks = oidc ? createRemoteJWKSet(new URL(oidc.jwksUrl), { cacheMaxAge: 10 * 60_000 }) : undefined;
 
@@ -69,7 +90,8 @@ export function createAuthenticator(admin: Config['admin']): Authenticator {
       const digest = sha256(credential);
       let found: (typeof tokens)[number] | undefined;
       for (const t of tokens) if (timingSafeEqual(t.digest, digest) && !found) found = t;
-      if (found) return { name: found.name, role: found.role, kind: 'token' };
+      if (found)
+        return { name: found.name, role: found.role, kind: 'token', tokenFingerprint: found.fingerprint };
       if (!oidc || !jwks || !JWT_SHAPE.test(credential)) return null;
       try {
         const { payload } = await jwtVerify(credential, jwks, {
@@ -96,7 +118,14 @@ export function createAuthenticator(admin: Config['admin']): Authenticator {
     },
     stillValid(identity) {
       if (identity.kind !== 'token') return true;
-      return tokens.some((t) => t.name === identity.name && t.role === identity.role);
+      const presented = Buffer.from(identity.tokenFingerprint ?? '');
+      return tokens.some(
+        (t) =>
+          t.name === identity.name &&
+          t.role === identity.role &&
+          presented.length === t.fingerprint.length &&
+          timingSafeEqual(presented, Buffer.from(t.fingerprint)),
+      );
     },
   };
 }

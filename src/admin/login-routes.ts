@@ -1,6 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Audit } from './audit.js';
 import type { Authenticator } from './auth.js';
+import type { LoginThrottle } from './login-throttle.js';
+import { safeNextPath } from './next-path.js';
 import { readCookie, SESSION_COOKIE, type Sessions, sessionCookie } from './sessions.js';
 
 function escapeHtml(s: string): string {
@@ -30,28 +32,44 @@ ${error ? `<p class="err" role="alert">${escapeHtml(error)}</p>` : ''}
  */
 export async function loginRoutes(
   app: FastifyInstance,
-  opts: { auth: Authenticator; sessions: Sessions; audit: Audit; basePath: string; home: string },
+  opts: {
+    auth: Authenticator;
+    sessions: Sessions;
+    audit: Audit;
+    throttle: LoginThrottle;
+    basePath: string;
+    home: string;
+  },
 ): Promise<void> {
-  const { auth, sessions, audit, basePath } = opts;
+  const { auth, sessions, audit, throttle, basePath } = opts;
   const cookiePath = basePath || '/';
 
-  // Only our own pages: no open redirect to another site (`//evil`, `https:`…).
-  const safeNext = (next: unknown): string => {
-    const n = typeof next === 'string' ? next : '';
-    return n.startsWith('/') && !n.startsWith('//') && !n.includes('\\') ? n : opts.home;
-  };
+  // Only our own pages: no open redirect to another site, and nothing that cannot go in a Location header.
+  const safeNext = (next: unknown): string => safeNextPath(next, basePath) ?? opts.home;
   const secure = (req: FastifyRequest) =>
     req.protocol === 'https' || req.headers['x-forwarded-proto'] === 'https';
 
   async function exchange(req: FastifyRequest, reply: FastifyReply, token: string, next: string) {
+    const wait = throttle.retryAfter(req.ip);
+    if (wait > 0) {
+      req.log.warn({ reason: 'throttled', ip: req.ip, retryAfter: wait }, 'admin login refused');
+      return reply
+        .code(429)
+        .header('retry-after', String(wait))
+        .type('text/html; charset=utf-8')
+        .send(page(basePath, next, `Too many failed sign-ins. Try again in ${wait} s.`));
+    }
     const identity = await auth.verify(token);
+    if (!identity) throttle.fail(req.ip);
     if (!identity || identity.role === null) {
-      req.log.info({ reason: identity ? 'no role' : 'bad token' }, 'admin login refused');
+      req.log.info({ reason: identity ? 'no role' : 'bad token', ip: req.ip }, 'admin login refused');
       return reply
         .code(identity ? 403 : 401)
         .type('text/html; charset=utf-8')
         .send(page(basePath, next, identity ? 'This identity has no hookrelay role.' : 'Invalid token.'));
     }
+    // `next` was checked before this point (safeNext): nothing after the session exists may fail on it.
+    const location = `${basePath}${next}`;
     const maxMs = identity.expiresAt ? identity.expiresAt * 1000 - Date.now() : undefined;
     const session = await sessions.create(identity, maxMs);
     req.identity = identity;
@@ -62,7 +80,7 @@ export async function loginRoutes(
         sessionCookie(session.id, { path: cookiePath, maxAgeMs: session.ttlMs, secure: secure(req) }),
       )
       .header('cache-control', 'no-store')
-      .redirect(`${basePath}${safeNext(next)}`, 303);
+      .redirect(location, 303);
   }
 
   app.get<{ Querystring: { token?: string; next?: string } }>(

@@ -9,7 +9,7 @@ import {
   EXIT_USAGE,
   withClientOptions,
 } from './admin-client.js';
-import { print, printJson, shortTime, table } from './output.js';
+import { print, printable, printJson, shortTime, table } from './output.js';
 
 interface FilterOptions {
   target?: string;
@@ -169,21 +169,24 @@ export function registerEventsCommands(program: Command): void {
           `event       ${ev.id}`,
           `received    ${shortTime(ev.receivedAt as string)} from ${ev.clientIp ?? '-'}`,
           `source      ${ev.source} (${ev.platform})`,
-          `event key   ${ev.eventKey}`,
-          `delivery id ${ev.deliveryId}`,
-          `repository  ${ev.repository ?? '-'}`,
-          `refs        ${refs.map((r) => `${r.name} ${r.oldHash?.slice(0, 8) ?? 'new'}..${r.newHash?.slice(0, 8) ?? 'deleted'}`).join(', ') || '-'}`,
+          `event key   ${printable(String(ev.eventKey))}`,
+          `delivery id ${printable(String(ev.deliveryId))}`,
+          `repository  ${printable(String(ev.repository ?? '-'))}`,
+          `refs        ${refs.map((r) => `${printable(r.name)} ${r.oldHash?.slice(0, 8) ?? 'new'}..${r.newHash?.slice(0, 8) ?? 'deleted'}`).join(', ') || '-'}`,
         ].join('\n'),
       );
       for (const t of ev.targets) {
-        const extra = [t.reason && `reason: ${t.reason}`, t.supersededBy && `superseded by ${t.supersededBy}`]
+        const extra = [
+          t.reason && `reason: ${printable(t.reason)}`,
+          t.supersededBy && `superseded by ${printable(t.supersededBy)}`,
+        ]
           .filter(Boolean)
           .join(', ');
         print(
           `\ntarget ${t.target}: ${t.state}${extra ? ` (${extra})` : ''}  [job ${t.job.id}: ${t.job.state}]`,
         );
         if (t.attempts.length) print(attemptsTable(t.attempts));
-        if (t.excerpt) print(`last response: ${t.excerpt}`);
+        if (t.excerpt) print(`last response: ${printable(t.excerpt)}`);
       }
     }),
   );
@@ -246,7 +249,7 @@ function printBulk(opts: Opts, answer: BulkAnswer, verb: string): void {
   }
   const done = answer.replayed ?? answer.purged ?? answer.released ?? answer.discarded ?? 0;
   print(`${done} ${verb}${answer.failed.length ? `, ${answer.failed.length} failed` : ''}`);
-  for (const f of answer.failed) print(`  ${f.id}: ${f.error} ${f.message}`);
+  for (const f of answer.failed) print(`  ${f.id}: ${f.error} ${printable(f.message)}`);
   if (answer.failed.length) process.exitCode = 1;
 }
 
@@ -360,14 +363,14 @@ export function registerDlqCommands(program: Command): void {
         [
           `dead letter     ${d.id}`,
           `target          ${d.target}`,
-          `event           ${d.eventKey ?? '-'} on ${d.repository ?? '-'} (received ${shortTime(d.receivedAt)})`,
+          `event           ${printable(d.eventKey ?? '-')} on ${printable(d.repository ?? '-')} (received ${shortTime(d.receivedAt)})`,
           `failed          ${shortTime(d.failedAt)} after ${d.attemptsMade} attempts`,
-          `reason          ${d.reason ?? '-'}`,
+          `reason          ${printable(d.reason ?? '-')}`,
           `idempotency key ${d.idempotencyKey}`,
         ].join('\n'),
       );
       if (d.attempts.length) print(`\n${attemptsTable(d.attempts)}`);
-      if (d.excerpt) print(`last response: ${d.excerpt}`);
+      if (d.excerpt) print(`last response: ${printable(d.excerpt)}`);
     }),
   );
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Command, CommanderError } from 'commander';
+import { checkDevelopmentDefaults } from '../config/development-defaults.js';
 import { loadConfig } from '../config/load-config.js';
 import { newSecret, SECRET_MAX_BYTES, SECRET_MIN_BYTES } from '../delivery/signing.js';
 import { ConfigError } from '../errors.js';
@@ -17,6 +18,7 @@ import {
 import { registerBitbucketCommands } from './bitbucket-command.js';
 import { CONFIG_OPTION, resolveConfigPath } from './config-path.js';
 import { envInit } from './env-init.js';
+import { print, printError } from './output.js';
 
 /** Exit codes scripts can trust: 0 ok, 1 failure, 2 usage or config. */
 export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
@@ -25,6 +27,12 @@ function runRoles(roles: Roles) {
   return async (opts: { config?: string }) => {
     const config = loadConfig(resolveConfigPath(opts.config));
     const log = createLogger(config.log.level);
+    checkDevelopmentDefaults(config, { ingress: roles.ingress, admin: roles.admin ?? false }, (found) =>
+      log.warn(
+        { key: found.key, listener: found.listener },
+        `${found.key} is the example config's development value: anyone who read the example can use it`,
+      ),
+    );
     // Loaded on demand: the client commands (dlq, events, …) should not pay for the server's start-up.
     const { exitOnSignals, runRelay } = await import('../server.js');
     const relay = runRelay(config, roles, log);
@@ -74,8 +82,8 @@ export function buildCli(): Command {
     .action((opts: { config?: string }) => {
       const file = resolveConfigPath(opts.config);
       const c = loadConfig(file);
-      process.stdout.write(
-        `${file}: ok (${c.sources.length} sources, ${c.targets.length} targets, ${c.routes.length} routes)\n`,
+      print(
+        `${file}: ok (${c.sources.length} sources, ${c.targets.length} targets, ${c.routes.length} routes)`,
       );
     });
 
@@ -108,7 +116,8 @@ export function buildCli(): Command {
     .option('--exit', 'stop after the walk-through instead of waiting for Ctrl-C')
     .action(async (opts: { exit?: boolean }) => {
       const { runDemo } = await import('./demo.js');
-      await runDemo(opts, (line) => process.stdout.write(`${line}\n`));
+      // Lines quote the relay's answers (reasons): escaped like every other human output.
+      await runDemo(opts, (line) => print(`${line}\n`));
     });
 
   program
@@ -137,20 +146,20 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof CommanderError) {
       process.exitCode = err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
-      if (err.code === 'usage') process.stderr.write(`error: ${err.message}\n`);
+      if (err.code === 'usage') printError(`error: ${err.message}`);
       return;
     }
     if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
+      printError(err.message);
       process.exitCode = EXIT.USAGE;
       return;
     }
     if (err instanceof RedisServerMissing || err instanceof DurabilityError || err instanceof ListenError) {
-      process.stderr.write(`${err.message}\n`);
+      printError(err.message);
       process.exitCode = EXIT.FAILURE;
       return;
     }
-    process.stderr.write(`error: ${(err as Error).message}\n`);
+    printError(`error: ${(err as Error).message}`);
     process.exitCode = EXIT.FAILURE;
   }
 }

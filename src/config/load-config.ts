@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { parseDocument } from 'yaml';
@@ -139,6 +139,37 @@ function normaliseRetry(raw: Raw): RetryPolicy {
   };
 }
 
+function hasUserinfo(url: string): boolean {
+  try {
+    const parsed = new URL(url);
+    return parsed.username !== '' || parsed.password !== '';
+  } catch {
+    return false; // reported by the schema's uri format
+  }
+}
+
+function redisTlsProblems(redis: Raw): string[] {
+  const tls = redis.tls;
+  if (!tls) return [];
+  const problems: string[] = [];
+  if (!redis.url && !redis.sentinels && !redis.cluster) {
+    problems.push(
+      'redis.tls: needs redis.url, redis.sentinels or redis.cluster (the embedded Redis has no TLS)',
+    );
+  } else if (redis.url?.startsWith('unix:')) {
+    problems.push('redis.tls: a unix:/// socket is not TLS; use a redis:// or rediss:// URL');
+  }
+  if (Boolean(tls.certFile) !== Boolean(tls.keyFile)) {
+    problems.push(
+      `redis.tls.${tls.certFile ? 'keyFile' : 'certFile'}: is required with redis.tls.${tls.certFile ? 'certFile' : 'keyFile'}`,
+    );
+  }
+  for (const key of ['caFile', 'certFile', 'keyFile'] as const) {
+    if (tls[key] && !existsSync(tls[key])) problems.push(`redis.tls.${key}: no such file: ${tls[key]}`);
+  }
+  return problems;
+}
+
 function crossCheck(raw: Raw): string[] {
   const problems: string[] = [];
   const unique = (list: { id?: string }[], name: string) => {
@@ -166,6 +197,12 @@ function crossCheck(raw: Raw): string[] {
     });
   });
   raw.targets.forEach((target: Raw, i: number) => {
+    if (hasUserinfo(target.url)) {
+      problems.push(
+        `targets[${i}].url: must not contain user:password@ (credentials in a URL are dropped by the HTTP ` +
+          `client and end up in logs); use targets[${i}].auth: { type: basic, username, password }`,
+      );
+    }
     if (target.type === 'teamcity' && !target.locator) {
       problems.push(`targets[${i}].locator: is required for type teamcity`);
     }
@@ -195,6 +232,7 @@ function crossCheck(raw: Raw): string[] {
   if (redisModes.length > 1)
     problems.push(`redis: set only one of url, sentinels, cluster (got ${redisModes.join(', ')})`);
   if (raw.redis.sentinels && !raw.redis.name) problems.push('redis.name: is required with redis.sentinels');
+  problems.push(...redisTlsProblems(raw.redis));
   if (raw.redis.shards !== undefined && !raw.redis.cluster)
     problems.push('redis.shards: only with redis.cluster (one Redis has one shard)');
   return problems;

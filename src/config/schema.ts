@@ -86,6 +86,20 @@ export const configSchema = {
         replicas: { type: 'integer', minimum: 1, default: 1 },
         commandTimeoutMs: { type: 'integer', minimum: 50, default: 2000 },
         dataDir: { type: 'string', minLength: 1, default: '.hookrelay-data' },
+        // TLS to Redis, and with sentinels to the sentinels too. Files are PEM; absent caFile = system CAs.
+        tls: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            caFile: { type: 'string', minLength: 1 },
+            certFile: { type: 'string', minLength: 1 },
+            keyFile: { type: 'string', minLength: 1 },
+            serverName: { type: 'string', minLength: 1 },
+          },
+        },
+        // Embedded Redis only: also listen on 127.0.0.1:<port> (with the folder's password). Absent: its Unix
+        // socket alone.
+        embeddedPort: { type: 'integer', minimum: 1, maximum: 65535 },
       },
     },
     ingress: {

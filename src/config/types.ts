@@ -99,6 +99,10 @@ export interface Config {
     replicas: number;
     commandTimeoutMs: number;
     dataDir: string;
+    /** TLS for every Redis connection (and the sentinels'): PEM file paths, an optional name to verify. */
+    tls?: { caFile?: string; certFile?: string; keyFile?: string; serverName?: string };
+    /** Embedded Redis only: a loopback TCP port besides its Unix socket. */
+    embeddedPort?: number;
   };
   ingress: {
     host: string;

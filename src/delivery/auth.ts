@@ -6,9 +6,20 @@ export interface AppliedAuth {
   query?: [string, string];
 }
 
-/** Secret values of a target's config, so response excerpts can be scrubbed of any echo of them. */
+/** Header names whose configured values are credentials (`X-Api-Key`, `X-Auth-Token`, …). */
+const CREDENTIAL_HEADER = /auth|token|key|secret|password|signature|cookie/i;
+
+/**
+ * Secret values of a target's config, so response excerpts can be scrubbed of any echo of them: the auth
+ * block's, the signing secret, credential-like configured headers, and every query value of the target URL
+ * (Jenkins-style `?token=` URLs put the credential there). Userinfo (`user:pass@`) is refused by the config.
+ */
 export function secretsOf(target: TargetConfig): string[] {
   const out: string[] = [];
+  for (const value of new URL(target.url).searchParams.values()) out.push(value);
+  for (const [name, value] of Object.entries(target.headers ?? {})) {
+    if (CREDENTIAL_HEADER.test(name)) out.push(value);
+  }
   const a = target.auth;
   if (a?.type === 'bearer' || a?.type === 'token') out.push(a.token);
   if (a?.type === 'basic')

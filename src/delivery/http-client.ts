@@ -1,6 +1,7 @@
 import { Pool } from 'undici';
 import type { TargetConfig } from '../config/types.js';
 import type { OutgoingRequest } from './relay-headers.js';
+import { redactSecrets } from './secret-forms.js';
 
 export interface TargetAnswer {
   status: number;
@@ -104,12 +105,11 @@ function timeoutError(): DOMException {
 
 /**
  * A dead letter's body excerpt: printable, at most 512 characters, with every configured secret of the target
- * (and anything that looks like a bearer token or password field) blanked, since error pages sometimes echo
- * the request back.
+ * in every encoding it may be echoed in (secretForms), and anything that looks like a bearer token or password
+ * field, blanked, since error pages sometimes echo the request back.
  */
 export function excerpt(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const s of secrets) if (s) out = out.split(s).join('[redacted]');
+  let out = redactSecrets(text, secrets);
   out = out
     .replace(/(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 [redacted]')
     .replace(

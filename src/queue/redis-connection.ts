@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Config } from '../config/types.js';
 
@@ -27,6 +29,8 @@ export function createRedis(config: Config, role: 'producer' | 'worker', name: s
       sentinels: r.sentinels,
       name: r.name!,
       ...(r.sentinelPassword ? { sentinelPassword: r.sentinelPassword } : {}),
+      // The sentinels speak TLS too, and the primary they name is reached over TLS (common.tls).
+      ...(common.tls ? { sentinelTLS: common.tls, enableTLSForSentinelMode: true } : {}),
       // After a failover the old primary may answer READONLY for a moment: reconnect to the new one.
       reconnectOnError: (err) => err.message.startsWith('READONLY'),
     });
@@ -65,6 +69,22 @@ export async function redisAnswers(client: RedisClient): Promise<boolean> {
   );
 }
 
+/**
+ * `redis.tls` as Node TLS options: the CA (absent: the system's), an optional client certificate, and the
+ * name to verify (default: the host connected to). Read when a connection is made, so a renewed file is
+ * picked up by the next connection.
+ */
+export function redisTlsOptions(config: Config): ConnectionOptions | undefined {
+  const tls = config.redis.tls;
+  if (!tls) return undefined;
+  return {
+    ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
+    ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
+    ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
+    ...(tls.serverName ? { servername: tls.serverName } : {}),
+  };
+}
+
 /** The options of one connection: fail fast for a producer, retry forever for a worker (see createRedis). */
 export function connectionOptions(
   config: Config,
@@ -72,8 +92,12 @@ export function connectionOptions(
   name: string = role,
 ): RedisOptions {
   const r = config.redis;
+  const tls = redisTlsOptions(config);
   return {
     connectionName: `hookrelay-${name}`,
+    // Every connection: a single server, the primary a sentinel names, each cluster node (also the direct
+    // per-node connections of ClusterNodes).
+    ...(tls ? { tls } : {}),
     lazyConnect: false,
     ...(r.password ? { password: r.password } : {}),
     retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),

@@ -100,7 +100,8 @@ describe('auth', () => {
     expect(denied.json.error).toBe('FORBIDDEN');
     expect(audits(r.logs.lines).find((l) => l.outcome === 'denied')).toMatchObject({
       identity: 'victor',
-      role: 'viewer',
+      actorRole: 'viewer',
+      requiredRole: 'operator',
     });
     const ok = await api(r.url, 'POST', '/api/dead-letters/replay', {
       token: OPERATOR,
@@ -393,7 +394,7 @@ describe('dead letters', () => {
     ).toBe(404);
     const lines = audits(r.logs.lines, 'dead-letters.replay');
     expect(lines.filter((l) => l.outcome === 'ok')).toHaveLength(3);
-    expect(lines[0]).toMatchObject({ identity: 'alice', role: 'operator', ids: [`${a}.ci`], count: 1 });
+    expect(lines[0]).toMatchObject({ identity: 'alice', actorRole: 'operator', ids: [`${a}.ci`], count: 1 });
   });
 
   it('bulk replay needs a filter, counts on dryRun and replays what matches', async () => {

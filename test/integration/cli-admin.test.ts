@@ -240,9 +240,40 @@ describe('hookrelay dlq', () => {
     expect(JSON.parse(line)).toMatchObject({
       audit: true,
       identity: 'ops',
-      role: 'operator',
+      actorRole: 'operator',
       count: 1,
       filter: { status: 'timeout' },
     });
+  });
+});
+
+describe('human output of names from payloads', () => {
+  it('shows control characters escaped: no terminal escape sequence reaches the screen', async () => {
+    // A signed push whose repository and ref names carry ESC sequences (retitle, colour, clear screen), a C1
+    // CSI (U+009B) and a newline that would forge a line of output.
+    const res = await send(
+      ing.url,
+      'cloud',
+      cloudRequest(
+        'repo:push',
+        cloudPush({
+          repo: 'acme/\u001b]0;pwned\u0007evil',
+          ref: 'main\u001b[2J\u009b31m\nrepository  forged',
+        }),
+      ),
+    );
+    expect(res.status).toBe(202);
+    const id = String(res.json.id);
+    const show = await asViewer(['events', 'show', id]);
+    expect(show.code).toBe(0);
+    const list = await asViewer(['events', 'list']);
+    expect(list.code).toBe(0);
+    for (const out of [show.stdout, list.stdout]) {
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: the assertion is that none are printed
+      expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+      expect(out).toContain('acme/\\u001b]0;pwned\\u0007evil');
+      expect(out).toContain('main\\u001b[2J\\u009b31m\\u000arepository  forged');
+    }
+    expect(show.stdout.split('\n').filter((l) => l.startsWith('repository')).length).toBe(1);
   });
 });

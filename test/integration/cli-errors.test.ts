@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,4 +49,51 @@ routes: [{ source: cloud, targets: [ci] }]
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`${keys} = 127.0.0.1:${port} is already in use`);
   });
+});
+
+describe('a tool the embedded Redis needs, missing from PATH', () => {
+  let dir: string;
+  let config: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'hookrelay-no-tools-'));
+    config = join(dir, 'hookrelay.yaml');
+    writeFileSync(
+      config,
+      `
+redis: { dataDir: "${join(dir, 'data')}" }
+ingress: { host: 127.0.0.1, port: 0 }
+sources: [{ id: cloud, platform: cloud, secrets: ["${SECRETS.cloud}"] }]
+targets: [{ id: ci, url: "http://127.0.0.1:9/hook" }]
+routes: [{ source: cloud, targets: [ci] }]
+`,
+    );
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  // The CLI itself is started by node's absolute path, so PATH can hold exactly the tools a case gives it.
+  const pathWith = (name: string, tools: string[]) => {
+    const bin = join(dir, name);
+    mkdirSync(bin);
+    for (const tool of tools)
+      symlinkSync(execFileSync('which', [tool], { encoding: 'utf8' }).trim(), join(bin, tool));
+    return bin;
+  };
+
+  it.each([
+    ['nothing', [], 'redis-server is not on PATH'],
+    ['redis-server only', ['redis-server'], 'sh is not on PATH'],
+    ['redis-server and sh', ['redis-server', 'sh'], 'flock is not on PATH'],
+  ])(
+    'with %s: the missing one is named, nothing crashes, nothing is created',
+    async (name, tools, message) => {
+      const result = await runCli(['start', '--config', config], {
+        PATH: pathWith(name.replace(/ /g, '-'), tools),
+      });
+      expect(result.stderr).toContain(message);
+      expect(result.stderr).toContain('Or set redis.url');
+      expect(result.stderr).not.toContain('Cannot read properties');
+      expect(result.code).toBe(1);
+      expect(existsSync(join(dir, 'data'))).toBe(false);
+    },
+  );
 });

@@ -140,6 +140,42 @@ describe('http target', () => {
     expect(clamped.received).toHaveLength(2);
   });
 
+  it("a dead letter's excerpt holds no form of the target's credentials, however the target echoes them", async () => {
+    const token = 'bearer/tok+en=with odd&chars';
+    // An error page that echoes the request the way proxies and CI front-ends do: the URL as received (query
+    // percent-encoded), the Authorization value base64-wrapped, the token percent-encoded, the API key header.
+    const echo = await server((req) => ({
+      status: 403,
+      body: [
+        `url=${req.url}`,
+        `auth=${Buffer.from(String(req.headers.authorization)).toString('base64')}`,
+        `form=${encodeURIComponent(String(req.headers.authorization).slice(7))}`,
+        `key=${req.headers['x-api-key']}`,
+      ].join(' '),
+    }));
+    const r = await relay(db.url, [
+      target('echo', `${echo.url}/invoke?token=query%2Btoken%2F99&job=main`, {
+        auth: { type: 'bearer', token },
+        headers: { 'X-Api-Key': 'api-key-0451' },
+      }),
+    ]);
+    const { id } = await push(r);
+    const dead = await r.settled(id, 'echo');
+    expect(dead).toMatchObject({ state: 'dead', reason: 'status 403' });
+    expect(echo.received[0]!.url).toContain('query%2Btoken%2F99');
+    const forms = [
+      token,
+      encodeURIComponent(token),
+      Buffer.from(`Bearer ${token}`).toString('base64'),
+      'query+token/99',
+      'query%2Btoken%2F99',
+      'api-key-0451',
+    ];
+    for (const form of forms) expect(dead.excerpt, form).not.toContain(form);
+    expect(dead.excerpt).toContain('url=/invoke?token=[redacted]');
+    expect(dead.excerpt).toContain('key=[redacted]');
+  });
+
   it('410 and 400 go straight to the dead letters: reason, excerpt, the attempt, and the job in the failed set', async () => {
     const gone = await server(() => ({ status: 410, body: 'gone: token s3cret-target-token is revoked' }));
     const bad = await server(() => ({ status: 400, body: '{"error":"bad payload"}' }));

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readEmbeddedRedisPassword } from '../../src/queue/data-folder.js';
 import { answersPing, startEmbeddedRedis } from '../../src/queue/embedded-redis.js';
 import { cloudPush } from '../fixtures/payloads.js';
 import { cloudRequest } from '../helpers/bitbucket.js';
@@ -13,7 +14,7 @@ import { startTargetServer, type TargetServer } from '../helpers/target-server.j
 
 // `hookrelay start` with no redis.url: the quick start's path. It runs its own redis-server (AOF on) and talks
 // to it over a Unix socket in the data folder.
-describe('hookrelay start with the embedded Redis', () => {
+describe('hookrelay start with the embedded Redis', { timeout: 150_000 }, () => {
   let dir: string;
   let config: string;
   let target: TargetServer;
@@ -42,7 +43,7 @@ routes: [{ source: cloud, targets: [ci] }]
 
   it('delivers over the Unix socket, and a restart with the same data folder still has the event', async () => {
     const socket = join(dir, 'data', 'redis.sock');
-    const relay = await startCliServer(['start', '--config', config], 'ingress listening');
+    const relay = await startCliServer(['start', '--config', config], 'ingress listening', {}, 90_000);
     let eventId: string;
     try {
       const req = cloudRequest('repo:push', cloudPush());
@@ -58,7 +59,7 @@ routes: [{ source: cloud, targets: [ci] }]
 
       // Every connection the relay opened came in through the socket, none over TCP.
       expect(existsSync(socket)).toBe(true);
-      const inspect = new Redis({ path: socket });
+      const inspect = new Redis({ path: socket, password: readEmbeddedRedisPassword(join(dir, 'data')) });
       try {
         const clients = ((await inspect.client('LIST')) as string)
           .trim()
@@ -75,9 +76,9 @@ routes: [{ source: cloud, targets: [ci] }]
     expect(relay.child.exitCode).toBe(0);
 
     // AOF on: what was acknowledged is still there once the relay (and its Redis) start again.
-    const again = await startCliServer(['start', '--config', config], 'ingress listening');
+    const again = await startCliServer(['start', '--config', config], 'ingress listening', {}, 90_000);
     try {
-      const inspect = new Redis({ path: socket });
+      const inspect = new Redis({ path: socket, password: readEmbeddedRedisPassword(join(dir, 'data')) });
       try {
         const keys = await inspect.keys(`*:ev:${eventId!}`);
         expect(keys).toHaveLength(1);
@@ -111,7 +112,7 @@ routes: [{ source: cloud, targets: [ci] }]
 `,
     );
     try {
-      const res = await runCli(['start', '--config', cfg], {}, 30_000);
+      const res = await runCli(['start', '--config', cfg], {}, 90_000);
       expect(res.code).not.toBe(0);
       expect(res.stdout).toContain('ingress listening');
       expect(await answersPing({ path: join(data, 'redis.sock') })).toBe(false);
@@ -120,16 +121,19 @@ routes: [{ source: cloud, targets: [ci] }]
     }
   });
 
-  it('runs on loopback TCP alone where the data folder cannot hold a socket', async () => {
+  it('runs on loopback TCP alone, with its password, where the data folder cannot hold a socket', async () => {
     const data = join(dir, 'no-socket');
     // A directory where the socket would go: Redis cannot bind it and exits at once, as on a share.
     mkdirSync(join(data, 'redis.sock'), { recursive: true });
-    const redis = await startEmbeddedRedis({ dir: data });
+    const redis = await startEmbeddedRedis({ dir: data, tcpPort: false, password: 'fallback-password' });
     try {
       expect(redis.socketUrl).toBeUndefined();
-      const probe = new Redis(redis.url);
+      expect(redis.url).toMatch(/^redis:\/\/127\.0\.0\.1:\d+$/);
+      expect(await answersPing(redis.url!)).toBe(false);
+      const probe = new Redis(redis.url!, { password: 'fallback-password' });
       try {
         expect(await probe.ping()).toBe('PONG');
+        expect(await probe.config('GET', 'bind')).toEqual(['bind', '127.0.0.1']);
       } finally {
         probe.disconnect();
       }

@@ -149,12 +149,13 @@ export async function startIngressProc(
   name: string,
   configFile: string,
   port: number,
-  opts: { quiet?: boolean } = {},
+  /** command: `start` runs every role in one process (and the embedded Redis without redis.url). */
+  opts: { quiet?: boolean; command?: 'ingress' | 'start'; readyTimeoutMs?: number } = {},
 ): Promise<RelayProc> {
   const p = spawnTracked(
     name,
     process.execPath,
-    [join(REPO, 'bin', 'hookrelay.js'), 'ingress', '--config', configFile],
+    [join(REPO, 'bin', 'hookrelay.js'), opts.command ?? 'ingress', '--config', configFile],
     { cwd: REPO, env: relayEnv(), quiet: opts.quiet ?? false },
   );
   await waitFor(
@@ -165,7 +166,7 @@ export async function startIngressProc(
       await res.arrayBuffer();
       return res.status === 200;
     },
-    30_000,
+    opts.readyTimeoutMs ?? 30_000,
     200,
   ).catch((err: Error) => {
     throw new Error(`${err.message}\n--- ${name} output ---\n${p.output()}`);

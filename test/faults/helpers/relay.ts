@@ -22,6 +22,8 @@ export interface FaultConfig {
   loop?: Record<string, unknown>;
   /** Merged into the `ingress:` block (e.g. dedupe windows). */
   ingress?: Record<string, unknown>;
+  /** The `admin:` block, for `hookrelay start` (which serves admin too). */
+  admin?: Record<string, unknown>;
 }
 
 /**
@@ -47,6 +49,7 @@ export function writeFaultConfig(c: FaultConfig, name: string, port: number): st
     // Every webhook is a distinct push on its own ref: the per-ref trigger cap must not suppress any.
     loop: { maxTriggersPerRef: { count: 100000, windowSeconds: 600 }, ...c.loop },
     ...(c.retention ? { retention: c.retention } : {}),
+    ...(c.admin ? { admin: c.admin } : {}),
     log: { level: 'info' },
   };
   const file = join(c.dir, `${name}.yaml`);
