@@ -262,6 +262,17 @@ export const configSchema = {
         collapseWindowSeconds: { type: 'integer', minimum: 1, default: 600 },
         // How long a merged-PR delivery waits for the push of its merge commit before it is sent anyway.
         collapseWaitSeconds: { type: 'integer', minimum: 0, default: 15 },
+        // Causal loops: pushes by one actor on commits the relay delivered, turn after turn (loop-guard.ts).
+        chain: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            maxTurns: { type: 'integer', minimum: 1, default: 8 },
+            memorySeconds: { type: 'integer', minimum: 1, default: 3600 },
+            actors: { type: 'array', items: { type: 'string', minLength: 1 }, default: ['*'] },
+          },
+        },
       },
     },
     retention: {

@@ -106,6 +106,7 @@ export interface Config {
     collapseMergePush: boolean;
     collapseWindowSeconds: number;
     collapseWaitSeconds: number;
+    chain: { maxTurns: number; memorySeconds: number; actors: string[] };
   };
   retention: { eventsMs: number; completedJobsMs: number; deadLettersMs: number };
   log: { level: string };

@@ -5,7 +5,7 @@ import type { StoredEvent } from '../queue/event-store.js';
 import { deliveryJobId } from '../queue/job-types.js';
 import type { Keys } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
-import type { StaticLoopRules } from './loop-guard.js';
+import type { StaticLoopRules } from './loop-rules.js';
 import { luaScript } from './scripts.js';
 
 /*

@@ -6,6 +6,7 @@ import type { Metrics } from '../metrics.js';
 import {
   type AttemptRecord,
   type DeliveryState,
+  type Evidence,
   readTargetState,
   recordAttempt,
 } from '../queue/delivery-state.js';
@@ -21,7 +22,7 @@ import { classifyStatus, describeError, type Verdict } from './classify.js';
 import type { Coalescer } from './coalesce.js';
 import { RetryLater } from './errors.js';
 import { excerpt, type TargetAnswer, type TargetClient } from './http-client.js';
-import type { GuardVerdict, LoopGuard } from './loop-guard.js';
+import type { GuardResult, GuardVerdict, LoopGuard } from './loop-guard.js';
 import type { SharedRateLimit } from './shared-rate-limit.js';
 import { standardWebhookHeaders } from './signing.js';
 
@@ -120,9 +121,12 @@ export async function processJob(
   const firstLook = trigger === 'bitbucket' && job.attemptsMade === 0;
   let event: StoredEvent | null;
   // The verdict the combined read returned; undefined when the event was read on its own.
-  let looked: GuardVerdict | undefined;
+  let looked: GuardResult | undefined;
   if (firstLook && data.g && Date.now() - job.timestamp <= target.retry.maxAgeMs) {
-    ({ event, verdict: looked } = await ctx.guard.readAndCheck(ctx.store, data.g, data.e, target.id));
+    let verdict: GuardVerdict;
+    let evidence: Evidence | undefined;
+    ({ event, verdict, evidence } = await ctx.guard.readAndCheck(ctx.store, data.g, data.e, target.id));
+    looked = { verdict, ...(evidence ? { evidence } : {}) };
   } else {
     event = await ctx.store.read(data.e);
   }
@@ -133,7 +137,13 @@ export async function processJob(
 
   const settle = async (
     state: DeliveryState,
-    extra: { attempt?: AttemptRecord; reason?: string; excerpt?: string; supersededBy?: string } = {},
+    extra: {
+      attempt?: AttemptRecord;
+      reason?: string;
+      excerpt?: string;
+      supersededBy?: string;
+      evidence?: Evidence;
+    } = {},
   ) => recordAttempt(ctx.redis, eventKey, target.id, { state, ...extra });
 
   const dead = async (reason: string, attempt?: AttemptRecord, bodyExcerpt?: string): Promise<never> => {
@@ -151,8 +161,7 @@ export async function processJob(
   if (!manual && Date.now() - event.receivedAt > target.retry.maxAgeMs) return dead('max age');
 
   if (firstLook) {
-    const verdict =
-      looked !== undefined ? looked : await ctx.guard.check(event.envelope, event.id, target.id);
+    const { verdict, evidence } = looked ?? (await ctx.guard.check(event, target.id));
     if (
       verdict === 'wait-for-push' &&
       token &&
@@ -166,12 +175,12 @@ export async function processJob(
     if (reason) {
       // Independent writes, sent together (on a cluster they go to different primaries: neither needs the other).
       await Promise.all([
-        settle('suppressed', { reason }),
+        settle('suppressed', { reason, ...(evidence ? { evidence } : {}) }),
         ctx.redis.zadd(ctx.keys.suppressed, Date.now(), `${event.id}.${target.id}`),
       ]);
       ctx.metrics.loopSuppressed.inc({ target: target.id, reason });
       ctx.metrics.deliveries.inc({ target: target.id, outcome: 'suppressed' });
-      log.info({ reason }, 'delivery suppressed by the loop guard');
+      log.info({ reason, evidence }, 'delivery suppressed by the loop guard');
       return { state: 'suppressed', reason };
     }
   }
@@ -225,7 +234,8 @@ export async function processJob(
 
   if (verdict.kind === 'delivered') {
     await tr.circuit.success();
-    await settle('delivered', { attempt });
+    // What the target built, for the causal chain rule: written beside the state record, in parallel.
+    await Promise.all([settle('delivered', { attempt }), ctx.guard.recordDelivered(event, target.id)]);
     ctx.metrics.deliveries.inc({ target: target.id, outcome: 'delivered' });
     log.info({ status: attempt.status, ms: attempt.ms }, 'delivered');
     return { state: 'delivered', ...(attempt.status ? { status: attempt.status } : {}) };

@@ -6,7 +6,7 @@ import { validatePayload } from '../bitbucket/payload-schemas.js';
 import { safeJsonParse } from '../bitbucket/safe-json.js';
 import { verifySignature } from '../bitbucket/signature.js';
 import type { SourceConfig } from '../config/types.js';
-import { jobGuard, StaticLoopRules } from '../delivery/loop-guard.js';
+import { jobGuard, StaticLoopRules } from '../delivery/loop-rules.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
 import type { DedupeKey, StoredEvent, StoreResult } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
@@ -189,16 +189,17 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         if (v !== undefined) headers[name] = v;
       }
       const shard = deps.keys.shardOf(source.id, envelope.repository);
+      const receivedAt = Date.now();
       const event: StoredEvent = {
-        id: deps.keys.shards > 1 ? newEventId(Date.now(), shard) : newEventId(),
+        id: deps.keys.shards > 1 ? newEventId(receivedAt, shard) : newEventId(),
         sourceId: source.id,
-        receivedAt: Date.now(),
+        receivedAt,
         envelope,
         headers,
         body,
         targets,
         clientIp: req.ip,
-        guard: jobGuard(loopRules, envelope),
+        guard: jobGuard(loopRules, envelope, source.id, receivedAt),
       };
       const { deliveryIdSeconds, contentSeconds } = config.ingress.dedupe;
       const dedupe: DedupeKey[] = [

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/bitbucket/envelope.js';
 import { coalesceRef } from '../../src/delivery/coalesce.js';
-import { actorMatcher, mergeMarks, StaticLoopRules } from '../../src/delivery/loop-guard.js';
+import { actorMatcher, mergeMarks, StaticLoopRules } from '../../src/delivery/loop-rules.js';
 import { buildkiteBuild } from '../../src/delivery/targets/buildkite.js';
 import { teamcityUrl } from '../../src/delivery/targets/teamcity.js';
 
@@ -39,6 +39,7 @@ const loop = {
   collapseMergePush: true,
   collapseWindowSeconds: 600,
   collapseWaitSeconds: 15,
+  chain: { maxTurns: 3, memorySeconds: 3600, actors: ['*'] },
 };
 
 describe('loop guard rules', () => {
