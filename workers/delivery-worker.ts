@@ -54,6 +54,7 @@ export function startDeliveryWorkers(rt: Runtime): DeliveryWorkers {
     tokens: new TokenCache(),
     guard,
     coalescer: new Coalescer(connection, rt.keys, rt.config, rt.router, guard.rules),
+    relayId: rt.relayId,
   };
   const clients: TargetClient[] = [];
 

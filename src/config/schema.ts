@@ -63,8 +63,9 @@ export const configSchema = {
       default: {},
       properties: {
         // The hop marker this relay adds to deliveries and refuses on ingress (relay chains). Same for every
-        // instance of one deployment, different between deployments that may call each other.
-        id: { ...id, default: 'hookrelay' },
+        // instance of one deployment, different between deployments that may call each other. Absent: one is
+        // generated once per deployment and kept in Redis (src/queue/relay-id.ts).
+        id,
       },
     },
     redis: {

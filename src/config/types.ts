@@ -60,7 +60,8 @@ export interface RouteConfig {
 }
 
 export interface Config {
-  relay: { id: string };
+  /** `id` absent: the deployment's generated id, kept in Redis (src/queue/relay-id.ts). */
+  relay: { id?: string };
   redis: {
     url?: string;
     sentinels?: { host: string; port: number }[];

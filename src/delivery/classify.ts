@@ -5,6 +5,8 @@ export type Verdict =
   | { kind: 'retry'; reason: string }
   | { kind: 'permanent'; reason: string };
 
+export const RELAY_LOOP_REASON = 'relay loop (508)';
+
 // Statuses that say "not now" rather than "never".
 const RETRYABLE_4XX = new Set([408, 425, 429]);
 
@@ -16,6 +18,9 @@ const RETRYABLE_4XX = new Set([408, 425, 429]);
  */
 export function classifyStatus(type: TargetType, status: number): Verdict {
   if (status >= 200 && status < 300) return { kind: 'delivered' };
+  // 508 Loop Detected: the target is a relay this event already passed (hop-marker.ts); sending it again can
+  // only loop again, so it is dead-lettered at once (and, like any answer, proves the target up).
+  if (status === 508) return { kind: 'permanent', reason: RELAY_LOOP_REASON };
   if (type === 'jenkins-generic' && status === 500) {
     return { kind: 'permanent', reason: 'status 500, may have fired' };
   }

@@ -14,6 +14,7 @@ import type { EventStore, StoredEvent } from '../queue/event-store.js';
 import type { DeliveryJobData } from '../queue/job-types.js';
 import type { Keys } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
+import type { RelayIdentity } from '../queue/relay-id.js';
 import { applyAuth, type TokenCache, TokenError } from './auth.js';
 import { parseRetryAfter, retryDelay } from './backoff.js';
 import { buildRequest } from './build-request.js';
@@ -38,6 +39,7 @@ export interface DeliveryContext {
   tokens: TokenCache;
   guard: LoopGuard;
   coalescer: Coalescer;
+  relayId: RelayIdentity;
 }
 
 /** One target's pieces: its config, connection pool, breaker and queue (for the breaker's rate limit). */
@@ -209,7 +211,8 @@ export async function processJob(
   }
 
   const n = await attemptNumber(ctx, eventKey, target.id, job, manual);
-  const built = buildRequest({ target, event, job: data, attempt: n, relayId: ctx.config.relay.id });
+  const relayId = await ctx.relayId.get();
+  const built = buildRequest({ target, event, job: data, attempt: n, relayId });
   if ('skip' in built) {
     await settle('delivered', { reason: built.skip });
     ctx.metrics.deliveries.inc({ target: target.id, outcome: 'delivered' });

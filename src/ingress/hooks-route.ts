@@ -117,7 +117,9 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         req.hrSource = source;
         req.hr.source = source.id;
         req.hr.eventKey = header(req, 'x-event-key')?.slice(0, 64);
-        if (hasPassedThisRelay(config.relay.id, req.headers)) return reject(req, reply, 'LOOP_DETECTED');
+        // The id is known once Redis has answered; until then the check waits for the body (below).
+        const relayId = deps.relayId.known;
+        if (relayId && hasPassedThisRelay(relayId, req.headers)) return reject(req, reply, 'LOOP_DETECTED');
         const length = Number(header(req, 'content-length') ?? 0);
         if (length > config.ingress.bodyLimit) return reject(req, reply, 'PAYLOAD_TOO_LARGE');
         const type = header(req, 'content-type');
@@ -180,6 +182,15 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       });
 
       if (!isReady(deps.redis)) return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
+      if (!deps.relayId.known) {
+        let relayId: string;
+        try {
+          relayId = await deps.relayId.get();
+        } catch {
+          return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
+        }
+        if (hasPassedThisRelay(relayId, req.headers)) return reject(req, reply, 'LOOP_DETECTED');
+      }
 
       // 5. Dedupe on the delivery id and on the content, 6. route, 7. store event and jobs before answering.
       const { targets } = router.match(source.id, envelope);
