@@ -57,6 +57,12 @@ export function createMetrics() {
       labelNames: ['target'] as const,
       registers: [registry],
     }),
+    superseded: new Counter({
+      name: 'hookrelay_superseded_deliveries_total',
+      help: 'Pushes older (by the branch graph) than one already delivered to the target, by action (sent, skipped)',
+      labelNames: ['target', 'action'] as const,
+      registers: [registry],
+    }),
   };
   return m;
 }

@@ -14,6 +14,7 @@ import {
   processJob,
   type TargetRuntime,
 } from '../src/delivery/process-job.js';
+import { RefOrder } from '../src/delivery/ref-order.js';
 import { SharedRateLimit } from '../src/delivery/shared-rate-limit.js';
 import type { Logger } from '../src/log.js';
 import { readTargetState, recordAttempt } from '../src/queue/delivery-state.js';
@@ -54,6 +55,7 @@ export function startDeliveryWorkers(rt: Runtime): DeliveryWorkers {
     tokens: new TokenCache(),
     guard,
     coalescer: new Coalescer(connection, rt.keys, rt.config, rt.router, guard.rules),
+    order: new RefOrder(connection, rt.keys, rt.config, rt.router),
     relayId: rt.relayId,
   };
   const clients: TargetClient[] = [];

@@ -159,6 +159,13 @@ function crossCheck(raw: Raw): string[] {
       if (!targets.has(t)) problems.push(`routes[${i}].targets[${j}]: unknown target "${t}"`);
     });
   });
+  raw.routes.forEach((route: Raw, i: number) => {
+    if (route.skipSuperseded && route.coalesce === 'latest-per-ref') {
+      problems.push(
+        `routes[${i}].skipSuperseded: only without coalesce (latest-per-ref already sends only the newest push)`,
+      );
+    }
+  });
   raw.targets.forEach((target: Raw, i: number) => {
     if (target.type === 'teamcity' && !target.locator) {
       problems.push(`targets[${i}].locator: is required for type teamcity`);

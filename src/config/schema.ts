@@ -236,6 +236,8 @@ export const configSchema = {
           branches: globList,
           targets: { type: 'array', items: id, minItems: 1 },
           coalesce: { enum: ['none', 'latest-per-ref'], default: 'none' },
+          // Without coalescing: an older push retried after a newer one was delivered is not sent.
+          skipSuperseded: { type: 'boolean', default: false },
         },
       },
     },

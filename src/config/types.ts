@@ -57,6 +57,7 @@ export interface RouteConfig {
   branches?: string[];
   targets: string[];
   coalesce: 'none' | 'latest-per-ref';
+  skipSuperseded: boolean;
 }
 
 export interface Config {

@@ -24,6 +24,7 @@ import type { Coalescer } from './coalesce.js';
 import { RetryLater } from './errors.js';
 import { excerpt, type TargetAnswer, type TargetClient } from './http-client.js';
 import type { GuardResult, GuardVerdict, LoopGuard } from './loop-guard.js';
+import type { RefOrder } from './ref-order.js';
 import type { SharedRateLimit } from './shared-rate-limit.js';
 import { standardWebhookHeaders } from './signing.js';
 
@@ -39,6 +40,7 @@ export interface DeliveryContext {
   tokens: TokenCache;
   guard: LoopGuard;
   coalescer: Coalescer;
+  order: RefOrder;
   relayId: RelayIdentity;
 }
 
@@ -187,13 +189,37 @@ export async function processJob(
     }
   }
 
-  if (!manual && ctx.coalescer.applies(target.id, event.sourceId, event.envelope)) {
+  const coalescing = !manual && ctx.coalescer.applies(target.id, event.sourceId, event.envelope);
+  if (coalescing) {
     const newer = await ctx.coalescer.supersededBy(target.id, event);
     if (newer) {
       await settle('coalesced', { supersededBy: newer });
       ctx.metrics.deliveries.inc({ target: target.id, outcome: 'coalesced' });
       log.info({ supersededBy: newer }, 'delivery coalesced into a newer push');
       return { state: 'coalesced', supersededBy: newer };
+    }
+  }
+
+  // Without coalescing, an older push (a retry, a late arrival) sent after a newer one would leave the branch's
+  // last build on an older commit: reported, and not sent when the route asks (skipSuperseded).
+  let superseded: Evidence | undefined;
+  if (!manual && !coalescing) {
+    const newer = await ctx.order.newerDelivered(target.id, event);
+    if (newer) {
+      const skip = ctx.order.skips(target.id, event);
+      superseded = {
+        rule: 'superseded',
+        newerEvent: newer.eventId,
+        newerHead: newer.head.slice(0, 12),
+        action: skip ? 'skipped' : 'sent',
+      };
+      ctx.metrics.superseded.inc({ target: target.id, action: superseded.action as string });
+      log.warn({ supersededBy: newer.eventId, action: superseded.action }, 'an older push after a newer one');
+      if (skip) {
+        await settle('coalesced', { supersededBy: newer.eventId, evidence: superseded });
+        ctx.metrics.deliveries.inc({ target: target.id, outcome: 'coalesced' });
+        return { state: 'coalesced', supersededBy: newer.eventId };
+      }
     }
   }
 
@@ -238,7 +264,11 @@ export async function processJob(
   if (verdict.kind === 'delivered') {
     await tr.circuit.success();
     // What the target built, for the causal chain rule: written beside the state record, in parallel.
-    await Promise.all([settle('delivered', { attempt }), ctx.guard.recordDelivered(event, target.id)]);
+    await Promise.all([
+      settle('delivered', { attempt, ...(superseded ? { evidence: superseded } : {}) }),
+      ctx.guard.recordDelivered(event, target.id),
+      ctx.order.recordDelivered(target.id, event),
+    ]);
     ctx.metrics.deliveries.inc({ target: target.id, outcome: 'delivered' });
     log.info({ status: attempt.status, ms: attempt.ms }, 'delivered');
     return { state: 'delivered', ...(attempt.status ? { status: attempt.status } : {}) };
