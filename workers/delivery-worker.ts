@@ -1,5 +1,6 @@
 import { Worker } from 'bullmq';
 import pLimit from 'p-limit';
+import { CommitMessages } from '../src/bitbucket-api/commit-message.js';
 import type { TargetConfig } from '../src/config/types.js';
 import { secretsOf, TokenCache } from '../src/delivery/auth.js';
 import { backoffDelay } from '../src/delivery/backoff.js';
@@ -57,6 +58,7 @@ export function startDeliveryWorkers(rt: Runtime): DeliveryWorkers {
     coalescer: new Coalescer(connection, rt.keys, rt.config, rt.router, guard.rules),
     order: new RefOrder(connection, rt.keys, rt.config, rt.router),
     relayId: rt.relayId,
+    commitMessages: new CommitMessages(rt.config.sources),
   };
   const clients: TargetClient[] = [];
 

@@ -168,6 +168,18 @@ export const configSchema = {
           id,
           platform: { enum: ['cloud', 'datacenter'] },
           secrets: { type: 'array', items: { type: 'string', maxLength: 128 }, minItems: 1 },
+          // Data Center only: REST API access, to read a pushed commit's message when the payload has none.
+          api: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['url'],
+            properties: {
+              url: { type: 'string', format: 'uri', pattern: '^https?://' },
+              token: secret,
+              username: { type: 'string', minLength: 1 },
+              password: secret,
+            },
+          },
         },
       },
     },

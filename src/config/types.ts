@@ -47,6 +47,8 @@ export interface SourceConfig {
   platform: Platform;
   /** Non-empty secrets only: an empty key would let anyone sign. Several = rotation. */
   secrets: string[];
+  /** Data Center REST API access (bearer token, or basic), to read commit messages older servers leave out. */
+  api?: { url: string; token?: string; username?: string; password?: string };
 }
 
 export interface RouteConfig {

@@ -179,6 +179,15 @@ export class StaticLoopRules {
   }
 }
 
+/**
+ * A Data Center push whose payload carries no commit message (older servers send refs only): the head commit
+ * to read the message of, or null.
+ */
+export function missingMessage(env: Envelope): string | null {
+  if (env.platform !== 'datacenter' || env.headCommit?.message !== undefined) return null;
+  return env.refs.find((ref) => ref.newHash)?.newHash ?? null;
+}
+
 /** The guard's inputs of an event (see JobGuard), for its delivery jobs. */
 export function jobGuard(
   rules: StaticLoopRules,

@@ -1,5 +1,6 @@
 import { DelayedError, type Job, type Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { LimitFunction } from 'p-limit';
+import type { CommitMessages } from '../bitbucket-api/commit-message.js';
 import type { Config, TargetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -41,6 +42,7 @@ export interface DeliveryContext {
   guard: LoopGuard;
   coalescer: Coalescer;
   order: RefOrder;
+  commitMessages: CommitMessages;
   relayId: RelayIdentity;
 }
 
@@ -126,7 +128,9 @@ export async function processJob(
   let event: StoredEvent | null;
   // The verdict the combined read returned; undefined when the event was read on its own.
   let looked: GuardResult | undefined;
-  if (firstLook && data.g && Date.now() - job.timestamp <= target.retry.maxAgeMs) {
+  // A push whose message must be read from Bitbucket first is guarded after that (see headMessage).
+  const lookup = firstLook ? data.g?.lookup : undefined;
+  if (firstLook && data.g && !lookup && Date.now() - job.timestamp <= target.retry.maxAgeMs) {
     let verdict: GuardVerdict;
     let evidence: Evidence | undefined;
     ({ event, verdict, evidence } = await ctx.guard.readAndCheck(ctx.store, data.g, data.e, target.id));
@@ -165,7 +169,11 @@ export async function processJob(
   if (!manual && Date.now() - event.receivedAt > target.retry.maxAgeMs) return dead('max age');
 
   if (firstLook) {
-    const { verdict, evidence } = looked ?? (await ctx.guard.check(event, target.id));
+    const { verdict, evidence } =
+      looked ??
+      (data.g && lookup
+        ? await ctx.guard.checkGuard(data.g, event, target.id, await headMessage(ctx, event, lookup, log))
+        : await ctx.guard.check(event, target.id));
     if (
       verdict === 'wait-for-push' &&
       token &&
@@ -296,6 +304,28 @@ export async function processJob(
   ctx.metrics.deliveries.inc({ target: target.id, outcome: 'retry' });
   log.info({ reason: verdict.reason, delayMs: delay }, 'delivery will be retried');
   throw new RetryLater(verdict.reason, delay);
+}
+
+/** The head commit's message read through the source's REST API; undefined (and logged) when that fails. */
+async function headMessage(
+  ctx: DeliveryContext,
+  event: StoredEvent,
+  commitId: string,
+  log: { warn: LogFn },
+): Promise<string | undefined> {
+  try {
+    const message = await ctx.commitMessages.lookUp(
+      event.sourceId,
+      event.envelope.repository ?? '',
+      commitId,
+    );
+    ctx.metrics.commitMessageLookups.inc({ source: event.sourceId, outcome: 'fetched' });
+    return message;
+  } catch (err) {
+    ctx.metrics.commitMessageLookups.inc({ source: event.sourceId, outcome: 'failed' });
+    log.warn({ err: (err as Error).message }, 'commit message lookup failed: guarded without it');
+    return undefined;
+  }
 }
 
 /**

@@ -5,8 +5,9 @@ import { contentKeys, normalise } from '../bitbucket/normalise.js';
 import { validatePayload } from '../bitbucket/payload-schemas.js';
 import { safeJsonParse } from '../bitbucket/safe-json.js';
 import { verifySignature } from '../bitbucket/signature.js';
+import { apiCredentials } from '../bitbucket-api/commit-message.js';
 import type { SourceConfig } from '../config/types.js';
-import { jobGuard, StaticLoopRules } from '../delivery/loop-rules.js';
+import { jobGuard, missingMessage, StaticLoopRules } from '../delivery/loop-rules.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
 import type { DedupeKey, StoredEvent, StoreResult } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
@@ -70,6 +71,8 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
   const { config, store, router, metrics } = deps;
   const sources = new Map(config.sources.map((s) => [s.id, s]));
   const loopRules = new StaticLoopRules(config.loop);
+  // Sources already warned about pushes without commit messages (skip markers cannot be read in them).
+  const warnedNoMessage = new Set<string>();
 
   // Raw bytes in, always: the signature is computed over exactly what Bitbucket sent, and targets get them back.
   app.removeAllContentTypeParsers();
@@ -200,6 +203,18 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         if (v !== undefined) headers[name] = v;
       }
       const shard = deps.keys.shardOf(source.id, envelope.repository);
+      // Older Data Center servers send refs only: with API access the worker reads the message, else say so once.
+      const lookup = missingMessage(envelope);
+      if (lookup) {
+        metrics.commitMessageMissing.inc({ source: source.id });
+        if (!apiCredentials(source) && !warnedNoMessage.has(source.id)) {
+          warnedNoMessage.add(source.id);
+          req.log.warn(
+            { source: source.id },
+            'pushes of this source carry no commit message: skip markers cannot apply (set sources[].api)',
+          );
+        }
+      }
       const receivedAt = Date.now();
       const event: StoredEvent = {
         id: deps.keys.shards > 1 ? newEventId(receivedAt, shard) : newEventId(),
@@ -210,7 +225,10 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         body,
         targets,
         clientIp: req.ip,
-        guard: jobGuard(loopRules, envelope, source.id, receivedAt),
+        guard: {
+          ...jobGuard(loopRules, envelope, source.id, receivedAt),
+          ...(lookup && apiCredentials(source) ? { lookup } : {}),
+        },
       };
       const { deliveryIdSeconds, contentSeconds } = config.ingress.dedupe;
       const dedupe: DedupeKey[] = [

@@ -39,6 +39,8 @@ export interface JobGuard {
   chain?: true;
   /** When the event was received (ms): a parent delivered after it cannot have caused it. */
   receivedAt?: number;
+  /** A head commit whose message the payload lacks, to read through the source's REST API first. */
+  lookup?: string;
 }
 
 export type StaticSuppressReason = 'skip-marker' | 'ignored-actor';

@@ -386,3 +386,107 @@ describe('merge bots', () => {
     });
   }
 });
+
+describe('Bitbucket Server pushes without commit messages', () => {
+  const TOKEN = 'bbdc-http-access-token-7f3c';
+
+  /**
+   * Bitbucket Data Center's commit resource, as its REST API answers it (Atlassian, Bitbucket Data Center REST
+   * API, Repository → "Get commit": GET /rest/api/1.0/projects/{projectKey}/repos/{repositorySlug}/commits/
+   * {commitId}; 401 without valid credentials, 404 for an unknown commit). A real HTTP server on port 0.
+   */
+  async function fakeBitbucketDc(messages: Map<string, string>) {
+    const asked: string[] = [];
+    const server = await startTargetServer((req) => {
+      asked.push(req.url);
+      if (req.headers.authorization !== `Bearer ${TOKEN}`) {
+        return { status: 401, body: '{"errors":[{"message":"Authentication failed."}]}' };
+      }
+      const m = /^\/rest\/api\/1\.0\/projects\/ACME\/repos\/widgets\/commits\/([0-9a-f]{40})$/.exec(req.url);
+      const message = m ? messages.get(m[1]!) : undefined;
+      if (!m || message === undefined) return { status: 404, body: '{"errors":[{"message":"not found"}]}' };
+      const author = {
+        name: 'jenkins',
+        emailAddress: 'jenkins@acme.test',
+        id: 7,
+        slug: 'jenkins',
+        type: 'NORMAL',
+      };
+      return {
+        status: 200,
+        headers: { 'content-type': 'application/json;charset=UTF-8' },
+        body: JSON.stringify({
+          id: m[1],
+          displayId: m[1]!.slice(0, 11),
+          author,
+          authorTimestamp: 1732671086000,
+          committer: author,
+          committerTimestamp: 1732671086000,
+          message,
+          parents: [{ id: HASH.a, displayId: HASH.a.slice(0, 11) }],
+        }),
+      };
+    });
+    open.push(server);
+    return { url: server.url, asked };
+  }
+
+  const sources = (api?: Record<string, string>) => [
+    { id: 'cloud', platform: 'cloud', secrets: [SECRETS.cloud] },
+    { id: 'dc', platform: 'datacenter', secrets: [SECRETS.dc], ...(api ? { api } : {}) },
+  ];
+
+  it('with API credentials the head commit message is read, and skip markers apply', async () => {
+    const skipped = newHash();
+    const built = newHash();
+    const bb = await fakeBitbucketDc(
+      new Map([
+        [skipped, 'Release 1.4.0 [skip ci]'],
+        [built, 'Fix the frobnicator'],
+      ]),
+    );
+    const t = await startTargetServer();
+    open.push(t);
+    const r = await startRelay(db.url, [target('ci', t.url)], {
+      sources: sources({ url: bb.url, token: TOKEN }),
+    });
+    open.push(r);
+    const bare = (toHash: string) => dcRefsChanged({ toHash, withCommits: false });
+    const held = await pushed(r, 'dc', 'repo:refs_changed', bare(skipped));
+    const sent = await pushed(r, 'dc', 'repo:refs_changed', bare(built));
+    expect(await r.settled(held, 'ci')).toMatchObject({
+      state: 'suppressed',
+      reason: 'skip-marker',
+      evidence: { rule: 'skip-marker', marker: '[skip ci]', where: 'head commit message' },
+    });
+    expect((await r.settled(sent, 'ci')).state).toBe('delivered');
+    expect(bb.asked.sort()).toEqual(
+      [skipped, built].map((id) => `/rest/api/1.0/projects/ACME/repos/widgets/commits/${id}`).sort(),
+    );
+    const lookups = await r.ing.rt.metrics.registry.getSingleMetricAsString(
+      'hookrelay_commit_message_lookups_total',
+    );
+    expect(lookups).toContain('source="dc",outcome="fetched"} 2');
+  });
+
+  it('without credentials such pushes are delivered, counted, and the admin warned once per source', async () => {
+    const t = await startTargetServer();
+    open.push(t);
+    const r = await startRelay(db.url, [target('ci', t.url)], { sources: sources() });
+    open.push(r);
+    const ids = [];
+    for (let i = 0; i < 2; i++) {
+      ids.push(
+        await pushed(r, 'dc', 'repo:refs_changed', dcRefsChanged({ toHash: newHash(), withCommits: false })),
+      );
+    }
+    for (const id of ids) expect((await r.settled(id, 'ci')).state).toBe('delivered');
+    const warnings = r.logs.lines.filter((l) => String(l.msg).includes('carry no commit message'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ source: 'dc' });
+    const missing = await r.ing.rt.metrics.registry.getSingleMetricAsString(
+      'hookrelay_commit_message_missing_total',
+    );
+    expect(missing).toContain('source="dc"} 2');
+  });
+});
