@@ -1,6 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { cloudPullRequest, cloudPush, dcPrMerged, dcRefsChanged, HASH } from '../fixtures/payloads.js';
+import { api, startAdmin } from '../helpers/admin.js';
 import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
+import { runCli } from '../helpers/cli.js';
 import { SECRETS } from '../helpers/config.js';
 import { startRelay, type TestRelay, target } from '../helpers/delivery.js';
 import {
@@ -265,6 +267,32 @@ describe('causal loop guard with a reactive CI', () => {
     expect((await r.settled(flood[2]!, 'ci')).reason).toBe('ref-rate');
     const legit = await pushed(r, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
     expect((await r.settled(legit, 'ci')).state).toBe('delivered');
+  });
+});
+
+describe('explanations', () => {
+  it('a held turn explains itself in the event trace, through the admin API and the CLI', async () => {
+    const token = 'operator-token-0123456789abcdef';
+    const { r, ci } = await setup(bump('CI Bot'), {
+      admin: { tokens: [{ name: 'ops', token, role: 'operator' }] },
+    });
+    const first = await pushed(r, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
+    const end = await settleLoop(r, ci, first);
+    const admin = await startAdmin(r.ing.rt);
+    open.push(admin);
+    const parent = prefix(ci.builds.at(-1)!.commit);
+    const trace = await api<{ targets: { evidence?: object; explanation?: string }[] }>(
+      admin.url,
+      'GET',
+      `/api/events/${end!.id}`,
+      { token },
+    );
+    expect(trace.json.targets[0]).toMatchObject({
+      evidence: { rule: 'chain-loop', actor: 'CI', parentCommit: parent, turns: MAX_TURNS },
+      explanation: `CI pushed on ${parent}, a commit this relay delivered to this target, ${MAX_TURNS} times in a row (loop.chain.maxTurns ${MAX_TURNS}; turns remembered 3600 s)`,
+    });
+    const cli = await runCli(['events', 'show', end!.id, '--admin-url', admin.url, '--token', token]);
+    expect(cli.stdout).toContain(`why: CI pushed on ${parent}`);
   });
 });
 
