@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Envelope, RefChange } from '../../src/bitbucket/envelope.js';
+import { classifyStatus } from '../../src/delivery/classify.js';
+import { explain } from '../../src/delivery/explain.js';
 import {
   actorDigest,
   chainParents,
@@ -7,6 +9,7 @@ import {
   jobGuard,
   StaticLoopRules,
 } from '../../src/delivery/loop-rules.js';
+import { branchTransition } from '../../src/delivery/ref-order.js';
 
 const OLD = 'b'.repeat(40);
 const NEW = 'c'.repeat(40);
@@ -120,5 +123,50 @@ describe('static rules on merged pull requests', () => {
     const bare = push({ headCommit: undefined });
     expect(rules.check(bare)).toBeNull();
     expect(rules.check(bare, 'Release 1.2 [skip ci]')).toBe('skip-marker');
+  });
+});
+
+describe('relay loops, ordering and explanations', () => {
+  it('508 from a target is permanent, "relay loop (508)"; other 5xx are retried', () => {
+    expect(classifyStatus('http', 508)).toEqual({ kind: 'permanent', reason: 'relay loop (508)' });
+    expect(classifyStatus('jenkins-generic', 508)).toEqual({ kind: 'permanent', reason: 'relay loop (508)' });
+    expect(classifyStatus('http', 507).kind).toBe('retry');
+  });
+
+  it('only a single-branch push that leaves a head is ordered', () => {
+    expect(branchTransition(push())).toEqual({ ref: 'main', oldHash: OLD, newHash: NEW });
+    expect(branchTransition(push({ refs: [ref({ created: true, oldHash: null })] }))).toEqual({
+      ref: 'main',
+      oldHash: '',
+      newHash: NEW,
+    });
+    expect(branchTransition(push({ refs: [ref({ kind: 'tag' })] }))).toBeNull();
+    expect(branchTransition(push({ refs: [ref({ deleted: true, newHash: null })] }))).toBeNull();
+    expect(branchTransition(push({ refs: [ref(), ref({ name: 'dev' })] }))).toBeNull();
+  });
+
+  it('each rule explains itself from its evidence', () => {
+    expect(
+      explain({
+        rule: 'chain-loop',
+        actor: 'CI',
+        parentCommit: 'abc',
+        turns: 3,
+        maxTurns: 3,
+        memorySeconds: 60,
+      }),
+    ).toBe(
+      'CI pushed on abc, a commit this relay delivered to this target, 3 times in a row (loop.chain.maxTurns 3; turns remembered 60 s)',
+    );
+    expect(explain({ rule: 'ref-rate', actor: 'CI', ref: 'main', count: 2, windowSeconds: 60 })).toBe(
+      'CI pushed to main more than 2 times within 60 s (loop.maxTriggersPerRef)',
+    );
+    expect(explain({ rule: 'merge-push-verdict', pushEvent: 'e1', pushReason: 'skip-marker' })).toBe(
+      "inherits the verdict of its merge commit's push (event e1): skip-marker",
+    );
+    expect(
+      explain({ rule: 'superseded', newerEvent: 'e2', newerHead: 'c0ffee', action: 'skipped' }),
+    ).toContain('not sent (skipSuperseded)');
+    expect(explain({ rule: 'something-new', count: 1 })).toBe('rule=something-new count=1');
   });
 });
