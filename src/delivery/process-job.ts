@@ -208,6 +208,19 @@ export async function processJob(
     }
   }
 
+  const circuit = await tr.circuit.check();
+  if (circuit.state === 'open' || circuit.state === 'probing') {
+    // Back to waiting without using an attempt; the queue's rate limit stops every worker fetching until then.
+    await tr.queue.rateLimit(Math.max(circuit.waitMs, 50));
+    throw Worker.RateLimitError();
+  }
+
+  const wait = tr.sharedLimit ? await tr.sharedLimit.acquire() : 0;
+  if (wait > 0) {
+    await tr.queue.rateLimit(wait);
+    throw Worker.RateLimitError();
+  }
+
   // Without coalescing, an older push (a retry, a late arrival) sent after a newer one would leave the branch's
   // last build on an older commit: reported, and not sent when the route asks (skipSuperseded).
   let superseded: Evidence | undefined;
@@ -229,19 +242,6 @@ export async function processJob(
         return { state: 'coalesced', supersededBy: newer.eventId };
       }
     }
-  }
-
-  const circuit = await tr.circuit.check();
-  if (circuit.state === 'open' || circuit.state === 'probing') {
-    // Back to waiting without using an attempt; the queue's rate limit stops every worker fetching until then.
-    await tr.queue.rateLimit(Math.max(circuit.waitMs, 50));
-    throw Worker.RateLimitError();
-  }
-
-  const wait = tr.sharedLimit ? await tr.sharedLimit.acquire() : 0;
-  if (wait > 0) {
-    await tr.queue.rateLimit(wait);
-    throw Worker.RateLimitError();
   }
 
   const n = await attemptNumber(ctx, eventKey, target.id, job, manual);
