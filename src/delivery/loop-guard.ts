@@ -119,7 +119,7 @@ if #KEYS > 1 then verdict = guard(2) end
 return {verdict, redis.call('HGETALL', KEYS[1])}`;
 
 // A delivered event's heads: KEYS[1..ARGV[6]] are the records of the commits it built, the rest those of the
-// commits it builds on. ARGV: 1 actor digest, 2 now ms, 3 memory ms, 4 event id, 5 received at ms, 6 heads.
+// commits it builds on. ARGV: 1 actor digest, 2 sent at ms, 3 memory ms, 4 event id, 5 received at ms, 6 heads.
 const RECORD = `${TURN}
 local heads = tonumber(ARGV[6])
 local best = turn(heads + 1, #KEYS, ARGV[1], tonumber(ARGV[5]))
@@ -196,8 +196,11 @@ export class LoopGuard {
     return { event, ...this.result(g, verdict, event.envelope) };
   }
 
-  /** Remembers what a delivered event built for this target: who pushed it, and its turn in a chain. */
-  async recordDelivered(event: StoredEvent, targetId: string): Promise<void> {
+  /**
+   * Remembers what a delivered event built for this target: who pushed it, and its turn in a chain. `sentAt`:
+   * when the request went out, the earliest a build it caused could have pushed.
+   */
+  async recordDelivered(event: StoredEvent, targetId: string, sentAt: number): Promise<void> {
     const env = event.envelope;
     const heads = deliveredHeads(env);
     if (heads.length === 0) return;
@@ -208,7 +211,7 @@ export class LoopGuard {
       [...heads.map(commitKey), ...parents.map(commitKey)],
       [
         actorDigest(env.actor),
-        Date.now(),
+        sentAt,
         this.loop.chain.memorySeconds * 1000,
         event.id,
         event.receivedAt,

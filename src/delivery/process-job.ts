@@ -274,7 +274,7 @@ export async function processJob(
     // What the target built, for the causal chain rule: written beside the state record, in parallel.
     await Promise.all([
       settle('delivered', { attempt, ...(superseded ? { evidence: superseded } : {}) }),
-      ctx.guard.recordDelivered(event, target.id),
+      ctx.guard.recordDelivered(event, target.id, exchange.at),
       ctx.order.recordDelivered(target.id, event),
     ]);
     ctx.metrics.deliveries.inc({ target: target.id, outcome: 'delivered' });

@@ -33,7 +33,8 @@ const prefix = (hash: string) => hash.slice(0, 12);
 async function setup(
   react: (build: Build) => Webhook[],
   overrides: Record<string, unknown> = {},
-  turnDelayMs = 0,
+  // A pipeline's time from the build request to its push back.
+  turnDelayMs = 100,
 ): Promise<{ r: TestRelay; ci: ReactiveCi }> {
   const ci = await startReactiveCi({ react, turnDelayMs });
   open.push(ci);
