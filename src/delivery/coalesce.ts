@@ -29,20 +29,21 @@ const PAGE = 500;
 // have been committing its jobs (the one-call store writes event, jobs and mark together).
 const UNCOMMITTED_GRACE_MS = 10_000;
 
-// KEYS: the latest key, the branch's transitions. ARGV: event id, ttl ms, old head, new head. A value of the
-// earlier format (an event id alone) compares by arrival.
+// KEYS: the latest key, the branch's transitions. ARGV: event id, ttl ms, old head, new head. Returns the id
+// of the newest push after this one's offer. A value of the earlier format (an event id alone) compares by
+// arrival.
 const MAX = `${ORDER_LUA}
 learn(KEYS[2], ARGV[3], ARGV[4], ARGV[2])
 local v = redis.call('GET', KEYS[1])
 if v then
   local id, head = string.match(v, '^(%S+) (%S+)$')
   if not id then id, head = v, '' end
-  if id == ARGV[1] then return 1 end
+  if id == ARGV[1] then return id end
   local order = newer(KEYS[2], ARGV[4], head)
-  if order == -1 or (order == 0 and id > ARGV[1]) then return 0 end
+  if order == -1 or (order == 0 and id > ARGV[1]) then return id end
 end
 redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[4], 'PX', ARGV[2])
-return 1`;
+return ARGV[1]`;
 
 const CURSOR = `
 local v = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -89,8 +90,11 @@ export class Coalescer {
     return `${this.keys.queuePrefix(targetId, shard)}:${this.keys.queueName(targetId, shard)}:${deliveryJobId(eventId, targetId)}`;
   }
 
-  /** Records the event as the newest of its branch unless a newer one is; the keys are in its shard. */
-  private offer(targetId: string, sourceId: string, env: Envelope, eventId: string): Promise<unknown> {
+  /**
+   * Records the event as the newest of its branch unless a newer one is; resolves to the newest's id. The keys
+   * are in the event's shard.
+   */
+  private offer(targetId: string, sourceId: string, env: Envelope, eventId: string): Promise<string> {
     const move = branchTransition(env)!;
     const scope = { sourceId, repo: env.repository ?? '-', shard: this.keys.shardOfId(eventId) };
     return this.max(
@@ -99,13 +103,7 @@ export class Coalescer {
         this.keys.refEdges({ ...scope, ref: move.ref }),
       ],
       [eventId, this.ttlMs(), move.oldHash, move.newHash],
-    );
-  }
-
-  private latestKey(targetId: string, sourceId: string, env: Envelope, eventId: string): string {
-    const ref = branchTransition(env)!.ref;
-    const shard = this.keys.shardOfId(eventId);
-    return this.keys.loopLatest({ sourceId, repo: env.repository ?? '-', shard, targetId, ref });
+    ) as Promise<string>;
   }
 
   private ttlMs(): number {
@@ -116,10 +114,8 @@ export class Coalescer {
   async supersededBy(targetId: string, event: StoredEvent): Promise<string | null> {
     if (branchTransition(event.envelope) === null) return null;
     await this.catchUp(event.receivedAt, this.keys.shardOfId(event.id));
-    await this.offer(targetId, event.sourceId, event.envelope, event.id);
-    const latest = await this.redis.get(this.latestKey(targetId, event.sourceId, event.envelope, event.id));
-    const latestId = latest?.split(' ')[0];
-    return latestId && latestId !== event.id ? latestId : null;
+    const latest = await this.offer(targetId, event.sourceId, event.envelope, event.id);
+    return latest !== event.id ? latest : null;
   }
 
   private catchUp(fallbackFrom: number, shard: number): Promise<void> {
