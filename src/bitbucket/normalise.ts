@@ -52,9 +52,21 @@ function dcPerson(user: Json): Person | undefined {
   };
 }
 
+/** Parent hashes of a commit: Cloud lists `{hash}`, Data Center `{id}`. */
+function parentHashes(parents: Json, field: 'hash' | 'id'): string[] | undefined {
+  if (!Array.isArray(parents)) return undefined;
+  const hashes = parents.map((p: Json) => p?.[field]).filter((h: unknown) => typeof h === 'string');
+  return hashes.length > 0 ? hashes : undefined;
+}
+
 function cloudCommit(c: Json): CommitInfo | undefined {
   if (!c || typeof c.hash !== 'string') return undefined;
-  return { hash: c.hash, message: c.message, author: cloudAuthor(c.author) };
+  return {
+    hash: c.hash,
+    message: c.message,
+    author: cloudAuthor(c.author),
+    parents: parentHashes(c.parents, 'hash'),
+  };
 }
 
 type Body = Omit<Envelope, 'platform' | 'eventKey' | 'deliveryId' | 'hookId' | 'attempt'>;
@@ -132,7 +144,12 @@ function dcRepoKey(repo: Json): string | null {
 
 function dcCommit(c: Json): CommitInfo | undefined {
   if (!c || typeof c.id !== 'string') return undefined;
-  return { hash: c.id, message: c.message, author: dcPerson(c.author) };
+  return {
+    hash: c.id,
+    message: c.message,
+    author: dcPerson(c.author),
+    parents: parentHashes(c.parents, 'id'),
+  };
 }
 
 function normaliseDc(eventKey: string, p: Json): Body {

@@ -241,3 +241,55 @@ describe('coalescing (latest-per-ref)', () => {
     expect(t.received.map((x) => x.headers['x-hookrelay-event'])).toEqual([older, newer]);
   });
 });
+
+describe('newest by the branch graph, not by arrival', () => {
+  const b = hash();
+  const c = hash();
+
+  it('coalescing: the branch head is built when an older push (a late retry) arrives after it', async () => {
+    const { r, t } = await setup(
+      { routes: [{ source: 'cloud', targets: ['ci'], coalesce: 'latest-per-ref' }] },
+      { workers: false },
+    );
+    // C (b → c) arrives first, then Bitbucket's retry of B (a → b): by arrival B would look newest.
+    const newer = await accepted(r, 'cloud', 'repo:push', cloudPush({ oldHash: b, newHash: c }));
+    const older = await accepted(r, 'cloud', 'repo:push', cloudPush({ oldHash: HASH.a, newHash: b }));
+    r.startWorkers();
+    expect((await r.settled(newer, 'ci')).state).toBe('delivered');
+    expect(await r.settled(older, 'ci')).toMatchObject({ state: 'coalesced', supersededBy: newer });
+    expect(t.received.map((x) => x.headers['x-hookrelay-event'])).toEqual([newer]);
+  });
+
+  for (const skipSuperseded of [false, true]) {
+    it(`without coalescing, an older push retried after a newer one was delivered is reported${skipSuperseded ? ' and not sent (skipSuperseded)' : ''}`, async () => {
+      const { r, t } = await setup({
+        routes: [{ source: 'cloud', targets: ['ci'], skipSuperseded }],
+      });
+      t.next({ status: 503, headers: { 'retry-after': '2' } });
+      const older = await accepted(r, 'cloud', 'repo:push', cloudPush({ oldHash: HASH.a, newHash: b }));
+      await t.waitFor(1);
+      const newer = await accepted(r, 'cloud', 'repo:push', cloudPush({ oldHash: b, newHash: c }));
+      expect((await r.settled(newer, 'ci')).state).toBe('delivered');
+      const evidence = { rule: 'superseded', newerEvent: newer, newerHead: c.slice(0, 12) };
+      if (skipSuperseded) {
+        const s = await r.settled(older, 'ci');
+        expect(s).toMatchObject({
+          state: 'coalesced',
+          supersededBy: newer,
+          evidence: { ...evidence, action: 'skipped' },
+        });
+        expect(t.received.map((x) => x.headers['x-hookrelay-event'])).toEqual([older, newer]);
+      } else {
+        const s = await r.settled(older, 'ci', ['delivered', 'dead']);
+        expect(s).toMatchObject({ state: 'delivered', evidence: { ...evidence, action: 'sent' } });
+        expect(t.received.map((x) => x.headers['x-hookrelay-event'])).toEqual([older, newer, older]);
+        expect(r.logs.lines.some((l) => l.msg === 'an older push after a newer one')).toBe(true);
+      }
+      expect(
+        (await r.ing.rt.metrics.registry.getSingleMetricAsString('hookrelay_superseded_deliveries_total'))
+          .split('\n')
+          .some((l) => l.includes(`action="${skipSuperseded ? 'skipped' : 'sent'}"`) && l.endsWith(' 1')),
+      ).toBe(true);
+    });
+  }
+});
