@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { cloudPullRequest, cloudPush, dcPrMerged, dcRefsChanged, HASH } from '../fixtures/payloads.js';
 import { api, startAdmin } from '../helpers/admin.js';
-import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
+import { accept, cloudRequest, send } from '../helpers/bitbucket.js';
 import { runCli } from '../helpers/cli.js';
 import { SECRETS } from '../helpers/config.js';
 import { startRelay, type TestRelay, target } from '../helpers/delivery.js';
@@ -45,13 +45,6 @@ async function setup(
   open.push(r);
   ci.connect(r.ing.url);
   return { r, ci };
-}
-
-async function pushed(r: TestRelay, source: 'cloud' | 'dc', eventKey: string, payload: unknown) {
-  const req = source === 'cloud' ? cloudRequest(eventKey, payload) : dcRequest(eventKey, payload);
-  const res = await send(r.ing.url, source, req);
-  expect(res.status).toBe(202);
-  return String(res.json.id);
 }
 
 /** Runs until the CI has nothing more to react to: its last webhook settled other than delivered. */
@@ -100,7 +93,7 @@ describe('causal loop guard with a reactive CI', () => {
       { loop: { maxTriggersPerRef: { count: 2, windowSeconds: 1 } } },
       600,
     );
-    const first = await pushed(r, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
+    const first = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
     const end = await settleLoop(r, ci, first);
     expect(end?.state).toMatchObject({ state: 'suppressed', reason: 'chain-loop' });
     // The person's push, then MAX_TURNS - 1 bot turns were built; the bot's next turn was held.
@@ -130,7 +123,7 @@ describe('causal loop guard with a reactive CI', () => {
           ]
         : bot(build),
     );
-    const first = await pushed(r, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
+    const first = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
     const end = await settleLoop(r, ci, first);
     expect(end?.state.reason).toBe('chain-loop');
     const person = ci.caused[2]!;
@@ -159,7 +152,7 @@ describe('causal loop guard with a reactive CI', () => {
         },
       ];
     });
-    const first = await pushed(r, 'dc', 'repo:refs_changed', dcRefsChanged({ toHash: newHash() }));
+    const first = await accept(r.ing.url, 'dc', 'repo:refs_changed', dcRefsChanged({ toHash: newHash() }));
     const end = await settleLoop(r, ci, first);
     expect(end?.state).toMatchObject({ state: 'suppressed', reason: 'chain-loop' });
     expect(ci.builds).toHaveLength(MAX_TURNS);
@@ -190,7 +183,12 @@ describe('causal loop guard with a reactive CI', () => {
     });
     const head = newHash();
     heads.main = head;
-    const first = await pushed(r, 'cloud', 'repo:push', cloudPush({ oldHash: HASH.a, newHash: head }));
+    const first = await accept(
+      r.ing.url,
+      'cloud',
+      'repo:push',
+      cloudPush({ oldHash: HASH.a, newHash: head }),
+    );
     const end = await settleLoop(r, ci, first);
     expect(end?.state.reason).toBe('chain-loop');
     expect(ci.builds.map((b) => b.ref)).toEqual(['main', 'release', 'main'].slice(0, MAX_TURNS));
@@ -202,7 +200,7 @@ describe('causal loop guard with a reactive CI', () => {
       [{}, bump('CI Bot', 'Bump version [skip ci]\n')],
     ] as const) {
       const { r, ci } = await setup(react, overrides);
-      const first = await pushed(r, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
+      const first = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
       const end = await settleLoop(r, ci, first);
       expect(end?.state.state).toBe('suppressed');
       expect(ci.builds).toHaveLength(1);
@@ -224,9 +222,11 @@ describe('causal loop guard with a reactive CI', () => {
     open.push(r);
     const bot = [];
     for (let i = 0; i < 3; i++) {
-      bot.push(await pushed(r, 'cloud', 'repo:push', cloudPush({ newHash: newHash(), actor: 'CI Bot' })));
+      bot.push(
+        await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: newHash(), actor: 'CI Bot' })),
+      );
     }
-    const person = await pushed(r, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
+    const person = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
     const held = await r.settled(bot[2]!, 'ci');
     expect(held).toMatchObject({ state: 'suppressed', reason: 'ref-rate' });
     expect(held.evidence).toMatchObject({
@@ -266,7 +266,7 @@ describe('causal loop guard with a reactive CI', () => {
       flood.push(String(res.json.id));
     }
     expect((await r.settled(flood[2]!, 'ci')).reason).toBe('ref-rate');
-    const legit = await pushed(r, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
+    const legit = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
     expect((await r.settled(legit, 'ci')).state).toBe('delivered');
   });
 });
@@ -277,7 +277,7 @@ describe('explanations', () => {
     const { r, ci } = await setup(bump('CI Bot'), {
       admin: { tokens: [{ name: 'ops', token, role: 'operator' }] },
     });
-    const first = await pushed(r, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
+    const first = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
     const end = await settleLoop(r, ci, first);
     const admin = await startAdmin(r.ing.rt);
     open.push(admin);
@@ -359,7 +359,7 @@ describe('merge bots', () => {
       shape === 'cloud'
         ? cloudPush({ ref: 'feature/thing', newHash: newHash() })
         : dcRefsChanged({ ref: 'feature/thing', toHash: newHash() });
-    await pushed(r, shape, shape === 'cloud' ? 'repo:push' : 'repo:refs_changed', feature);
+    await accept(r.ing.url, shape, shape === 'cloud' ? 'repo:push' : 'repo:refs_changed', feature);
     await ci.target.waitFor(1);
     await ci.idle();
     return ci.caused;
@@ -481,8 +481,8 @@ describe('Bitbucket Server pushes without commit messages', () => {
     });
     open.push(r);
     const bare = (toHash: string) => dcRefsChanged({ toHash, withCommits: false });
-    const held = await pushed(r, 'dc', 'repo:refs_changed', bare(skipped));
-    const sent = await pushed(r, 'dc', 'repo:refs_changed', bare(built));
+    const held = await accept(r.ing.url, 'dc', 'repo:refs_changed', bare(skipped));
+    const sent = await accept(r.ing.url, 'dc', 'repo:refs_changed', bare(built));
     expect(await r.settled(held, 'ci')).toMatchObject({
       state: 'suppressed',
       reason: 'skip-marker',
@@ -506,7 +506,12 @@ describe('Bitbucket Server pushes without commit messages', () => {
     const ids = [];
     for (let i = 0; i < 2; i++) {
       ids.push(
-        await pushed(r, 'dc', 'repo:refs_changed', dcRefsChanged({ toHash: newHash(), withCommits: false })),
+        await accept(
+          r.ing.url,
+          'dc',
+          'repo:refs_changed',
+          dcRefsChanged({ toHash: newHash(), withCommits: false }),
+        ),
       );
     }
     for (const id of ids) expect((await r.settled(id, 'ci')).state).toBe('delivered');
