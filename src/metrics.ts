@@ -70,6 +70,24 @@ export function createMetrics() {
       labelNames: ['target'] as const,
       registers: [registry],
     }),
+    superseded: new Counter({
+      name: 'hookrelay_superseded_deliveries_total',
+      help: 'Pushes older (by the branch graph) than one already delivered to the target, by action (sent, skipped)',
+      labelNames: ['target', 'action'] as const,
+      registers: [registry],
+    }),
+    commitMessageMissing: new Counter({
+      name: 'hookrelay_commit_message_missing_total',
+      help: 'Data Center pushes without a commit message in the payload (older servers), by source',
+      labelNames: ['source'] as const,
+      registers: [registry],
+    }),
+    commitMessageLookups: new Counter({
+      name: 'hookrelay_commit_message_lookups_total',
+      help: 'Commit messages read through the Data Center REST API, by source and outcome (fetched, failed)',
+      labelNames: ['source', 'outcome'] as const,
+      registers: [registry],
+    }),
   };
   return m;
 }

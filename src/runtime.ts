@@ -9,6 +9,7 @@ import { deliveryJobOptions } from './queue/job-options.js';
 import { type Keys, makeKeys } from './queue/keys.js';
 import { TargetQueues } from './queue/queues.js';
 import { createRedis, type RedisClient } from './queue/redis-connection.js';
+import { RelayIdentity } from './queue/relay-id.js';
 
 /** The shared pieces of a relay process, built once from the frozen config. */
 export interface Runtime {
@@ -20,6 +21,7 @@ export interface Runtime {
   store: EventStore;
   router: Router;
   metrics: Metrics;
+  relayId: RelayIdentity;
   close(): Promise<void>;
 }
 
@@ -36,8 +38,13 @@ export async function createRuntime(
     if (err.message !== lastError) log.warn({ err: err.message }, 'redis connection error');
     lastError = err.message;
   });
+  const relayId = new RelayIdentity(redis, keys, config.relay.id);
   redis.on('ready', () => {
     if (lastError) log.info('redis connection ready again');
+    relayId.get().then(
+      (id) => log.debug({ relayId: id }, 'relay id'),
+      (err: Error) => log.warn({ err: err.message }, 'relay id not read yet'),
+    );
     lastError = '';
     // Check again on every (re)connection: after a restart or a Sentinel failover another server may answer.
     checkDurability(redis, config, log).then(
@@ -70,6 +77,7 @@ export async function createRuntime(
     store,
     router,
     metrics,
+    relayId,
     async close() {
       await queues.close();
       store.close();

@@ -1,5 +1,6 @@
 import { Worker } from 'bullmq';
 import pLimit from 'p-limit';
+import { CommitMessages } from '../src/bitbucket-api/commit-message.js';
 import type { TargetConfig } from '../src/config/types.js';
 import { secretsOf, TokenCache } from '../src/delivery/auth.js';
 import { backoffDelay } from '../src/delivery/backoff.js';
@@ -14,6 +15,7 @@ import {
   processJob,
   type TargetRuntime,
 } from '../src/delivery/process-job.js';
+import { RefOrder } from '../src/delivery/ref-order.js';
 import { SharedRateLimit } from '../src/delivery/shared-rate-limit.js';
 import type { Logger } from '../src/log.js';
 import { readTargetState, recordAttempt } from '../src/queue/delivery-state.js';
@@ -54,6 +56,9 @@ export function startDeliveryWorkers(rt: Runtime): DeliveryWorkers {
     tokens: new TokenCache(),
     guard,
     coalescer: new Coalescer(connection, rt.keys, rt.config, rt.router, guard.rules),
+    order: new RefOrder(connection, rt.keys, rt.config, rt.router),
+    relayId: rt.relayId,
+    commitMessages: new CommitMessages(rt.config.sources),
   };
   const clients: TargetClient[] = [];
 

@@ -1,8 +1,10 @@
 import type { Queue } from 'bullmq';
 import type { Envelope } from '../bitbucket/envelope.js';
+import { explain } from '../delivery/explain.js';
 import {
   type AttemptRecord,
   type DeliveryState,
+  type Evidence,
   type TargetState,
   targetField,
 } from '../queue/delivery-state.js';
@@ -48,6 +50,9 @@ export interface TargetView {
   state: DeliveryState;
   reason?: string;
   supersededBy?: string;
+  /** What the loop guard or ordering saw (rule, actor, parent commit, counts), and the same in a sentence. */
+  evidence?: Evidence;
+  explanation?: string;
   excerpt?: string;
   attempts: AttemptView[];
   updatedAt?: string;
@@ -152,6 +157,7 @@ export async function targetView(
     state: state?.state ?? stateFromJob(jobState),
     ...(state?.reason ? { reason: state.reason } : {}),
     ...(state?.supersededBy ? { supersededBy: state.supersededBy } : {}),
+    ...(state?.evidence ? { evidence: state.evidence, explanation: explain(state.evidence) } : {}),
     ...(state?.excerpt ? { excerpt: state.excerpt } : {}),
     attempts: attemptViews(state),
     ...(state?.updatedAt ? { updatedAt: new Date(state.updatedAt).toISOString() } : {}),

@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import { jobGuard, StaticLoopRules } from '../delivery/loop-guard.js';
+import { eventGuard, jobGuard, StaticLoopRules } from '../delivery/loop-rules.js';
 import { RelayError } from '../errors.js';
 import { Router } from '../ingress/routing.js';
 import { deliveryJobOptions } from '../queue/job-options.js';
@@ -145,7 +145,11 @@ export class QuarantinedEvents {
   async release(l: Loaded): Promise<{ id: string; targets: string[] }> {
     if (!l.meta) throw new RelayError('CONFLICT', 'the event has expired; nothing left to deliver');
     const { targets } = this.router.match(l.meta.sourceId, l.meta.envelope);
-    const guard = jobGuard(this.loopRules, l.meta.envelope);
+    const { sourceId, envelope, receivedAt } = l.meta;
+    const source = this.deps.config.sources.find((s) => s.id === sourceId);
+    const guard = source
+      ? eventGuard(this.loopRules, envelope, source, receivedAt)
+      : jobGuard(this.loopRules, envelope, sourceId, receivedAt);
     for (const targetId of targets) {
       const queue = this.deps.queues.forEvent(targetId, l.id);
       const target = this.deps.config.targets.find((t) => t.id === targetId);

@@ -1,4 +1,5 @@
 import type { Job } from 'bullmq';
+import { explain } from '../delivery/explain.js';
 import { RelayError } from '../errors.js';
 import type { TargetState } from '../queue/delivery-state.js';
 import { deliveryJobOptions } from '../queue/job-options.js';
@@ -14,6 +15,8 @@ export interface Suppressed {
   target: string;
   suppressedAt: string;
   reason?: string;
+  /** Why, in a sentence (from the rule's evidence). */
+  explanation?: string;
   source?: string;
   eventKey?: string;
   repository?: string | null;
@@ -42,6 +45,7 @@ function view(l: Loaded): Suppressed {
     target: l.target,
     suppressedAt: new Date(l.score).toISOString(),
     ...(l.state?.reason ? { reason: l.state.reason } : {}),
+    ...(l.state?.evidence ? { explanation: explain(l.state.evidence) } : {}),
     ...(l.meta ? eventSummary(l.meta) : {}),
     expired: l.meta === null,
   };

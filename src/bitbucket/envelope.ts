@@ -27,6 +27,8 @@ export interface CommitInfo {
   hash: string;
   message?: string;
   author?: Person;
+  /** Parent commit hashes, when the payload lists them (the loop guard follows them to what it delivered). */
+  parents?: string[];
 }
 
 export interface PullRequestInfo {

@@ -84,6 +84,16 @@ function dcPerson(t: P, value: unknown, where = DC_ACTOR): Person | undefined {
   };
 }
 
+/** Parent hashes of a commit: Cloud lists `{hash}`, Data Center `{id}`. */
+function parentHashes(t: P, value: unknown, where: string, field: 'hash' | 'id'): string[] | undefined {
+  const hashes: string[] = [];
+  for (const parent of readArray(t, value, where)) {
+    const hash = readString(t, readObject(t, parent, where)?.[field], `${where}.${field}`);
+    if (hash !== undefined) hashes.push(hash);
+  }
+  return hashes.length > 0 ? hashes : undefined;
+}
+
 function cloudCommit(t: P, value: unknown): CommitInfo | undefined {
   const c = readObject(t, value, 'commit');
   const hash = c && readString(t, c.hash, 'commit.hash');
@@ -92,6 +102,7 @@ function cloudCommit(t: P, value: unknown): CommitInfo | undefined {
     hash,
     message: readString(t, c.message, 'commit.message'),
     author: cloudAuthor(t, c.author),
+    parents: parentHashes(t, c.parents, 'commit.parents', 'hash'),
   };
 }
 
@@ -249,7 +260,12 @@ function dcCommit(t: P, value: unknown, where: string): CommitInfo | undefined {
   const c = readObject(t, value, where);
   const hash = c && readString(t, c.id, `${where}.id`);
   if (!c || hash === undefined) return undefined;
-  return { hash, message: readString(t, c.message, `${where}.message`), author: dcPerson(t, c.author) };
+  return {
+    hash,
+    message: readString(t, c.message, `${where}.message`),
+    author: dcPerson(t, c.author),
+    parents: parentHashes(t, c.parents, `${where}.parents`, 'id'),
+  };
 }
 
 function dcRef(t: P, value: unknown): RefChange | undefined {

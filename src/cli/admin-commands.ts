@@ -137,6 +137,7 @@ interface TargetView {
   state: string;
   reason?: string;
   supersededBy?: string;
+  explanation?: string;
   excerpt?: string;
   attempts: { n: number; at: string; ms?: number; status?: number; error?: string; trigger?: string }[];
   job: { id: string; state: string };
@@ -185,6 +186,7 @@ export function registerEventsCommands(program: Command): void {
         print(
           `\ntarget ${t.target}: ${t.state}${extra ? ` (${extra})` : ''}  [job ${t.job.id}: ${t.job.state}]`,
         );
+        if (t.explanation) print(`why: ${t.explanation}`);
         if (t.attempts.length) print(attemptsTable(t.attempts));
         if (t.excerpt) print(`last response: ${printable(t.excerpt)}`);
       }

@@ -196,6 +196,27 @@ function crossCheck(raw: Raw): string[] {
       if (!targets.has(t)) problems.push(`routes[${i}].targets[${j}]: unknown target "${t}"`);
     });
   });
+  raw.sources.forEach((source: Raw, i: number) => {
+    if (!source.api) return;
+    if (source.platform !== 'datacenter') {
+      problems.push(`sources[${i}].api: only for platform datacenter (Cloud payloads carry commit messages)`);
+    }
+    const basic = source.api.username !== undefined || source.api.password !== undefined;
+    if (source.api.token !== undefined && basic) {
+      problems.push(`sources[${i}].api: set token, or username and password, not both`);
+    } else if (basic && (source.api.username === undefined || source.api.password === undefined)) {
+      problems.push(`sources[${i}].api: username and password go together`);
+    } else if (!basic && source.api.token === undefined) {
+      problems.push(`sources[${i}].api: needs a token (or username and password)`);
+    }
+  });
+  raw.routes.forEach((route: Raw, i: number) => {
+    if (route.skipSuperseded && route.coalesce === 'latest-per-ref') {
+      problems.push(
+        `routes[${i}].skipSuperseded: only without coalesce (latest-per-ref already sends only the newest push)`,
+      );
+    }
+  });
   raw.targets.forEach((target: Raw, i: number) => {
     if (hasUserinfo(target.url)) {
       problems.push(

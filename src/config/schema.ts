@@ -65,8 +65,9 @@ export const configSchema = {
       default: {},
       properties: {
         // The hop marker this relay adds to deliveries and refuses on ingress (relay chains). Same for every
-        // instance of one deployment, different between deployments that may call each other.
-        id: { ...id, default: 'hookrelay' },
+        // instance of one deployment, different between deployments that may call each other. Absent: one is
+        // generated once per deployment and kept in Redis (src/queue/relay-id.ts).
+        id,
       },
     },
     redis: {
@@ -183,6 +184,18 @@ export const configSchema = {
           id,
           platform: { enum: ['cloud', 'datacenter'] },
           secrets: { type: 'array', items: { type: 'string', maxLength: 128 }, minItems: 1 },
+          // Data Center only: REST API access, to read a pushed commit's message when the payload has none.
+          api: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['url'],
+            properties: {
+              url: { type: 'string', format: 'uri', pattern: '^https?://' },
+              token: secret,
+              username: { type: 'string', minLength: 1 },
+              password: secret,
+            },
+          },
         },
       },
     },
@@ -276,6 +289,8 @@ export const configSchema = {
           branches: globList,
           targets: { type: 'array', items: id, minItems: 1 },
           coalesce: { enum: ['none', 'latest-per-ref'], default: 'none' },
+          // Without coalescing: an older push retried after a newer one was delivered is not sent.
+          skipSuperseded: { type: 'boolean', default: false },
         },
       },
     },
@@ -303,6 +318,17 @@ export const configSchema = {
         collapseWindowSeconds: { type: 'integer', minimum: 1, default: 600 },
         // How long a merged-PR delivery waits for the push of its merge commit before it is sent anyway.
         collapseWaitSeconds: { type: 'integer', minimum: 0, default: 15 },
+        // Causal loops: pushes by one actor on commits the relay delivered, turn after turn (loop-guard.ts).
+        chain: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            maxTurns: { type: 'integer', minimum: 1, default: 8 },
+            memorySeconds: { type: 'integer', minimum: 1, default: 3600 },
+            actors: { type: 'array', items: { type: 'string', minLength: 1 }, default: ['*'] },
+          },
+        },
       },
     },
     retention: {

@@ -71,6 +71,8 @@ export interface SourceConfig {
   platform: Platform;
   /** Non-empty secrets only: an empty key would let anyone sign. Several = rotation. */
   secrets: string[];
+  /** Data Center REST API access (bearer token, or basic), to read commit messages older servers leave out. */
+  api?: { url: string; token?: string; username?: string; password?: string };
 }
 
 export interface RouteConfig {
@@ -81,10 +83,12 @@ export interface RouteConfig {
   branches?: string[];
   targets: string[];
   coalesce: 'none' | 'latest-per-ref';
+  skipSuperseded: boolean;
 }
 
 export interface Config {
-  relay: { id: string };
+  /** `id` absent: the deployment's generated id, kept in Redis (src/queue/relay-id.ts). */
+  relay: { id?: string };
   redis: {
     url?: string;
     sentinels?: { host: string; port: number }[];
@@ -134,6 +138,7 @@ export interface Config {
     collapseMergePush: boolean;
     collapseWindowSeconds: number;
     collapseWaitSeconds: number;
+    chain: { maxTurns: number; memorySeconds: number; actors: string[] };
   };
   retention: { eventsMs: number; completedJobsMs: number; deadLettersMs: number };
   log: { level: string };

@@ -7,6 +7,8 @@ export type Verdict =
   | { kind: 'retry'; reason: string }
   | { kind: 'permanent'; reason: string };
 
+export const RELAY_LOOP_REASON = 'relay loop (508)';
+
 // Statuses that say "not now" rather than "never".
 const RETRYABLE_4XX = new Set([408, 425, 429]);
 
@@ -45,7 +47,8 @@ export function githubRateLimited(answer: Pick<TargetAnswer, 'headers' | 'bodySt
  * Jenkins answers 500 when a trigger failed half-way (Generic Webhook Trigger) or an exception escaped the
  * request (a job's buildWithParameters): the build may have been queued, so a blind retry could build twice; it
  * goes to the dead letters for a person to decide. Azure DevOps answers 203 with its sign-in page when it does
- * not accept the credentials: not a run. GitHub's rate-limited 403 is retried (githubRateLimited).
+ * not accept the credentials: not a run. GitHub's rate-limited 403 is retried (githubRateLimited). A 508 (Loop
+ * Detected) is a relay loop: permanent, like any answer it proves the target up (the breaker does not count it).
  */
 export function classifyStatus(
   type: TargetType,
@@ -56,6 +59,9 @@ export function classifyStatus(
     return { kind: 'permanent', reason: 'status 203, sign-in page: credentials refused' };
   }
   if (status >= 200 && status < 300) return { kind: 'delivered' };
+  // 508 Loop Detected: the target is a relay this event already passed (hop-marker.ts); sending it again can
+  // only loop again, so it is dead-lettered at once (and, like any answer, proves the target up).
+  if (status === 508) return { kind: 'permanent', reason: RELAY_LOOP_REASON };
   if ((type === 'jenkins-generic' || type === 'jenkins-job') && status === 500) {
     return { kind: 'permanent', reason: 'status 500, may have fired' };
   }

@@ -5,16 +5,19 @@ import type { StoredEvent } from '../queue/event-store.js';
 import { deliveryJobId } from '../queue/job-types.js';
 import type { Keys } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
-import type { StaticLoopRules } from './loop-guard.js';
+import type { StaticLoopRules } from './loop-rules.js';
+import { branchTransition, ORDER_LUA } from './ref-order.js';
 import { luaScript } from './scripts.js';
 
 /*
  * Coalescing (`coalesce: latest-per-ref` on a route): while pushes to one branch wait for a busy or failing
  * target, only the newest is delivered. The ingress is not involved: when a coalescing delivery starts, the
  * worker first catches up on the event index (a shared cursor in Redis, so each event is looked at about once
- * however many workers run) and records, per target and repository+branch, the newest event id in
- * `loop:latest:<target>:<repo>:<branch>`. Event ids are UUIDv7, so string order is arrival order. A delivery
- * whose key names a newer event ends `coalesced` with that id. Only single-branch pushes take part (a push that
+ * however many workers run) and records, per target, source and repository+branch, the newest push in
+ * `loop:latest:…` (`<event id> <head>`). Newest by the branch's graph (ref-order.ts: a push whose old head is
+ * another's new head is newer), so a late retry of an older push never takes the place of the branch head;
+ * by arrival (UUIDv7 ids) when the graph cannot tell. A delivery whose key names another event ends
+ * `coalesced` with that id. Only single-branch pushes take part (a push that
  * moves several refs, or a tag, is always delivered), and an event the loop guard's own rules would hold back
  * (a `[skip ci]` bump, a bot's push) never supersedes anything.
  */
@@ -26,21 +29,30 @@ const PAGE = 500;
 // have been committing its jobs (the one-call store writes event, jobs and mark together).
 const UNCOMMITTED_GRACE_MS = 10_000;
 
-const MAX = `
+// KEYS: the latest key, the branch's transitions. ARGV: event id, ttl ms, old head, new head. Returns the id
+// of the newest push after this one's offer. A value of the earlier format (an event id alone) compares by
+// arrival.
+const MAX = `${ORDER_LUA}
+learn(KEYS[2], ARGV[3], ARGV[4], ARGV[2])
 local v = redis.call('GET', KEYS[1])
-if (not v) or v < ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
-return 1`;
+if v then
+  local id, head = string.match(v, '^(%S+) (%S+)$')
+  if not id then id, head = v, '' end
+  if id == ARGV[1] then return id end
+  local order = newer(KEYS[2], ARGV[4], head)
+  if order == -1 or (order == 0 and id > ARGV[1]) then return id end
+end
+redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[4], 'PX', ARGV[2])
+return ARGV[1]`;
 
 const CURSOR = `
 local v = tonumber(redis.call('GET', KEYS[1]) or '0')
 if v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1`;
 
-/** The branch a push moves, when it is a single-branch push (the only kind coalescing applies to). */
+/** The branch a push moves, when it is a single-branch push to a branch that still exists (what is coalesced). */
 export function coalesceRef(env: Envelope): string | null {
-  if (env.refs.length !== 1) return null;
-  const ref = env.refs[0]!;
-  return ref.kind === 'branch' ? ref.name : null;
+  return branchTransition(env)?.ref ?? null;
 }
 
 export class Coalescer {
@@ -67,7 +79,7 @@ export class Coalescer {
 
   /** Whether any route that sends this event to this target asks for coalescing. */
   applies(targetId: string, sourceId: string, env: Envelope): boolean {
-    if (!this.coalescing.has(targetId) || coalesceRef(env) === null) return false;
+    if (!this.coalescing.has(targetId) || branchTransition(env) === null) return false;
     return this.router
       .match(sourceId, env)
       .routes.some((r) => r.coalesce === 'latest-per-ref' && r.targets.includes(targetId));
@@ -78,9 +90,20 @@ export class Coalescer {
     return `${this.keys.queuePrefix(targetId, shard)}:${this.keys.queueName(targetId, shard)}:${deliveryJobId(eventId, targetId)}`;
   }
 
-  /** In the shard of the repository's events (`eventId` names it), like the loop guard's keys. */
-  private latestKey(targetId: string, repo: string, branch: string, eventId: string): string {
-    return this.keys.loop(`latest:${targetId}:${repo}:${branch}`, this.keys.shardOfId(eventId));
+  /**
+   * Records the event as the newest of its branch unless a newer one is; resolves to the newest's id. The keys
+   * are in the event's shard.
+   */
+  private offer(targetId: string, sourceId: string, env: Envelope, eventId: string): Promise<string> {
+    const move = branchTransition(env)!;
+    const scope = { sourceId, repo: env.repository ?? '-', shard: this.keys.shardOfId(eventId) };
+    return this.max(
+      [
+        this.keys.loopLatest({ ...scope, targetId, ref: move.ref }),
+        this.keys.refEdges({ ...scope, ref: move.ref }),
+      ],
+      [eventId, this.ttlMs(), move.oldHash, move.newHash],
+    ) as Promise<string>;
   }
 
   private ttlMs(): number {
@@ -89,13 +112,10 @@ export class Coalescer {
 
   /** The id of a newer event for the same target and branch, or null when this one is the newest. */
   async supersededBy(targetId: string, event: StoredEvent): Promise<string | null> {
-    const branch = coalesceRef(event.envelope);
-    if (branch === null) return null;
+    if (branchTransition(event.envelope) === null) return null;
     await this.catchUp(event.receivedAt, this.keys.shardOfId(event.id));
-    const key = this.latestKey(targetId, event.envelope.repository ?? '-', branch, event.id);
-    await this.max([key], [event.id, this.ttlMs()]);
-    const latest = await this.redis.get(key);
-    return latest && latest > event.id ? latest : null;
+    const latest = await this.offer(targetId, event.sourceId, event.envelope, event.id);
+    return latest !== event.id ? latest : null;
   }
 
   private catchUp(fallbackFrom: number, shard: number): Promise<void> {
@@ -163,8 +183,7 @@ export class Coalescer {
       envelope: Envelope;
       targets: string[];
     };
-    const branch = coalesceRef(meta.envelope);
-    if (branch === null || this.rules.check(meta.envelope)) return false;
+    if (branchTransition(meta.envelope) === null || this.rules.check(meta.envelope)) return false;
     for (const t of meta.targets) {
       if (!this.applies(t, meta.sourceId, meta.envelope)) continue;
       // Only an event whose delivery job exists may supersede: an event hash can be written before its jobs
@@ -173,9 +192,7 @@ export class Coalescer {
         if (Date.now() - meta.receivedAt < UNCOMMITTED_GRACE_MS) return true;
         continue;
       }
-      writes.push(
-        this.max([this.latestKey(t, meta.envelope.repository ?? '-', branch, id)], [id, this.ttlMs()]),
-      );
+      writes.push(this.offer(t, meta.sourceId, meta.envelope, id));
     }
     return false;
   }

@@ -1,102 +1,108 @@
-import picomatch from 'picomatch';
-import type { Envelope, Person } from '../bitbucket/envelope.js';
+import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
+import type { Evidence } from '../queue/delivery-state.js';
 import type { EventStore, StoredEvent } from '../queue/event-store.js';
 import type { JobGuard, StaticSuppressReason } from '../queue/job-types.js';
-import type { Keys } from '../queue/keys.js';
+import type { Keys, RepoScope } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
+import { actorDigest, chainParents, deliveredHeads, jobGuard, StaticLoopRules } from './loop-rules.js';
 import { luaScript } from './scripts.js';
 
-export type SuppressReason = StaticSuppressReason | 'ref-rate' | 'merge-push-collapsed';
+export type SuppressReason = StaticSuppressReason | 'ref-rate' | 'merge-push-collapsed' | 'chain-loop';
 /** A merged PR whose merge-commit push has not been seen yet: wait a little for it (see LoopGuard.check). */
 export type GuardVerdict = SuppressReason | 'wait-for-push' | null;
 
+/** The guard's verdict and, when it holds a delivery back, what it saw. */
+export interface GuardResult {
+  verdict: GuardVerdict;
+  evidence?: Evidence;
+}
+
 type LoopConfig = Config['loop'];
 
-const MERGED_EVENTS = new Set(['pullrequest:fulfilled', 'pr:merged']);
-// Cloud pull request payloads carry 12-character hashes, pushes 40: both sides key on the common prefix.
-export const MERGE_HASH_PREFIX = 12;
-
-/**
- * Identity patterns: globs (`*` for any run of characters, e.g. `*@ci.acme.test`, `ci-bot*`), compared without
- * case against a person's account id, uuid, name and email. A pattern is also compared literally, so a Cloud
- * uuid with its braces (`{7d3a…}`) matches as written instead of being read as a brace expansion.
- */
-export function actorMatcher(patterns: readonly string[]): (p: Person | undefined) => boolean {
-  if (patterns.length === 0) return () => false;
-  const literal = new Set(patterns.map((x) => x.toLowerCase()));
-  const glob = picomatch([...patterns], { nocase: true, dot: true, bash: true });
-  const one = (value: string | undefined) =>
-    value !== undefined && value !== '' && (literal.has(value.toLowerCase()) || glob(value));
-  return (p) => !!p && (one(p.accountId) || one(p.uuid) || one(p.name) || one(p.email));
-}
-
-export function hasSkipMarker(message: string | undefined, markers: readonly string[]): boolean {
-  if (!message) return false;
-  const m = message.toLowerCase();
-  return markers.some((marker) => m.includes(marker.toLowerCase()));
-}
-
-/**
- * The rules that depend on the event alone. Skip markers: in the head commit message. Ignored actors: on a
- * push, the actor matches, or every new commit the payload lists was authored by a matching identity (a bot
- * pushing through a human's credentials still authors its own commits).
- */
-export class StaticLoopRules {
-  private readonly ignored: (p: Person | undefined) => boolean;
-
-  constructor(private readonly loop: LoopConfig) {
-    this.ignored = actorMatcher(loop.ignoreActors);
-  }
-
-  check(env: Envelope): StaticSuppressReason | null {
-    if (hasSkipMarker(env.headCommit?.message, this.loop.skipMarkers)) return 'skip-marker';
-    if (env.refs.length > 0 && this.loop.ignoreActors.length > 0) {
-      if (this.ignored(env.actor)) return 'ignored-actor';
-      const commits = env.commits.length > 0 ? env.commits : env.headCommit ? [env.headCommit] : [];
-      if (commits.length > 0 && commits.every((c) => this.ignored(c.author))) return 'ignored-actor';
-    }
-    return null;
-  }
-}
-
-// Both Redis rules in one round trip, in the order they were always checked (the rate of each ref, then the
-// merge claims; the first hit ends the check). `guard(first)`: the ref-rate ZSETs are KEYS[first …] (ARGV[5] of
-// them), then the merge-claim keys. Returns 0 = pass, 1 = ref-rate, 2 = merge-push-collapsed, 3 = a merge whose
-// push is not seen yet.
-// Rate: sliding window per ref; members are event ids, so a crashed worker's second look at the same event
-// (same member) is not counted twice. Suppressed events are not added: the breaker closes once old entries age
-// out. Merge marks: a push of a merge commit records itself (ARGV[7] = 'push') and is always delivered — it is
-// what builds the destination branch; a merged PR (ARGV[7] = 'merge') is collapsed into that push once the push
-// has been seen, and told to wait (3) while it has not.
-const GUARD = `
-local function guard(first)
-  local now = tonumber(ARGV[1])
-  local window = tonumber(ARGV[2])
-  local count = tonumber(ARGV[3])
-  local id = ARGV[4]
-  local lastRate = first + tonumber(ARGV[5]) - 1
-  for i = first, lastRate do
-    local k = KEYS[i]
-    redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
-    if not redis.call('ZSCORE', k, id) then
-      if redis.call('ZCARD', k) >= count then return 1 end
-      redis.call('ZADD', k, now, id)
-      redis.call('PEXPIRE', k, window)
+// The turn a push makes in a causal chain, from the records of the commits it builds on (KEYS[from..to]):
+// `<actor digest> <turns> <delivered at ms> <event id>`. A commit delivered after the push was received cannot
+// have caused it. The same actor continues the chain (turns + 1); anyone else starts one (1). Returns the
+// highest turn and the index (1-based, within the range) of the commit it follows.
+const TURN = `
+local function turn(from, to, actor, received)
+  local best, at = 0, 0
+  for i = from, to do
+    local v = redis.call('GET', KEYS[i])
+    if v then
+      local who, turns, deliveredAt = string.match(v, '^(%S+) (%d+) (%d+)')
+      if who and tonumber(deliveredAt) <= received then
+        local t = 1
+        if who == actor then t = tonumber(turns) + 1 end
+        if t > best then best, at = t, i - from + 1 end
+      end
     end
   end
-  local waiting = false
-  for i = lastRate + 1, #KEYS do
-    if ARGV[7] == 'push' then
-      redis.call('SET', KEYS[i], id, 'EX', ARGV[6], 'NX')
-    elseif redis.call('EXISTS', KEYS[i]) == 1 then
-      return 2
-    else
+  return best, at
+end
+`;
+
+// The Redis rules of one delivery in one call. `guard(first)`: KEYS[first …] are the per-actor ref-rate ZSETs
+// (ARGV[5] of them), then the merge marks (ARGV[8]), then the delivered-commit records of the commits the push
+// builds on. ARGV: 1 now, 2 rate window ms, 3 rate count, 4 event id, 5 rate keys, 6 mark ttl s, 7 'push' or
+// 'merge', 8 mark keys, 9 the static rules' verdict ('' = none), 10 actor digest ('' = chain rule off),
+// 11 max turns, 12 received at ms.
+// Returns {code, a, b}: 0 pass; 1 ref-rate (a = ref index, b = count); 2 merge-push-collapsed (a = the push's
+// event id); 3 a merge whose push is not seen yet; 4 chain-loop (a = parent index, b = turns); 5 a merge whose
+// push was held (a = its event id, b = its reason); 6 the static verdict stands.
+// A push checks the chain first, then its rate (a held push is not counted: the rate closes as entries age
+// out; members are event ids, so a crashed worker's second look is not counted twice), and records its merge
+// marks whatever its verdict — `<verdict> <event id>` — so that the merged PR inherits it instead of waiting.
+const GUARD = `${TURN}
+local function guard(first)
+  local nRate = tonumber(ARGV[5])
+  local lastRate = first + nRate - 1
+  local lastMerge = lastRate + tonumber(ARGV[8])
+  local id = ARGV[4]
+  if ARGV[7] == 'merge' then
+    local waiting = false
+    for i = lastRate + 1, lastMerge do
+      local mark = redis.call('GET', KEYS[i])
+      if mark then
+        local verdict, pushId = string.match(mark, '^(%S+) (%S+)$')
+        if not verdict then return {2, mark} end
+        if verdict == 'pass' then return {2, pushId} end
+        return {5, pushId, verdict}
+      end
       waiting = true
     end
+    if waiting then return {3} end
+    return {0}
   end
-  if waiting then return 3 end
-  return 0
+  local code, a, b = 0, 0, 0
+  local verdict = ARGV[9]
+  if verdict ~= '' then code = 6 end
+  if code == 0 and ARGV[10] ~= '' then
+    local best, at = turn(lastMerge + 1, #KEYS, ARGV[10], tonumber(ARGV[12]))
+    if best >= tonumber(ARGV[11]) then code, a, b, verdict = 4, at, best, 'chain-loop' end
+  end
+  if code == 0 then
+    local now = tonumber(ARGV[1])
+    local window = tonumber(ARGV[2])
+    local count = tonumber(ARGV[3])
+    for i = first, lastRate do
+      local k = KEYS[i]
+      redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
+      if not redis.call('ZSCORE', k, id) then
+        if redis.call('ZCARD', k) >= count then
+          code, a, b, verdict = 1, i - first + 1, count, 'ref-rate'
+          break
+        end
+        redis.call('ZADD', k, now, id)
+        redis.call('PEXPIRE', k, window)
+      end
+    end
+  end
+  if verdict == '' then verdict = 'pass' end
+  for i = lastRate + 1, lastMerge do
+    redis.call('SET', KEYS[i], verdict .. ' ' .. id, 'EX', ARGV[6], 'NX')
+  end
+  return {code, a, b}
 end
 `;
 
@@ -105,59 +111,36 @@ return guard(1)`;
 
 // The event's read and the guard in one call, for a delivery whose guard keys were worked out when it was
 // accepted (JobGuard): KEYS[1] is the event hash, the guard's keys follow. An expired event runs no guard.
-// Returns {-1}, or {verdict, HGETALL of the event}.
+// Returns {-1}, or {{code, a, b}, HGETALL of the event}; no guard keys: {{6}, …} (the static verdict).
 const READ_AND_CHECK = `${GUARD}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
-return {guard(2), redis.call('HGETALL', KEYS[1])}`;
+local verdict = {6}
+if #KEYS > 1 then verdict = guard(2) end
+return {verdict, redis.call('HGETALL', KEYS[1])}`;
+
+// A delivered event's heads: KEYS[1..ARGV[6]] are the records of the commits it built, the rest those of the
+// commits it builds on. ARGV: 1 actor digest, 2 sent at ms, 3 memory ms, 4 event id, 5 received at ms, 6 heads.
+const RECORD = `${TURN}
+local heads = tonumber(ARGV[6])
+local best = turn(heads + 1, #KEYS, ARGV[1], tonumber(ARGV[5]))
+for i = 1, heads do
+  redis.call('SET', KEYS[i], ARGV[1] .. ' ' .. best .. ' ' .. ARGV[2] .. ' ' .. ARGV[4], 'PX', ARGV[3])
+end
+return best`;
+
+type Reply = (number | string | Buffer)[];
+const text = (v: number | string | Buffer | undefined) => (v === undefined ? '' : v.toString());
 
 /**
- * Keys that identify "this change was merged into this branch": a merge's destination branch and merge commit;
- * a push's updated branches and their new heads (a new branch is never a merge's push). The branch is part of
- * the key so that pushing an already built commit to another branch is not mistaken for the merge's push.
- */
-export function mergeMarks(env: Envelope): string[] {
-  const mark = (branch: string, hash: string) =>
-    `${branch}:${hash.toLowerCase().slice(0, MERGE_HASH_PREFIX)}`;
-  if (MERGED_EVENTS.has(env.eventKey)) {
-    const pr = env.pullRequest;
-    return pr?.mergeCommit && pr.mergeCommit.length >= 7 && pr.destinationBranch
-      ? [mark(pr.destinationBranch, pr.mergeCommit)]
-      : [];
-  }
-  return env.refs
-    .filter(
-      (r) => r.kind === 'branch' && !r.created && typeof r.newHash === 'string' && r.newHash.length >= 7,
-    )
-    .map((r) => mark(r.name, r.newHash!));
-}
-
-/** The guard's inputs of an event (see JobGuard), for its delivery jobs. */
-export function jobGuard(rules: StaticLoopRules, env: Envelope): JobGuard {
-  const fixed = rules.check(env);
-  return {
-    p: env.repository ?? '-',
-    r: env.refs.map((ref) => ref.name),
-    m: mergeMarks(env),
-    ...(MERGED_EVENTS.has(env.eventKey) ? { merge: true as const } : {}),
-    ...(fixed ? { s: fixed } : {}),
-  };
-}
-
-const VERDICTS: Record<number, GuardVerdict> = {
-  0: null,
-  1: 'ref-rate',
-  2: 'merge-push-collapsed',
-  3: 'wait-for-push',
-};
-
-/**
- * The loop guard, checked before a delivery is sent: the static rules, then the per-ref rate breaker (pushes
- * only, per repository+ref+target, in Redis so all workers share it), then the merge/push collapse.
+ * The loop guard, checked before a delivery is sent: the static rules (loop-rules.ts), then in Redis (shared by
+ * all workers; per source, target and repository): the causal chain rule, the per-ref rate of each actor, and
+ * the merge/push collapse. After a delivery, `recordDelivered` remembers what the target built.
  */
 export class LoopGuard {
   readonly rules: StaticLoopRules;
   private readonly run: ReturnType<typeof luaScript>;
   private readonly runRead: ReturnType<typeof luaScript>;
+  private readonly runRecord: ReturnType<typeof luaScript>;
 
   constructor(
     redis: RedisClient,
@@ -167,37 +150,125 @@ export class LoopGuard {
     this.rules = new StaticLoopRules(loop);
     this.run = luaScript(redis, 'hrLoopCheck', CHECK);
     this.runRead = luaScript(redis, 'hrReadLoopCheck', READ_AND_CHECK, 'buffers');
+    this.runRecord = luaScript(redis, 'hrLoopRecord', RECORD);
   }
 
-  async check(env: Envelope, eventId: string, targetId: string): Promise<GuardVerdict> {
-    const g = jobGuard(this.rules, env);
-    if (g.s) return g.s;
-    const { keys, args } = this.plan(g, eventId, targetId);
-    if (keys.length === 0) return null;
-    return VERDICTS[(await this.run(keys, args)) as number] ?? null;
+  /** For a delivery whose job carries no guard inputs (queued by an earlier version), from the event. */
+  async check(event: StoredEvent, targetId: string, headMessage?: string): Promise<GuardResult> {
+    const g = jobGuard(this.rules, event.envelope, event.sourceId, event.receivedAt);
+    return this.checkGuard(g, event, targetId, headMessage);
+  }
+
+  /** The Redis rules for guard inputs `g` (whose static verdict may be revised by a looked-up message). */
+  async checkGuard(
+    g: JobGuard,
+    event: StoredEvent,
+    targetId: string,
+    headMessage?: string,
+  ): Promise<GuardResult> {
+    const fixed =
+      headMessage === undefined ? g.s : (this.rules.check(event.envelope, headMessage) ?? undefined);
+    const guard: JobGuard = { ...g, ...(fixed ? { s: fixed } : {}) };
+    const { keys, args } = this.plan(guard, event.id, targetId);
+    if (keys.length === 0) return this.result(guard, fixed ? [6] : [0], event.envelope, headMessage);
+    return this.result(guard, (await this.run(keys, args)) as Reply, event.envelope, headMessage);
   }
 
   /**
-   * Reads the event and, unless its static verdict already suppresses it, runs the Redis rules in the same call:
-   * one round trip where `store.read` then `check` take two. `event` is null when it has expired (no rule ran).
+   * Reads the event and runs the Redis rules in the same call: one round trip where `store.read` then `check`
+   * take two. `event` is null when it has expired (no rule ran).
    */
   async readAndCheck(
     store: EventStore,
     g: JobGuard,
     eventId: string,
     targetId: string,
-  ): Promise<{ event: StoredEvent | null; verdict: GuardVerdict }> {
-    const { keys, args } = g.s
-      ? { keys: [], args: this.args(g, eventId, 0) }
-      : this.plan(g, eventId, targetId);
-    const reply = (await this.runRead([this.keys.event(eventId), ...keys], args)) as
-      | [-1]
-      | [number, Buffer[]];
+  ): Promise<{ event: StoredEvent | null } & GuardResult> {
+    const { keys, args } = this.plan(g, eventId, targetId);
+    const reply = (await this.runRead([this.keys.event(eventId), ...keys], args)) as [-1] | [Reply, Buffer[]];
     if (reply[0] === -1) return { event: null, verdict: null };
     const flat = reply[1]!;
     const fields: Record<string, Buffer> = {};
     for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!.toString('utf8')] = flat[i + 1]!;
-    return { event: store.decode(eventId, fields), verdict: g.s ?? VERDICTS[reply[0]] ?? null };
+    const event = store.decode(eventId, fields);
+    if (!event) return { event: null, verdict: null };
+    const verdict = keys.length === 0 && !g.s ? [0] : reply[0];
+    return { event, ...this.result(g, verdict, event.envelope) };
+  }
+
+  /**
+   * Remembers what a delivered event built for this target: who pushed it, and its turn in a chain. `sentAt`:
+   * when the request went out, the earliest a build it caused could have pushed.
+   */
+  async recordDelivered(event: StoredEvent, targetId: string, sentAt: number): Promise<void> {
+    const env = event.envelope;
+    const heads = deliveredHeads(env);
+    if (heads.length === 0) return;
+    const scope = this.scope(event.sourceId, env.repository, event.id);
+    const commitKey = (commit: string) => this.keys.loopCommit({ ...scope, targetId, commit });
+    const parents = env.refs.length > 0 ? chainParents(env) : [];
+    await this.runRecord(
+      [...heads.map(commitKey), ...parents.map(commitKey)],
+      [
+        actorDigest(env.actor),
+        sentAt,
+        this.loop.chain.memorySeconds * 1000,
+        event.id,
+        event.receivedAt,
+        heads.length,
+      ],
+    );
+  }
+
+  private scope(sourceId: string | undefined, repo: string | null, eventId: string): RepoScope {
+    return { sourceId: sourceId ?? '-', repo: repo ?? '-', shard: this.keys.shardOfId(eventId) };
+  }
+
+  private result(g: JobGuard, reply: Reply, env: Envelope, headMessage?: string): GuardResult {
+    const [code, a, b] = reply;
+    const actor = g.actorName ?? 'unknown';
+    switch (Number(code)) {
+      case 1: {
+        const { count, windowSeconds } = this.loop.maxTriggersPerRef;
+        return {
+          verdict: 'ref-rate',
+          evidence: { rule: 'ref-rate', actor, ref: g.r[Number(a) - 1] ?? '-', count, windowSeconds },
+        };
+      }
+      case 2:
+        return {
+          verdict: 'merge-push-collapsed',
+          evidence: { rule: 'merge-push-collapsed', pushEvent: text(a) },
+        };
+      case 3:
+        return { verdict: 'wait-for-push' };
+      case 4:
+        return {
+          verdict: 'chain-loop',
+          evidence: {
+            rule: 'chain-loop',
+            actor,
+            parentCommit: g.parents?.[Number(a) - 1] ?? '-',
+            turns: Number(b),
+            maxTurns: this.loop.chain.maxTurns,
+            memorySeconds: this.loop.chain.memorySeconds,
+          },
+        };
+      case 5: {
+        const reason = text(b) as SuppressReason;
+        return {
+          verdict: reason,
+          evidence: { rule: 'merge-push-verdict', pushEvent: text(a), pushReason: reason },
+        };
+      }
+      case 6: {
+        const fixed = this.rules.verdict(env, headMessage);
+        if (!g.s) return { verdict: null };
+        return { verdict: g.s, evidence: fixed?.evidence ?? { rule: g.s } };
+      }
+      default:
+        return { verdict: null };
+    }
   }
 
   /** The Redis rules' keys (the event's shard holds every one: one slot on a cluster) and arguments. */
@@ -206,25 +277,34 @@ export class LoopGuard {
     eventId: string,
     targetId: string,
   ): { keys: string[]; args: (string | number)[] } {
-    const shard = this.keys.shardOfId(eventId);
-    const keys = g.r.map((ref) => this.keys.loop(`rate:${targetId}:${g.p}:${ref}`, shard));
-    const nRate = keys.length;
-    if (this.loop.collapseMergePush) {
-      for (const mark of g.m) keys.push(this.keys.loop(`merge:${targetId}:${g.p}:${mark}`, shard));
-    }
-    return { keys, args: this.args(g, eventId, nRate) };
-  }
-
-  private args(g: JobGuard, eventId: string, nRate: number): (string | number)[] {
+    const scope = this.scope(g.source, g.p, eventId);
+    const marks = this.loop.collapseMergePush
+      ? g.m.map((mark) => this.keys.loopMerge({ ...scope, targetId, mark }))
+      : [];
+    // Held by the static rules: only a push's merge marks are written (its merged PR inherits the verdict).
+    if (g.s && (g.merge || marks.length === 0)) return { keys: [], args: [] };
+    const rate = g.s
+      ? []
+      : g.r.map((ref) => this.keys.loopRate({ ...scope, targetId, ref, actor: g.actor ?? '-' }));
+    const chain = g.chain && !g.s && !g.merge ? (g.parents ?? []) : [];
+    const parents = chain.map((commit) => this.keys.loopCommit({ ...scope, targetId, commit }));
     const { count, windowSeconds } = this.loop.maxTriggersPerRef;
-    return [
-      Date.now(),
-      windowSeconds * 1000,
-      count,
-      eventId,
-      nRate,
-      this.loop.collapseWindowSeconds,
-      g.merge ? 'merge' : 'push',
-    ];
+    return {
+      keys: [...rate, ...marks, ...parents],
+      args: [
+        Date.now(),
+        windowSeconds * 1000,
+        count,
+        eventId,
+        rate.length,
+        this.loop.collapseWindowSeconds,
+        g.merge ? 'merge' : 'push',
+        marks.length,
+        g.s ?? '',
+        chain.length > 0 ? (g.actor ?? '-') : '',
+        this.loop.chain.maxTurns,
+        g.receivedAt ?? Date.now(),
+      ],
+    };
   }
 }

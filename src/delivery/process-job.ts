@@ -1,11 +1,13 @@
 import { DelayedError, type Job, type Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { LimitFunction } from 'p-limit';
+import type { CommitMessages } from '../bitbucket-api/commit-message.js';
 import type { Config, TargetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import {
   type AttemptRecord,
   type DeliveryState,
+  type Evidence,
   readTargetState,
   recordAttempt,
 } from '../queue/delivery-state.js';
@@ -13,6 +15,7 @@ import type { EventStore, StoredEvent } from '../queue/event-store.js';
 import type { DeliveryJobData } from '../queue/job-types.js';
 import type { Keys } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
+import type { RelayIdentity } from '../queue/relay-id.js';
 import { startDeliverySpan } from '../tracing/delivery-span.js';
 import { notApplicable } from './applicable.js';
 import { applyAuth, type TokenCache, TokenError } from './auth.js';
@@ -23,7 +26,8 @@ import { classifyError, classifyStatus, type Verdict } from './classify.js';
 import type { Coalescer } from './coalesce.js';
 import { RetryLater } from './errors.js';
 import { excerpt, type TargetAnswer, type TargetClient } from './http-client.js';
-import type { GuardVerdict, LoopGuard } from './loop-guard.js';
+import type { GuardResult, GuardVerdict, LoopGuard } from './loop-guard.js';
+import type { RefOrder } from './ref-order.js';
 import { retryHintMs } from './retry-hints.js';
 import type { SharedRateLimit } from './shared-rate-limit.js';
 import { standardWebhookHeaders, webhookId } from './signing.js';
@@ -40,6 +44,9 @@ export interface DeliveryContext {
   tokens: TokenCache;
   guard: LoopGuard;
   coalescer: Coalescer;
+  order: RefOrder;
+  commitMessages: CommitMessages;
+  relayId: RelayIdentity;
 }
 
 /** One target's pieces: its config, connection pool, breaker and queue (for the breaker's rate limit). */
@@ -136,9 +143,14 @@ export async function processJob(
   const firstLook = trigger === 'bitbucket' && job.attemptsMade === 0;
   let event: StoredEvent | null;
   // The verdict the combined read returned; undefined when the event was read on its own.
-  let looked: GuardVerdict | undefined;
-  if (firstLook && data.g && Date.now() - job.timestamp <= target.retry.maxAgeMs) {
-    ({ event, verdict: looked } = await ctx.guard.readAndCheck(ctx.store, data.g, data.e, target.id));
+  let looked: GuardResult | undefined;
+  // A push whose message must be read from Bitbucket first is guarded after that (see headMessage).
+  const lookup = firstLook ? data.g?.lookup : undefined;
+  if (firstLook && data.g && !lookup && Date.now() - job.timestamp <= target.retry.maxAgeMs) {
+    let verdict: GuardVerdict;
+    let evidence: Evidence | undefined;
+    ({ event, verdict, evidence } = await ctx.guard.readAndCheck(ctx.store, data.g, data.e, target.id));
+    looked = { verdict, ...(evidence ? { evidence } : {}) };
   } else {
     event = await ctx.store.read(data.e);
   }
@@ -149,7 +161,13 @@ export async function processJob(
 
   const settle = async (
     state: DeliveryState,
-    extra: { attempt?: AttemptRecord; reason?: string; excerpt?: string; supersededBy?: string } = {},
+    extra: {
+      attempt?: AttemptRecord;
+      reason?: string;
+      excerpt?: string;
+      supersededBy?: string;
+      evidence?: Evidence;
+    } = {},
   ) => recordAttempt(ctx.redis, eventKey, target.id, { state, ...extra });
 
   const dead = async (reason: string, attempt?: AttemptRecord, bodyExcerpt?: string): Promise<never> => {
@@ -167,8 +185,11 @@ export async function processJob(
   if (!manual && Date.now() - event.receivedAt > target.retry.maxAgeMs) return dead('max age');
 
   if (firstLook) {
-    const verdict =
-      looked !== undefined ? looked : await ctx.guard.check(event.envelope, event.id, target.id);
+    const { verdict, evidence } =
+      looked ??
+      (data.g && lookup
+        ? await ctx.guard.checkGuard(data.g, event, target.id, await headMessage(ctx, event, lookup, log))
+        : await ctx.guard.check(event, target.id));
     if (
       verdict === 'wait-for-push' &&
       token &&
@@ -182,17 +203,18 @@ export async function processJob(
     if (reason) {
       // Independent writes, sent together (on a cluster they go to different primaries: neither needs the other).
       await Promise.all([
-        settle('suppressed', { reason }),
+        settle('suppressed', { reason, ...(evidence ? { evidence } : {}) }),
         ctx.redis.zadd(ctx.keys.suppressed, Date.now(), `${event.id}.${target.id}`),
       ]);
       ctx.metrics.loopSuppressed.inc({ target: target.id, reason });
       ctx.metrics.deliveries.inc({ target: target.id, outcome: 'suppressed' });
-      log.info({ reason }, 'delivery suppressed by the loop guard');
+      log.info({ reason, evidence }, 'delivery suppressed by the loop guard');
       return { state: 'suppressed', reason };
     }
   }
 
-  if (!manual && ctx.coalescer.applies(target.id, event.sourceId, event.envelope)) {
+  const coalescing = !manual && ctx.coalescer.applies(target.id, event.sourceId, event.envelope);
+  if (coalescing) {
     const newer = await ctx.coalescer.supersededBy(target.id, event);
     if (newer) {
       await settle('coalesced', { supersededBy: newer });
@@ -215,6 +237,29 @@ export async function processJob(
     throw Worker.RateLimitError();
   }
 
+  // Without coalescing, an older push (a retry, a late arrival) sent after a newer one would leave the branch's
+  // last build on an older commit: reported, and not sent when the route asks (skipSuperseded).
+  let superseded: Evidence | undefined;
+  if (!manual && !coalescing) {
+    const newer = await ctx.order.newerDelivered(target.id, event);
+    if (newer) {
+      const skip = ctx.order.skips(target.id, event);
+      superseded = {
+        rule: 'superseded',
+        newerEvent: newer.eventId,
+        newerHead: newer.head.slice(0, 12),
+        action: skip ? 'skipped' : 'sent',
+      };
+      ctx.metrics.superseded.inc({ target: target.id, action: superseded.action as string });
+      log.warn({ supersededBy: newer.eventId, action: superseded.action }, 'an older push after a newer one');
+      if (skip) {
+        await settle('coalesced', { supersededBy: newer.eventId, evidence: superseded });
+        ctx.metrics.deliveries.inc({ target: target.id, outcome: 'coalesced' });
+        return { state: 'coalesced', supersededBy: newer.eventId };
+      }
+    }
+  }
+
   const n = await attemptNumber(ctx, eventKey, target.id, job, manual);
   // The event carries nothing this target could act on (a deleted branch; a branch Bamboo has no plan branch for).
   const nothingToSend = async (reason: string): Promise<JobOutcome> => {
@@ -223,7 +268,8 @@ export async function processJob(
     log.info({ reason }, 'nothing to deliver');
     return { state: 'not-applicable', reason };
   };
-  const built = buildRequest({ target, event, job: data, attempt: n, relayId: ctx.config.relay.id });
+  const relayId = await ctx.relayId.get();
+  const built = buildRequest({ target, event, job: data, attempt: n, relayId });
   if ('skip' in built) return nothingToSend(built.skip);
 
   const span = startDeliverySpan(event, target.id, n);
@@ -250,7 +296,12 @@ export async function processJob(
 
   if (verdict.kind === 'delivered') {
     await tr.circuit.success();
-    await settle('delivered', { attempt });
+    // What the target built, for the causal chain rule: written beside the state record, in parallel.
+    await Promise.all([
+      settle('delivered', { attempt, ...(superseded ? { evidence: superseded } : {}) }),
+      ctx.guard.recordDelivered(event, target.id, exchange.at),
+      ctx.order.recordDelivered(target.id, event),
+    ]);
     ctx.metrics.deliveries.inc({ target: target.id, outcome: 'delivered' });
     log.info({ status: attempt.status, ms: attempt.ms }, 'delivered');
     return { state: 'delivered', ...(attempt.status ? { status: attempt.status } : {}) };
@@ -278,6 +329,28 @@ export async function processJob(
   ctx.metrics.deliveries.inc({ target: target.id, outcome: 'retry' });
   log.info({ reason: verdict.reason, delayMs: delay }, 'delivery will be retried');
   throw new RetryLater(verdict.reason, delay);
+}
+
+/** The head commit's message read through the source's REST API; undefined (and logged) when that fails. */
+async function headMessage(
+  ctx: DeliveryContext,
+  event: StoredEvent,
+  commitId: string,
+  log: { warn: LogFn },
+): Promise<string | undefined> {
+  try {
+    const message = await ctx.commitMessages.lookUp(
+      event.sourceId,
+      event.envelope.repository ?? '',
+      commitId,
+    );
+    ctx.metrics.commitMessageLookups.inc({ source: event.sourceId, outcome: 'fetched' });
+    return message;
+  } catch (err) {
+    ctx.metrics.commitMessageLookups.inc({ source: event.sourceId, outcome: 'failed' });
+    log.warn({ err: (err as Error).message }, 'commit message lookup failed: guarded without it');
+    return undefined;
+  }
 }
 
 /**

@@ -14,8 +14,9 @@ import type { TypeProblems } from '../bitbucket/read-typed.js';
 import { RELAY_TEST_EVENT_KEY } from '../bitbucket/relay-test-event.js';
 import { safeJsonParse } from '../bitbucket/safe-json.js';
 import { verifySignature } from '../bitbucket/signature.js';
+import { apiAuthorization } from '../bitbucket-api/commit-message.js';
 import type { SourceConfig } from '../config/types.js';
-import { jobGuard, StaticLoopRules } from '../delivery/loop-guard.js';
+import { eventGuard, missingMessage, StaticLoopRules } from '../delivery/loop-rules.js';
 import { ERRORS, type ErrorCode } from '../errors.js';
 import type { StoredEvent, StoreResult } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
@@ -94,6 +95,8 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
   const sources = new Map(config.sources.map((s) => [s.id, s]));
   const loopRules = new StaticLoopRules(config.loop);
   const unknownKeys = new UnknownKeyCounter(metrics);
+  // Sources already warned about pushes without commit messages (skip markers cannot be read in them).
+  const warnedNoMessage = new Set<string>();
 
   // Raw bytes in, always: the signature is computed over exactly what Bitbucket sent, and targets get them back.
   app.removeAllContentTypeParsers();
@@ -145,7 +148,9 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         req.hrSource = source;
         req.hr.source = source.id;
         req.hr.eventKey = header(req, 'x-event-key')?.slice(0, 64);
-        if (hasPassedThisRelay(config.relay.id, req.headers)) return reject(req, reply, 'LOOP_DETECTED');
+        // The id is known once Redis has answered; until then the check waits for the body (below).
+        const relayId = deps.relayId.known;
+        if (relayId && hasPassedThisRelay(relayId, req.headers)) return reject(req, reply, 'LOOP_DETECTED');
         const length = Number(header(req, 'content-length') ?? 0);
         if (length > config.ingress.bodyLimit) return reject(req, reply, 'PAYLOAD_TOO_LARGE');
         const type = header(req, 'content-type');
@@ -222,6 +227,15 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       const quarantine = problems.first;
 
       if (!isReady(deps.redis)) return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
+      if (!deps.relayId.known) {
+        let relayId: string;
+        try {
+          relayId = await deps.relayId.get();
+        } catch {
+          return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
+        }
+        if (hasPassedThisRelay(relayId, req.headers)) return reject(req, reply, 'LOOP_DETECTED');
+      }
 
       // 5. Dedupe on the delivery id and on the content, 6. route, 7. store event and jobs before answering.
       const targets = quarantine === undefined ? router.match(source.id, envelope).targets : [];
@@ -231,16 +245,29 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         if (v !== undefined) headers[name] = v;
       }
       const shard = deps.keys.shardOf(source.id, envelope.repository);
+      // Older Data Center servers send refs only: with API access the worker reads the message, else say so once.
+      const lookup = missingMessage(envelope);
+      if (lookup) {
+        metrics.commitMessageMissing.inc({ source: source.id });
+        if (!apiAuthorization(source) && !warnedNoMessage.has(source.id)) {
+          warnedNoMessage.add(source.id);
+          req.log.warn(
+            { source: source.id },
+            'pushes of this source carry no commit message: skip markers cannot apply (set sources[].api)',
+          );
+        }
+      }
+      const receivedAt = Date.now();
       const event: StoredEvent = {
-        id: deps.keys.shards > 1 ? newEventId(Date.now(), shard) : newEventId(),
+        id: deps.keys.shards > 1 ? newEventId(receivedAt, shard) : newEventId(),
         sourceId: source.id,
-        receivedAt: Date.now(),
+        receivedAt,
         envelope,
         headers,
         body,
         targets,
         clientIp: req.ip,
-        guard: jobGuard(loopRules, envelope),
+        guard: eventGuard(loopRules, envelope, source, receivedAt),
         traceparent: ingressTraceparent(req.hrSpan),
         ...(quarantine === undefined ? {} : { quarantine }),
       };

@@ -4,6 +4,7 @@ import type { Metrics } from '../metrics.js';
 import type { EventStore } from '../queue/event-store.js';
 import type { Keys } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
+import type { RelayIdentity } from '../queue/relay-id.js';
 import type { Router } from './routing.js';
 
 /** What the ingress needs, built once by the process start (or a test) and handed to the Fastify plugin. */
@@ -15,4 +16,5 @@ export interface IngressDeps {
   store: EventStore;
   router: Router;
   metrics: Metrics;
+  relayId: RelayIdentity;
 }

@@ -40,8 +40,13 @@ export interface TargetState {
   supersededBy?: string;
   /** A short excerpt of the last response body (max 512 chars), for dead letters. */
   excerpt?: string;
+  /** Why the guard held it, or what ordering found (the rule and what it saw: actor, parent commit, counts). */
+  evidence?: Evidence;
   updatedAt: number;
 }
+
+/** A rule's evidence: the rule's name and the facts it decided on (never a payload's body or a secret). */
+export type Evidence = { rule: string } & Record<string, string | number>;
 
 export const TARGET_FIELD_PREFIX = 't:';
 const MAX_ATTEMPTS_KEPT = 50;
@@ -135,6 +140,7 @@ export async function recordAttempt(
     reason?: string;
     excerpt?: string;
     supersededBy?: string;
+    evidence?: Evidence;
   },
 ): Promise<TargetState> {
   const next: TargetState = {
@@ -143,6 +149,7 @@ export async function recordAttempt(
     ...(update.reason ? { reason: update.reason } : {}),
     ...(update.excerpt ? { excerpt: update.excerpt.slice(0, 512) } : {}),
     ...(update.supersededBy ? { supersededBy: update.supersededBy } : {}),
+    ...(update.evidence ? { evidence: update.evidence } : {}),
     updatedAt: Date.now(),
   };
   // JSON.stringify of `next` is head + attempts + tail; the script splices the previous attempts in between.

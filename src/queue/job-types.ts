@@ -27,6 +27,20 @@ export interface JobGuard {
   merge?: true;
   /** The static rules' verdict when the event was accepted: suppressed without looking at Redis. */
   s?: StaticSuppressReason;
+  /** The source the event came through: the guard's counters are per source. */
+  source?: string;
+  /** Digest of the pusher's identity (per-actor counters and the causal chain). */
+  actor?: string;
+  /** The pusher's name as the payload gives it, for the suppression's evidence. */
+  actorName?: string;
+  /** 12-character prefixes of the commits this push builds on (old heads, parents, a new tag's commit). */
+  parents?: string[];
+  /** The causal chain rule applies to this actor (`loop.chain.actors`). */
+  chain?: true;
+  /** When the event was received (ms): a parent delivered after it cannot have caused it. */
+  receivedAt?: number;
+  /** A head commit whose message the payload lacks, to read through the source's REST API first. */
+  lookup?: string;
 }
 
 export type StaticSuppressReason = 'skip-marker' | 'ignored-actor';

@@ -9,8 +9,8 @@ import type { Config } from '../config/types.js';
  * shard) share a slot, and the event id carries its shard (so a job, an ops request or a log line with the id
  * finds the rest), so the store script stays one atomic call, and shards spread over the primaries. An
  * event's shard follows its repository: a redelivery, a second hook's copy of the same change and every later
- * push to the same ref meet the same dedupe keys and the same coalescing state. The loop guard's per-ref
- * counters and coalescing state go with the repository's shard too. Small keys about the whole relay (circuit
+ * push to the same ref meet the same dedupe keys and the same coalescing state. The loop guard's counters and
+ * coalescing state go with the repository's shard too (and are kept per source). Small keys about the whole relay (circuit
  * breakers, rate limits, the suppressed list) share the `{prefix}` tag. Without a cluster there is
  * one shard and no tags: the keys are those of a single Redis.
  */
@@ -46,10 +46,36 @@ export interface Keys {
    * with the event, so in the event's slot.
    */
   quarantinedOf(shard: number): string;
+  /**
+   * ZSET: one actor's pushes to one ref for one target in the rate window. This and the keys below are about
+   * one repository: in its events' shard, and per source (one source's events never count against another's;
+   * a second hook's copy of the same change is joined by its source's content dedupe). `actor` is a digest of
+   * the pusher's identity.
+   */
+  loopRate(p: RepoScope & { targetId: string; ref: string; actor: string }): string;
+  /** A merge mark: the push of a merge commit to a branch, with its verdict (loop-guard.ts). */
+  loopMerge(p: RepoScope & { targetId: string; mark: string }): string;
+  /** A commit (12-character prefix) delivered to a target: who pushed it and the chain's turn count. */
+  loopCommit(p: RepoScope & { targetId: string; commit: string }): string;
+  /** Coalescing: the newest push (by the ref's transitions) of a branch for a target. */
+  loopLatest(p: RepoScope & { targetId: string; ref: string }): string;
+  /** HASH old head → new head of a ref's recent pushes: the order of pushes by the ref graph (ref-order.ts). */
+  refEdges(p: RepoScope & { ref: string }): string;
+  /** The newest head of a ref delivered to a target (`<head> <eventId>`), for superseded pushes. */
+  refDelivered(p: RepoScope & { targetId: string; ref: string }): string;
+  /** This deployment's generated relay id (when `relay.id` is not configured). */
+  relayId: string;
   /** ZSET of suppressed deliveries (member `<eventId>.<targetId>`, score = time suppressed). */
   suppressed: string;
   /** Hash of the shared circuit-breaker state of a target (consecutive failures, open until, probe). */
   circuit(targetId: string): string;
+}
+
+/** Where a repository's loop-guard keys live: its source, its name, and the shard of its events. */
+export interface RepoScope {
+  sourceId: string;
+  repo: string;
+  shard: number;
 }
 
 /** FNV-1a: a fixed, fast spread of short strings; only its stability matters (shards must not move). */
@@ -77,8 +103,8 @@ export function makeKeys(config: Pick<Config, 'redis'>): Keys {
   return {
     prefix: p,
     shards,
-    // By repository alone, like the loop guard's keys: one repository reached through two sources still
-    // shares its per-ref counters and coalescing state.
+    // By repository alone: every event of a repository, whatever its source, lands in one shard (the loop
+    // guard's and coalescing's keys are per source within it).
     shardOf: (_sourceId, repository) => (shards === 1 ? 0 : fnv1a(repository ?? '') % shards),
     shardOfId,
     shardCount: `${global}:shards`,
@@ -92,6 +118,13 @@ export function makeKeys(config: Pick<Config, 'redis'>): Keys {
     queuePrefix: (_targetId, s) => shard(s),
     loop: (name, s) => `${s === undefined ? global : shard(s)}:loop:${name}`,
     quarantinedOf: (s) => `${shard(s)}:quarantined`,
+    loopRate: (x) => `${shard(x.shard)}:loop:rate:${x.targetId}:${x.sourceId}:${x.repo}:${x.ref}:${x.actor}`,
+    loopMerge: (x) => `${shard(x.shard)}:loop:merge:${x.targetId}:${x.sourceId}:${x.repo}:${x.mark}`,
+    loopCommit: (x) => `${shard(x.shard)}:loop:commit:${x.targetId}:${x.sourceId}:${x.repo}:${x.commit}`,
+    loopLatest: (x) => `${shard(x.shard)}:loop:latest:${x.targetId}:${x.sourceId}:${x.repo}:${x.ref}`,
+    refEdges: (x) => `${shard(x.shard)}:loop:edges:${x.sourceId}:${x.repo}:${x.ref}`,
+    refDelivered: (x) => `${shard(x.shard)}:loop:head:${x.targetId}:${x.sourceId}:${x.repo}:${x.ref}`,
+    relayId: `${global}:relay-id`,
     suppressed: `${global}:suppressed`,
     circuit: (targetId) => `${global}:circuit:${targetId}`,
   };

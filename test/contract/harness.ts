@@ -1,6 +1,6 @@
-import { afterEach, expect } from 'vitest';
+import { afterEach } from 'vitest';
 import { newSecret } from '../../src/delivery/signing.js';
-import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
+import { accept } from '../helpers/bitbucket.js';
 import { startRelay, type TestRelay, target } from '../helpers/delivery.js';
 import { verifyStandardWebhook } from '../helpers/standard-webhooks.js';
 import { type Script, startTargetServer, type TargetServer } from '../helpers/target-server.js';
@@ -45,15 +45,9 @@ export function contract(redisUrl: () => string) {
       open.push(relay);
       return relay;
     },
-    async cloud(relay: TestRelay, eventKey: string, payload: unknown): Promise<string> {
-      const res = await send(relay.ing.url, 'cloud', cloudRequest(eventKey, payload));
-      expect(res.status).toBe(202);
-      return String(res.json.id);
-    },
-    async dc(relay: TestRelay, eventKey: string, payload: unknown): Promise<string> {
-      const res = await send(relay.ing.url, 'dc', dcRequest(eventKey, payload));
-      expect(res.status).toBe(202);
-      return String(res.json.id);
-    },
+    cloud: (relay: TestRelay, eventKey: string, payload: unknown): Promise<string> =>
+      accept(relay.ing.url, 'cloud', eventKey, payload),
+    dc: (relay: TestRelay, eventKey: string, payload: unknown): Promise<string> =>
+      accept(relay.ing.url, 'dc', eventKey, payload),
   };
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { expect } from 'vitest';
 import { sign } from '../../src/bitbucket/signature.js';
 import { SECRETS } from './config.js';
 
@@ -59,4 +60,17 @@ export async function send(baseUrl: string, sourceId: string, req: Signed): Prom
   });
   const text = await res.text();
   return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) : {} };
+}
+
+/** Sends a signed webhook of either platform to the source of that name; the ingress must accept it (its id). */
+export async function accept(
+  baseUrl: string,
+  source: 'cloud' | 'dc',
+  eventKey: string,
+  payload: unknown,
+): Promise<string> {
+  const req = source === 'cloud' ? cloudRequest(eventKey, payload) : dcRequest(eventKey, payload);
+  const res = await send(baseUrl, source, req);
+  expect(res.status).toBe(202);
+  return String(res.json.id);
 }

@@ -70,13 +70,16 @@ describe('http target', () => {
     ]) {
       expect(got.headers[h], h).toBe(req.headers[h]);
     }
+    // No relay.id configured: the deployment's own, generated once and kept in Redis.
+    const relayId = await db.inspect.get(r.ing.rt.keys.relayId);
+    expect(relayId).toMatch(/^relay-[0-9a-f]{12}$/);
     expect(got.headers).toMatchObject({
       'idempotency-key': `${id}.ci`,
       'x-hookrelay-event': id,
       'x-hookrelay-attempt': '1',
       'x-hookrelay-source': 'cloud',
-      'x-hookrelay-hop': 'hookrelay',
-      via: '1.1 hookrelay-hookrelay',
+      'x-hookrelay-hop': relayId,
+      via: `1.1 hookrelay-${relayId}`,
       'x-team': 'core',
     });
     expect(got.headers.authorization).toBeUndefined();

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cloudPullRequest, cloudPush, dcRefsChanged, HASH } from '../fixtures/payloads.js';
-import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
+import { accept } from '../helpers/bitbucket.js';
 import { startRelay, type TestRelay, target } from '../helpers/delivery.js';
 import { useTestRedis } from '../helpers/redis.js';
 import { startTargetServer, type TargetServer, waitUntil } from '../helpers/target-server.js';
@@ -31,13 +31,6 @@ async function setup(
   return { r, t };
 }
 
-async function accepted(r: TestRelay, source: 'cloud' | 'dc', eventKey: string, payload: unknown) {
-  const req = source === 'cloud' ? cloudRequest(eventKey, payload) : dcRequest(eventKey, payload);
-  const res = await send(r.ing.url, source, req);
-  expect(res.status).toBe(202);
-  return String(res.json.id);
-}
-
 async function expectSuppressed(r: TestRelay, id: string, reason: string, targetId = 'ci') {
   const s = await r.settled(id, targetId);
   expect(s).toMatchObject({ state: 'suppressed', reason });
@@ -48,19 +41,19 @@ async function expectSuppressed(r: TestRelay, id: string, reason: string, target
 describe('loop guard', () => {
   it('skip markers in the head commit message suppress the delivery, recorded with its reason', async () => {
     const { r, t } = await setup();
-    const skipped = await accepted(
-      r,
+    const skipped = await accept(
+      r.ing.url,
       'cloud',
       'repo:push',
       cloudPush({ message: 'Bump version to 1.2.4 [skip ci]\n' }),
     );
-    const dcSkipped = await accepted(
-      r,
+    const dcSkipped = await accept(
+      r.ing.url,
       'dc',
       'repo:refs_changed',
       dcRefsChanged({ message: 'release ***NO_CI***', fromHash: hash(), toHash: hash() }),
     );
-    const normal = await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    const normal = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
     await expectSuppressed(r, skipped, 'skip-marker');
     await expectSuppressed(r, dcSkipped, 'skip-marker');
     expect((await r.settled(normal, 'ci')).state).toBe('delivered');
@@ -72,25 +65,25 @@ describe('loop guard', () => {
       // Cloud names a user by nickname ('Release' for display name 'Release Bot'); DC by user name.
       loop: { ignoreActors: ['release', '*@ci.acme.test', 'jenkins'] },
     });
-    const byActor = await accepted(
-      r,
+    const byActor = await accept(
+      r.ing.url,
       'cloud',
       'repo:push',
       cloudPush({ actor: 'Release Bot', newHash: hash() }),
     );
-    const byAuthors = await accepted(
-      r,
+    const byAuthors = await accept(
+      r.ing.url,
       'cloud',
       'repo:push',
       cloudPush({ author: 'Build Bot <build@ci.acme.test>', newHash: hash() }),
     );
-    const dc = await accepted(
-      r,
+    const dc = await accept(
+      r.ing.url,
       'dc',
       'repo:refs_changed',
       dcRefsChanged({ actor: 'jenkins', toHash: hash() }),
     );
-    const human = await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    const human = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
     await expectSuppressed(r, byActor, 'ignored-actor');
     await expectSuppressed(r, byAuthors, 'ignored-actor');
     await expectSuppressed(r, dc, 'ignored-actor');
@@ -102,8 +95,13 @@ describe('loop guard', () => {
     const { r, t } = await setup({ loop: { maxTriggersPerRef: { count: 2, windowSeconds: 60 } } });
     const main = [];
     for (let i = 0; i < 3; i++)
-      main.push(await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() })));
-    const other = await accepted(r, 'cloud', 'repo:push', cloudPush({ ref: 'develop', newHash: hash() }));
+      main.push(await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() })));
+    const other = await accept(
+      r.ing.url,
+      'cloud',
+      'repo:push',
+      cloudPush({ ref: 'develop', newHash: hash() }),
+    );
     expect((await r.settled(main[0]!, 'ci')).state).toBe('delivered');
     expect((await r.settled(main[1]!, 'ci')).state).toBe('delivered');
     await expectSuppressed(r, main[2]!, 'ref-rate');
@@ -116,9 +114,9 @@ describe('loop guard', () => {
       { loop: { maxTriggersPerRef: { count: 1, windowSeconds: 60 } } },
       { workers: false },
     );
-    const skipped = await accepted(r, 'cloud', 'repo:push', cloudPush({ message: 'chore [ci skip]' }));
-    const first = await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
-    const second = await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    const skipped = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ message: 'chore [ci skip]' }));
+    const first = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    const second = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
     const queue = r.ing.rt.queues.get('ci')!;
     const jobOf = async (id: string) => (await queue.getJob(`${id}.ci`))!;
     const head = (await jobOf(first)).data.g!;
@@ -141,7 +139,7 @@ describe('loop guard', () => {
 
   it('an event gone before its delivery (retention) fails the job and counts nowhere in the guard', async () => {
     const { r, t } = await setup({}, { workers: false });
-    const id = await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    const id = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
     await db.inspect.del(r.ing.rt.keys.event(id));
     r.startWorkers();
     const queue = r.ing.rt.queues.get('ci')!;
@@ -153,14 +151,14 @@ describe('loop guard', () => {
   it('a merge and the push of its merge commit (12- vs 40-char hash) trigger one delivery per target: the push', async () => {
     const { r, t } = await setup({}, { targets: ['ci', 'ci2'] });
     // The merged PR arrives first and waits for its push; the push builds the destination branch.
-    const merge = await accepted(
-      r,
+    const merge = await accept(
+      r.ing.url,
       'cloud',
       'pullrequest:fulfilled',
       cloudPullRequest({ mergeCommit: HASH.merge.slice(0, 12) }),
     );
-    const mergePush = await accepted(
-      r,
+    const mergePush = await accept(
+      r.ing.url,
       'cloud',
       'repo:push',
       cloudPush({ oldHash: HASH.a, newHash: HASH.merge }),
@@ -175,8 +173,8 @@ describe('loop guard', () => {
 
   it('a merged PR whose push never comes is delivered after collapseWaitSeconds', async () => {
     const { r, t } = await setup({ loop: { collapseWaitSeconds: 1 } });
-    const merge = await accepted(
-      r,
+    const merge = await accept(
+      r.ing.url,
       'cloud',
       'pullrequest:fulfilled',
       cloudPullRequest({ id: 99, mergeCommit: HASH.c.slice(0, 12) }),
@@ -189,7 +187,7 @@ describe('loop guard', () => {
 
   it('a released delivery skips the loop guard and carries the same Idempotency-Key', async () => {
     const { r, t } = await setup();
-    const id = await accepted(r, 'cloud', 'repo:push', cloudPush({ message: 'chore: bump [ci skip]' }));
+    const id = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ message: 'chore: bump [ci skip]' }));
     await expectSuppressed(r, id, 'skip-marker');
     // What the ops side does for a release.
     await r.ing.rt.queues
@@ -210,11 +208,11 @@ describe('coalescing (latest-per-ref)', () => {
     );
     const main: string[] = [];
     for (let i = 0; i < 3; i++)
-      main.push(await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() })));
-    const dev = await accepted(r, 'cloud', 'repo:push', cloudPush({ ref: 'develop', newHash: hash() }));
+      main.push(await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() })));
+    const dev = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ ref: 'develop', newHash: hash() }));
     // A newer CI bump with [skip ci] must not swallow the real pushes before it.
-    const bump = await accepted(
-      r,
+    const bump = await accept(
+      r.ing.url,
       'cloud',
       'repo:push',
       cloudPush({ newHash: hash(), message: 'bump [skip ci]' }),
@@ -233,11 +231,63 @@ describe('coalescing (latest-per-ref)', () => {
       routes: [{ source: 'cloud', targets: ['ci'], coalesce: 'latest-per-ref' }],
     });
     t.next({ status: 503, headers: { 'retry-after': '1' } });
-    const older = await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    const older = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
     await t.waitFor(1);
-    const newer = await accepted(r, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    const newer = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
     expect((await r.settled(newer, 'ci')).state).toBe('delivered');
     expect(await r.settled(older, 'ci')).toMatchObject({ state: 'coalesced', supersededBy: newer });
     expect(t.received.map((x) => x.headers['x-hookrelay-event'])).toEqual([older, newer]);
   });
+});
+
+describe('newest by the branch graph, not by arrival', () => {
+  const b = hash();
+  const c = hash();
+
+  it('coalescing: the branch head is built when an older push (a late retry) arrives after it', async () => {
+    const { r, t } = await setup(
+      { routes: [{ source: 'cloud', targets: ['ci'], coalesce: 'latest-per-ref' }] },
+      { workers: false },
+    );
+    // C (b → c) arrives first, then Bitbucket's retry of B (a → b): by arrival B would look newest.
+    const newer = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ oldHash: b, newHash: c }));
+    const older = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ oldHash: HASH.a, newHash: b }));
+    r.startWorkers();
+    expect((await r.settled(newer, 'ci')).state).toBe('delivered');
+    expect(await r.settled(older, 'ci')).toMatchObject({ state: 'coalesced', supersededBy: newer });
+    expect(t.received.map((x) => x.headers['x-hookrelay-event'])).toEqual([newer]);
+  });
+
+  for (const skipSuperseded of [false, true]) {
+    it(`without coalescing, an older push retried after a newer one was delivered is reported${skipSuperseded ? ' and not sent (skipSuperseded)' : ''}`, async () => {
+      const { r, t } = await setup({
+        routes: [{ source: 'cloud', targets: ['ci'], skipSuperseded }],
+      });
+      t.next({ status: 503, headers: { 'retry-after': '2' } });
+      const older = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ oldHash: HASH.a, newHash: b }));
+      await t.waitFor(1);
+      const newer = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ oldHash: b, newHash: c }));
+      expect((await r.settled(newer, 'ci')).state).toBe('delivered');
+      const evidence = { rule: 'superseded', newerEvent: newer, newerHead: c.slice(0, 12) };
+      if (skipSuperseded) {
+        const s = await r.settled(older, 'ci');
+        expect(s).toMatchObject({
+          state: 'coalesced',
+          supersededBy: newer,
+          evidence: { ...evidence, action: 'skipped' },
+        });
+        expect(t.received.map((x) => x.headers['x-hookrelay-event'])).toEqual([older, newer]);
+      } else {
+        const s = await r.settled(older, 'ci', ['delivered', 'dead']);
+        expect(s).toMatchObject({ state: 'delivered', evidence: { ...evidence, action: 'sent' } });
+        expect(t.received.map((x) => x.headers['x-hookrelay-event'])).toEqual([older, newer, older]);
+        expect(r.logs.lines.some((l) => l.msg === 'an older push after a newer one')).toBe(true);
+      }
+      expect(
+        (await r.ing.rt.metrics.registry.getSingleMetricAsString('hookrelay_superseded_deliveries_total'))
+          .split('\n')
+          .some((l) => l.includes(`action="${skipSuperseded ? 'skipped' : 'sent'}"`) && l.endsWith(' 1')),
+      ).toBe(true);
+    });
+  }
 });

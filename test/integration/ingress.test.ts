@@ -238,16 +238,18 @@ describe('rejections', () => {
 
   it('508 for a request that already passed through this relay', async () => {
     const { ing, config } = await ingress();
+    // No relay.id configured: this deployment's generated one.
+    const self = await ing.rt.relayId.get();
     const req = cloudRequest('repo:push', cloudPush());
     const hop = await send(ing.url, 'cloud', {
       ...req,
-      headers: { ...req.headers, 'x-hookrelay-hop': 'other, hookrelay' },
+      headers: { ...req.headers, 'x-hookrelay-hop': `other, ${self}` },
     });
     expect(hop.status).toBe(508);
     expect(hop.json.error).toBe('LOOP_DETECTED');
     const via = await send(ing.url, 'cloud', {
       ...req,
-      headers: { ...req.headers, via: '1.1 hookrelay-hookrelay' },
+      headers: { ...req.headers, via: `1.1 hookrelay-${self}` },
     });
     expect(via.status).toBe(508);
     // Another relay's marker passes.

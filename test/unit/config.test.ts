@@ -125,6 +125,36 @@ describe('config', () => {
     expect(buildConfig(tree({ events: ['repo:*'] }), {}).targets[0]!.events).toEqual(['repo:*']);
   });
 
+  it('loop guard keys: chain defaults, skipSuperseded only without coalescing, Data Center API access', () => {
+    const config = buildConfig(minimal, {});
+    expect(config.loop.chain).toEqual({ maxTurns: 8, memorySeconds: 3600, actors: ['*'] });
+    expect(config.relay.id).toBeUndefined();
+    expect(config.routes[0]!.skipSuperseded).toBe(false);
+    expect(problems({ ...minimal, loop: { chain: { maxTurns: 0 } } })).toEqual([
+      'loop.chain.maxTurns: must be >= 1',
+    ]);
+    expect(
+      problems({
+        ...minimal,
+        routes: [{ source: 'a', targets: ['j'], coalesce: 'latest-per-ref', skipSuperseded: true }],
+      }),
+    ).toEqual([
+      'routes[0].skipSuperseded: only without coalesce (latest-per-ref already sends only the newest push)',
+    ]);
+    const dc = (api: object) => ({
+      ...minimal,
+      sources: [
+        { id: 'a', platform: 'datacenter', secrets: ['s'], api: { url: 'https://bb.acme.test', ...api } },
+      ],
+    });
+    expect(problems(dc({ token: 't' }))).toEqual([]);
+    expect(problems(dc({ username: 'u' }))).toEqual(['sources[0].api: username and password go together']);
+    expect(problems(dc({}))).toEqual(['sources[0].api: needs a token (or username and password)']);
+    expect(
+      problems({ ...minimal, sources: [{ ...minimal.sources[0], api: { url: 'https://x', token: 't' } }] }),
+    ).toEqual(['sources[0].api: only for platform datacenter (Cloud payloads carry commit messages)']);
+  });
+
   it('replaces ${VAR} from the environment, allows ${VAR:-default}, and drops empty secrets', () => {
     const tree = {
       ...minimal,

@@ -3,7 +3,7 @@ import type { Envelope } from '../../src/bitbucket/envelope.js';
 import type { TargetConfig } from '../../src/config/types.js';
 import { notApplicable } from '../../src/delivery/applicable.js';
 import { coalesceRef } from '../../src/delivery/coalesce.js';
-import { actorMatcher, mergeMarks, StaticLoopRules } from '../../src/delivery/loop-guard.js';
+import { actorMatcher, mergeMarks, StaticLoopRules } from '../../src/delivery/loop-rules.js';
 import { retryHintMs } from '../../src/delivery/retry-hints.js';
 import { secretProblem, webhookId } from '../../src/delivery/signing.js';
 import { buildkiteBuilds } from '../../src/delivery/targets/buildkite.js';
@@ -45,6 +45,7 @@ const loop = {
   collapseMergePush: true,
   collapseWindowSeconds: 600,
   collapseWaitSeconds: 15,
+  chain: { maxTurns: 3, memorySeconds: 3600, actors: ['*'] },
 };
 
 describe('loop guard rules', () => {

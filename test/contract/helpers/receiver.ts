@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, beforeAll } from 'vitest';
 import type { TargetState } from '../../../src/queue/delivery-state.js';
-import { cloudRequest, dcRequest, send } from '../../helpers/bitbucket.js';
+import { accept } from '../../helpers/bitbucket.js';
 import { startRelay, type TestRelay, target } from '../../helpers/delivery.js';
 import { useTestRedis } from '../../helpers/redis.js';
 import {
@@ -108,10 +108,7 @@ export function useContract(
       return receiver!;
     },
     async deliver(eventKey, payload, source = 'cloud') {
-      const req = source === 'cloud' ? cloudRequest(eventKey, payload) : dcRequest(eventKey, payload);
-      const res = await send(relay!.ing.url, source, req);
-      expect(res.status).toBe(202);
-      return String(res.json.id);
+      return accept(relay!.ing.url, source, eventKey, payload);
     },
     settled: (eventId, states) => relay!.settled(eventId, 'ci', states),
     requestsFor,

@@ -100,6 +100,8 @@ export interface RelayConfigOpts {
 export function writeRelayConfig(file: string, o: RelayConfigOpts): string {
   const tree = {
     redis: { url: o.redisUrl, prefix: o.prefix, commandTimeoutMs: 2000 },
+    // A configured relay id (the default is generated per deployment): the hop-marker test sends it.
+    relay: { id: 'hookrelay' },
     ingress: {
       host: '127.0.0.1',
       port: o.port,
