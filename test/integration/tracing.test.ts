@@ -66,6 +66,7 @@ describe('OpenTelemetry traces', () => {
       `
 redis: { url: "${db.url}", prefix: tracing }
 ingress: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
 sources: [{ id: cloud, platform: cloud, secrets: ["${SECRETS.cloud}"] }]
 targets: [{ id: ci, url: "${target.url}/hook" }]
 routes: [{ source: cloud, targets: [ci] }]
@@ -150,6 +151,7 @@ routes: [{ source: cloud, targets: [ci] }]
       `
 redis: { url: "${db.url}", prefix: tracing-bamboo }
 ingress: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
 sources: [{ id: cloud, platform: cloud, secrets: ["${SECRETS.cloud}"] }]
 targets:
   - id: bamboo
