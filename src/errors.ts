@@ -20,6 +20,7 @@ export const ERRORS = {
   UNAUTHORIZED: { status: 401, message: 'missing or invalid credentials' },
   FORBIDDEN: { status: 403, message: 'this identity may not do that' },
   BAD_REQUEST: { status: 400, message: 'bad request' },
+  UNKNOWN_FILTER: { status: 400, message: 'the list does not know this filter' },
   FILTER_REQUIRED: { status: 400, message: 'a filter is required for bulk actions' },
   CONFLICT: { status: 409, message: 'not in a state that allows this action' },
   INTERNAL: { status: 500, message: 'internal error' },

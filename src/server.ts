@@ -13,7 +13,7 @@ import { createRuntime, type Runtime, waitForRedis } from './runtime.js';
 export interface Roles {
   ingress: boolean;
   worker: boolean;
-  /** The admin API, metrics and dashboard on `admin.port`. */
+  /** The admin API, metrics and ops console on `admin.port`. */
   admin?: boolean;
 }
 
@@ -80,7 +80,7 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
       log.info({ url: ingressUrl }, 'ingress listening');
     }
     if (roles.admin) {
-      // Loaded on demand: the dashboard's dependencies would slow every CLI command that never serves it.
+      // Loaded on demand: the console's dependencies would slow every CLI command that never serves it.
       const { buildAdminApp } = await import('./admin/admin-app.js');
       admin = await buildAdminApp(runtime);
       adminUrl = await admin.listen({ host: effective.admin.host, port: effective.admin.port });

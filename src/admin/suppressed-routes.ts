@@ -3,7 +3,7 @@ import { RelayError } from '../errors.js';
 import type { AdminDeps } from './admin-deps.js';
 import type { Audit } from './audit.js';
 import { parseBulk, runBulk } from './bulk-body.js';
-import { describeFilter, parseFilter, parseLimit } from './filters.js';
+import { describeFilter, parseLimit, parseQueryFilter } from './filters.js';
 import { SuppressedDeliveries } from './suppressed.js';
 
 function parseOffset(value: unknown): number {
@@ -17,7 +17,7 @@ export async function suppressedRoutes(app: FastifyInstance, deps: AdminDeps, au
   const sup = new SuppressedDeliveries(deps);
 
   app.get<{ Querystring: Record<string, string> }>('/api/suppressed', async (req) => {
-    const filter = parseFilter(req.query, deps.config);
+    const filter = parseQueryFilter(req.query, deps.config);
     const page = await sup.list(filter, parseLimit(req.query.limit), parseOffset(req.query.cursor));
     audit(req, { action: 'suppressed.list', filter: describeFilter(filter), count: page.suppressed.length });
     return {

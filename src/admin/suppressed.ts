@@ -4,8 +4,9 @@ import type { TargetState } from '../queue/delivery-state.js';
 import { deliveryJobOptions } from '../queue/job-options.js';
 import { type DeliveryJobData, idempotencyKey } from '../queue/job-types.js';
 import type { AdminDeps } from './admin-deps.js';
+import { matchesEvent } from './event-match.js';
 import { type EventMeta, readEventParts } from './event-view.js';
-import { type Filter, globMatch } from './filters.js';
+import type { Filter } from './filters.js';
 
 /** A delivery the loop guard held back: a member `<eventId>.<targetId>` of the suppressed ZSET. */
 export interface Suppressed {
@@ -19,6 +20,9 @@ export interface Suppressed {
   repository?: string | null;
   refs?: string[];
   receivedAt?: string;
+  /** The head commit's first line: a skip marker is read there. */
+  commitMessage?: string;
+  actor?: string;
   expired: boolean;
 }
 
@@ -49,6 +53,10 @@ function view(l: Loaded): Suppressed {
           repository: l.meta.envelope.repository,
           refs: l.meta.envelope.refs.map((r) => r.name),
           receivedAt: new Date(l.meta.receivedAt).toISOString(),
+          ...(l.meta.envelope.headCommit?.message
+            ? { commitMessage: l.meta.envelope.headCommit.message.split('\n')[0]!.slice(0, 200) }
+            : {}),
+          ...(l.meta.envelope.actor?.name ? { actor: l.meta.envelope.actor.name } : {}),
         }
       : {}),
     expired: l.meta === null,
@@ -57,14 +65,14 @@ function view(l: Loaded): Suppressed {
 
 function matches(l: Loaded, f: Filter): boolean {
   if (f.target && l.target !== f.target) return false;
-  if (f.source && l.meta?.sourceId !== f.source) return false;
-  if (f.repo && !globMatch(f.repo, l.meta?.envelope.repository)) return false;
-  if (f.eventKey && !globMatch(f.eventKey, l.meta?.envelope.eventKey)) return false;
   if (f.reason && !(l.state?.reason ?? '').includes(f.reason)) return false;
-  const at = l.meta?.receivedAt ?? l.score;
-  if (f.since !== undefined && at < f.since) return false;
-  if (f.until !== undefined && at >= f.until) return false;
-  return true;
+  // An expired event is judged by when it was suppressed.
+  if (!l.meta && (f.since !== undefined || f.until !== undefined)) {
+    if (f.since !== undefined && l.score < f.since) return false;
+    if (f.until !== undefined && l.score >= f.until) return false;
+    return matchesEvent(l.eventId, null, { ...f, since: undefined, until: undefined });
+  }
+  return matchesEvent(l.eventId, l.meta, f);
 }
 
 export class SuppressedDeliveries {
@@ -104,6 +112,12 @@ export class SuppressedDeliveries {
       total: all.length,
       nextOffset: offset + limit < all.length ? offset + limit : null,
     };
+  }
+
+  /** Drop it from the list for good: nothing is delivered; the event keeps its `suppressed` state. */
+  async discard(l: Loaded): Promise<{ id: string }> {
+    await this.deps.redis.zrem(this.deps.keys.suppressed, l.id);
+    return { id: l.id };
   }
 
   async get(id: string): Promise<Loaded> {

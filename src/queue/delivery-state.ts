@@ -5,7 +5,15 @@ import type { RedisClient } from './redis-connection.js';
  * The life of one (event, target) delivery, kept in the event's hash under `t:<targetId>` so that
  * `GET /api/events/:id` is a single HGETALL. Workers write it; the admin API and CLI read it.
  */
-export type DeliveryState = 'pending' | 'delivered' | 'retrying' | 'dead' | 'suppressed' | 'coalesced';
+export const DELIVERY_STATES = [
+  'pending',
+  'delivered',
+  'retrying',
+  'dead',
+  'suppressed',
+  'coalesced',
+] as const;
+export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
 export interface AttemptRecord {
   /** 1-based attempt number. */

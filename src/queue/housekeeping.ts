@@ -5,7 +5,7 @@ const EVERY_MS = 60_000;
 
 /**
  * Trim the indexes whose members outlive what they point at: event hashes expire on their own, but their
- * entries in the event index and the suppressed index would stay forever (and with `noeviction` a full Redis
+ * entries in the event, suppressed and dead-letter indexes would stay forever (and with `noeviction` a full Redis
  * answers every webhook 503). Run by every worker process; each run is one idempotent ZREMRANGEBYSCORE per index.
  */
 export function startHousekeeping(
@@ -15,14 +15,16 @@ export function startHousekeeping(
   const run = async () => {
     const horizon = Date.now() - (rt.config.retention.eventsMs + rt.config.retention.deadLettersMs);
     try {
-      const [suppressed, ...perShard] = await Promise.all([
+      const [suppressed, deadLetters, ...perShard] = await Promise.all([
         rt.redis.zremrangebyscore(rt.keys.suppressed, '-inf', horizon),
+        rt.redis.zremrangebyscore(rt.keys.deadLetters, '-inf', horizon),
         ...Array.from({ length: rt.keys.shards }, (_, s) =>
           rt.redis.zremrangebyscore(rt.keys.eventIndexOf(s), '-inf', horizon),
         ),
       ]);
       const events = perShard.reduce((a, b) => a + b, 0);
-      if (events + suppressed > 0) log.debug({ events, suppressed }, 'trimmed expired index entries');
+      if (events + suppressed + deadLetters > 0)
+        log.debug({ events, suppressed, deadLetters }, 'trimmed expired index entries');
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'housekeeping failed; will try again');
     }
