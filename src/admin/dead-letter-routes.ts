@@ -3,15 +3,12 @@ import { RelayError } from '../errors.js';
 import type { AdminDeps } from './admin-deps.js';
 import type { Audit } from './audit.js';
 import { type BulkOutcome, type BulkRequest, parseBulk, runBulk } from './bulk-body.js';
-import { type DeadLetterCursor, DeadLetters } from './dead-letters.js';
+import { DeadLetters } from './dead-letters.js';
 import { decodeCursor, describeFilter, encodeCursor, parseLimit, parseQueryFilter } from './filters.js';
+import { isIndexPosition } from './index-pages.js';
 import { ReplayBatches } from './replay-batches.js';
 
-export const isDlCursor = (v: unknown): v is DeadLetterCursor =>
-  typeof v === 'object' &&
-  v !== null &&
-  typeof (v as DeadLetterCursor).f === 'number' &&
-  typeof (v as DeadLetterCursor).id === 'string';
+export const isDlCursor = isIndexPosition;
 
 /** A bulk replay by ids or filter (every id is checked before any is replayed when ids are given). */
 export async function bulkReplay(dl: DeadLetters, bulk: BulkRequest): Promise<BulkOutcome> {

@@ -8,6 +8,7 @@ import type { AdminDeps } from './admin-deps.js';
 import { matchesEvent } from './event-match.js';
 import { type AttemptView, attemptViews, type EventMeta, readEventParts } from './event-view.js';
 import { type Filter, matchesStatus, statusClass } from './filters.js';
+import { type IndexPosition, indexAll, indexPage, walkIndex } from './index-pages.js';
 
 /**
  * Dead letters are the jobs in BullMQ's failed set of each target queue; the event hash holds the delivery's
@@ -53,15 +54,8 @@ export interface Indexed {
   state: TargetState | null;
 }
 
-export interface DeadLetterCursor {
-  f: number;
-  id: string;
-}
+export type DeadLetterCursor = IndexPosition;
 
-const BATCH = 200;
-// A filter that matches little must not make one page read the whole index: the page ends early and its
-// cursor says where to go on.
-const MAX_SCANNED_PER_PAGE = 5000;
 // `<eventId>.<targetId>`, or `<eventId>.<targetId>.release-<n>` for a released suppressed delivery that failed.
 const DEAD_ID = /^([A-Za-z0-9-]{1,64})\.([A-Za-z0-9_-]{1,64})(?:\.[A-Za-z0-9_-]{1,64})?$/;
 
@@ -137,35 +131,8 @@ export class DeadLetters {
     return { job, meta, state: states.get(job.data.t) ?? null };
   }
 
-  /** Index entries (newest first) after the cursor, with their events' meta and delivery states. */
-  private async *walk(after?: DeadLetterCursor): AsyncGenerator<Indexed[]> {
-    const { redis, keys } = this.deps;
-    let max = after ? String(after.f) : '+inf';
-    let skipAt = after;
-    for (;;) {
-      const raw = await redis.zrevrangebyscore(
-        keys.deadLetters,
-        max,
-        '-inf',
-        'WITHSCORES',
-        'LIMIT',
-        0,
-        BATCH,
-      );
-      const entries: { id: string; score: number }[] = [];
-      for (let n = 0; n < raw.length; n += 2) {
-        const entry = { id: raw[n]!, score: Number(raw[n + 1]) };
-        // Same score as where the last batch stopped: members sort descending, the unseen ones are smaller.
-        if (skipAt && entry.score === skipAt.f && entry.id >= skipAt.id) continue;
-        entries.push(entry);
-      }
-      const loaded = await Promise.all(entries.map((e) => this.indexed(e.id, e.score)));
-      yield loaded.filter((l): l is Indexed => l !== null);
-      const last = entries.at(-1);
-      if (raw.length / 2 < BATCH || !last) return;
-      max = String(last.score);
-      skipAt = { f: last.score, id: last.id };
-    }
+  private walk(after?: DeadLetterCursor) {
+    return walkIndex(this.deps.redis, this.deps.keys.deadLetters, (id, at) => this.indexed(id, at), after);
   }
 
   private async indexed(id: string, failedAt: number): Promise<Indexed | null> {
@@ -177,10 +144,8 @@ export class DeadLetters {
   }
 
   /** Every dead letter matching the filter, newest first (bulk actions and their preview). */
-  async find(f: Filter): Promise<Indexed[]> {
-    const out: Indexed[] = [];
-    for await (const batch of this.walk()) for (const i of batch) if (matches(i, f)) out.push(i);
-    return out;
+  find(f: Filter): Promise<Indexed[]> {
+    return indexAll(this.walk(), (i) => matches(i, f));
   }
 
   /** How many dead letters there are in all (the index's size; a filter does not narrow it). */
@@ -193,23 +158,14 @@ export class DeadLetters {
     limit: number,
     after?: DeadLetterCursor,
   ): Promise<{ deadLetters: DeadLetter[]; total: number; next?: DeadLetterCursor }> {
-    const page: Indexed[] = [];
-    let scanned = 0;
-    let next: DeadLetterCursor | undefined;
-    outer: for await (const batch of this.walk(after)) {
-      for (const i of batch) {
-        scanned += 1;
-        if (matches(i, f)) page.push(i);
-        if (page.length === limit || scanned >= MAX_SCANNED_PER_PAGE) {
-          next = { f: i.failedAt, id: i.id };
-          break outer;
-        }
-      }
-    }
+    const [page, total] = await Promise.all([
+      indexPage(this.walk(after), (i) => matches(i, f), limit),
+      this.count(),
+    ]);
     return {
-      deadLetters: page.map((i) => summaryOf(i)),
-      total: await this.count(),
-      ...(next ? { next } : {}),
+      deadLetters: page.items.map((i) => summaryOf(i)),
+      total,
+      ...(page.next ? { next: page.next } : {}),
     };
   }
 

@@ -1,29 +1,26 @@
 import type { FastifyInstance } from 'fastify';
-import { RelayError } from '../errors.js';
 import type { AdminDeps } from './admin-deps.js';
 import type { Audit } from './audit.js';
 import { parseBulk, runBulk } from './bulk-body.js';
-import { describeFilter, parseLimit, parseQueryFilter } from './filters.js';
+import { decodeCursor, describeFilter, encodeCursor, parseLimit, parseQueryFilter } from './filters.js';
+import { isIndexPosition } from './index-pages.js';
 import { SuppressedDeliveries } from './suppressed.js';
-
-function parseOffset(value: unknown): number {
-  if (value === undefined || value === '') return 0;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new RelayError('BAD_REQUEST', 'cursor is not valid');
-  return n;
-}
 
 export async function suppressedRoutes(app: FastifyInstance, deps: AdminDeps, audit: Audit): Promise<void> {
   const sup = new SuppressedDeliveries(deps);
 
   app.get<{ Querystring: Record<string, string> }>('/api/suppressed', async (req) => {
     const filter = parseQueryFilter(req.query, deps.config);
-    const page = await sup.list(filter, parseLimit(req.query.limit), parseOffset(req.query.cursor));
+    const page = await sup.list(
+      filter,
+      parseLimit(req.query.limit),
+      decodeCursor(req.query.cursor, isIndexPosition),
+    );
     audit(req, { action: 'suppressed.list', filter: describeFilter(filter), count: page.suppressed.length });
     return {
       suppressed: page.suppressed,
       total: page.total,
-      nextCursor: page.nextOffset === null ? null : String(page.nextOffset),
+      nextCursor: page.next ? encodeCursor(page.next) : null,
     };
   });
 

@@ -7,6 +7,7 @@ import type { AdminDeps } from './admin-deps.js';
 import { matchesEvent } from './event-match.js';
 import { type EventMeta, readEventParts } from './event-view.js';
 import type { Filter } from './filters.js';
+import { type IndexPosition, indexAll, indexPage, walkIndex } from './index-pages.js';
 
 /** A delivery the loop guard held back: a member `<eventId>.<targetId>` of the suppressed ZSET. */
 export interface Suppressed {
@@ -36,7 +37,6 @@ interface Loaded {
 }
 
 const MEMBER = /^([A-Za-z0-9-]{1,64})\.([A-Za-z0-9_-]{1,64})$/;
-const BATCH = 500;
 const MAX_RELEASE_SUFFIX = 1000;
 
 function view(l: Loaded): Suppressed {
@@ -86,32 +86,22 @@ export class SuppressedDeliveries {
     return { id: member, eventId, target, score, meta, state: states.get(target) ?? null };
   }
 
-  /** Newest suppression first. */
-  async find(f: Filter): Promise<Loaded[]> {
-    const out: Loaded[] = [];
-    for (let start = 0; ; start += BATCH) {
-      const raw = await this.deps.redis.zrevrange(
-        this.deps.keys.suppressed,
-        start,
-        start + BATCH - 1,
-        'WITHSCORES',
-      );
-      const pairs: [string, number][] = [];
-      for (let i = 0; i < raw.length; i += 2) pairs.push([raw[i]!, Number(raw[i + 1])]);
-      const loaded = await Promise.all(pairs.map(([m, s]) => this.load(m, s)));
-      for (const l of loaded) if (l && matches(l, f)) out.push(l);
-      if (raw.length / 2 < BATCH) return out;
-    }
+  private walk(after?: IndexPosition) {
+    return walkIndex(this.deps.redis, this.deps.keys.suppressed, (m, s) => this.load(m, s), after);
   }
 
-  async list(f: Filter, limit: number, offset: number) {
-    const all = await this.find(f);
-    const page = all.slice(offset, offset + limit);
-    return {
-      suppressed: page.map(view),
-      total: all.length,
-      nextOffset: offset + limit < all.length ? offset + limit : null,
-    };
+  /** Newest suppression first. */
+  find(f: Filter): Promise<Loaded[]> {
+    return indexAll(this.walk(), (l) => matches(l, f));
+  }
+
+  /** One page read from the index (`total`: every suppressed delivery, whatever the filter). */
+  async list(f: Filter, limit: number, after?: IndexPosition) {
+    const [page, total] = await Promise.all([
+      indexPage(this.walk(after), (l) => matches(l, f), limit),
+      this.deps.redis.zcard(this.deps.keys.suppressed),
+    ]);
+    return { suppressed: page.items.map(view), total, ...(page.next ? { next: page.next } : {}) };
   }
 
   /** Drop it from the list for good: nothing is delivered; the event keeps its `suppressed` state. */

@@ -275,10 +275,11 @@ export async function consoleRoutes(app: FastifyInstance, deps: AdminDeps, audit
   app.get<{ Querystring: Query }>(`${CONSOLE_PATH}/suppressed`, async (req, reply) => {
     const { cursor, limit: _limit, ...q } = req.query;
     const { filter, query, error } = filterOf(q);
-    const offset = Number(cursor ?? 0) || 0;
-    const page = error
-      ? { suppressed: [], total: 0, nextOffset: null }
-      : await suppressed.list(filter, PAGE_SIZE, offset);
+    const { page, pageError } = await loadPage<Awaited<ReturnType<SuppressedDeliveries['list']>>>(
+      error,
+      { suppressed: [], total: 0 },
+      () => suppressed.list(filter, PAGE_SIZE, decodeCursor(cursor, isDlCursor)),
+    );
     audit(req, {
       action: 'suppressed.list',
       via: 'console',
@@ -288,13 +289,10 @@ export async function consoleRoutes(app: FastifyInstance, deps: AdminDeps, audit
     return render(req, reply, 'suppressed', {
       title: 'Suppressed',
       query,
-      error,
+      error: pageError,
       page,
       here: urlWith('/suppressed', query).slice(home.length),
-      nextUrl:
-        page.nextOffset !== null
-          ? urlWith('/suppressed', { ...query, cursor: String(page.nextOffset) })
-          : null,
+      nextUrl: page.next ? urlWith('/suppressed', { ...query, cursor: encodeCursor(page.next) }) : null,
     });
   });
 
