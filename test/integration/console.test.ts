@@ -98,6 +98,17 @@ async function signIn(page: Page, token: string, next = '/console/events') {
   await expect.poll(() => new URL(page.url()).pathname).toBe(next);
 }
 
+/** The aria-label of the element that has the keyboard focus (the test runs without the DOM's types). */
+const focusedLabel = (page: Page) =>
+  page.evaluate(() => {
+    const doc = (
+      globalThis as unknown as {
+        document: { activeElement: { getAttribute(n: string): string | null } | null };
+      }
+    ).document;
+    return doc.activeElement?.getAttribute('aria-label') ?? null;
+  });
+
 const shot = (page: Page, name: string) =>
   page.screenshot({ path: `${SCREENSHOTS}/${name}.png`, fullPage: true });
 
@@ -241,7 +252,12 @@ describe.runIf(existsSync(CHROMIUM))('ops console in headless Chromium', () => {
       // Paused: the worker takes nothing.
       await new Promise((r) => setTimeout(r, 500));
       expect(await queue.getJobState(`${held}.ci`)).not.toBe('completed');
-      await page.getByRole('button', { name: 'Resume deliveries to ci' }).click();
+      // Keyboard only: Tab reaches the button, Enter presses it.
+      const label = 'Resume deliveries to ci';
+      for (let tabs = 0; tabs < 40 && (await focusedLabel(page)) !== label; tabs++)
+        await page.keyboard.press('Tab');
+      expect(await focusedLabel(page)).toBe(label);
+      await page.keyboard.press('Enter');
       await expect.poll(() => page.locator('[role=status]').textContent()).toContain('Resumed ci');
       await waitFor(async () => (await queue.getJobState(`${held}.ci`)) === 'completed', 30_000);
     } finally {
@@ -271,6 +287,8 @@ describe.runIf(existsSync(CHROMIUM))('ops console in headless Chromium', () => {
       expect(await page.locator('main').textContent(), path).not.toMatch(/Replay all|Download the original/);
     }
     await shot(page, 'viewer-dead-letters');
+    const preview = await page.goto(`${admin.url}/console/dead-letters/replay?target=ci`);
+    expect(preview!.status()).toBe(403);
     const asViewer = await page.evaluate(async (id) => {
       const r = await fetch(`/console/dead-letters/${id}/purge`, { method: 'POST' });
       return r.status;
