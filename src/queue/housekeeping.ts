@@ -1,5 +1,6 @@
 import type { Logger } from '../log.js';
 import type { Runtime } from '../runtime.js';
+import { backfillDeadLetterIndex } from './dead-letter-index.js';
 
 const EVERY_MS = 60_000;
 
@@ -9,9 +10,20 @@ const EVERY_MS = 60_000;
  * answers every webhook 503). Run by every worker process; each run is one idempotent ZREMRANGEBYSCORE per index.
  */
 export function startHousekeeping(
-  rt: Pick<Runtime, 'redis' | 'keys' | 'config'>,
+  rt: Pick<Runtime, 'redis' | 'keys' | 'config'> & Partial<Pick<Runtime, 'queues'>>,
   log: Logger,
 ): { stop(): void } {
+  // Once per start: failed jobs the dead-letter index does not know yet (see backfillDeadLetterIndex).
+  if (rt.queues) {
+    const failedSets = rt.queues.all().map(({ queue }) => queue.keys.failed!);
+    backfillDeadLetterIndex(rt.redis, rt.keys, failedSets).then(
+      (added) => {
+        if (added > 0) log.info({ added }, 'indexed dead letters the index did not know');
+      },
+      (err: Error) =>
+        log.warn({ err: err.message }, 'dead-letter index backfill failed; lists may miss some'),
+    );
+  }
   const run = async () => {
     const horizon = Date.now() - (rt.config.retention.eventsMs + rt.config.retention.deadLettersMs);
     try {
