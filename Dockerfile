@@ -20,6 +20,7 @@ COPY src ./src
 COPY workers ./workers
 COPY bin ./bin
 COPY config ./config
+COPY console ./console
 RUN npm run build \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
@@ -35,11 +36,13 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin
 COPY --from=build /app/config ./config
+# The console's templates and stylesheet (read at start, beside dist/).
+COPY --from=build /app/console ./console
 
 # The "node" user (uid 1000) comes with the base image.
 USER node
 
-# 8080: ingress (webhooks, /readyz). 8081: admin API, dashboard and /metrics. Workers listen on none.
+# 8080: ingress (webhooks, /readyz). 8081: admin API, console and /metrics. Workers listen on none.
 EXPOSE 8080 8081
 
 # No HEALTHCHECK here: the roles differ (workers have no HTTP port). docker-compose.yml checks the

@@ -3,6 +3,7 @@
  * so only ratios are comparable between runs). Not a test: nothing here fails the build.
  */
 
+import { benchDeadLetters, printDeadLetters } from './deadletters.js';
 import { benchDurability, printDurability } from './durability.js';
 import { benchE2E, printE2E } from './e2e.js';
 import { benchEdge, formatEdgeBench } from './edge.js';
@@ -17,3 +18,4 @@ if (!only || only === 'e2e') printE2E(await benchE2E());
 if (!only || only === 'edge') console.log(`\n== edge ==\n${formatEdgeBench(await benchEdge())}`);
 if (!only || only === 'durability') printDurability(await benchDurability());
 if (!only || only === 'tracing') printTracing(await benchTracing());
+if (!only || only === 'deadletters') printDeadLetters(await benchDeadLetters());

@@ -22,6 +22,7 @@ export const ERRORS = {
   BAD_REQUEST: { status: 400, message: 'bad request' },
   REQUEST_TIMEOUT: { status: 408, message: 'request not received in time' },
   RATE_LIMITED: { status: 429, message: 'too many requests, retry later' },
+  UNKNOWN_FILTER: { status: 400, message: 'the list does not know this filter' },
   FILTER_REQUIRED: { status: 400, message: 'a filter is required for bulk actions' },
   CONFLICT: { status: 409, message: 'not in a state that allows this action' },
   INTERNAL: { status: 500, message: 'internal error' },

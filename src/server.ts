@@ -15,7 +15,7 @@ import { startTracing, stopTracing } from './tracing/tracing.js';
 export interface Roles {
   ingress: boolean;
   worker: boolean;
-  /** The admin API, metrics and dashboard on `admin.port`. */
+  /** The admin API, metrics and ops console on `admin.port`. */
   admin?: boolean;
 }
 
@@ -95,7 +95,7 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
       log.info({ url: ingressUrl }, 'ingress listening');
     }
     if (roles.admin) {
-      // Loaded on demand: the dashboard's dependencies would slow every CLI command that never serves it.
+      // Loaded on demand: the console's dependencies would slow every CLI command that never serves it.
       const { buildAdminApp } = await import('./admin/admin-app.js');
       admin = await buildAdminApp(runtime);
       adminUrl = await listenAt(admin, effective.admin, 'admin');

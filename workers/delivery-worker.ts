@@ -18,6 +18,7 @@ import {
 import { RefOrder } from '../src/delivery/ref-order.js';
 import { SharedRateLimit } from '../src/delivery/shared-rate-limit.js';
 import type { Logger } from '../src/log.js';
+import { indexDeadLetter } from '../src/queue/dead-letter-index.js';
 import { readTargetState, recordAttempt } from '../src/queue/delivery-state.js';
 import { EventStore } from '../src/queue/event-store.js';
 import type { DeliveryJobData } from '../src/queue/job-types.js';
@@ -167,6 +168,7 @@ function startTargetWorker(
     log.warn({ target: target.id, eventId: job.data.e, err: err.message, final }, 'delivery attempt failed');
     if (!final) return;
     const eventKey = rt.keys.event(job.data.e);
+    indexDeadLetter(connection, rt.keys, String(job.id)).catch(() => {});
     readTargetState(connection, eventKey, target.id)
       .then((prev) =>
         prev?.state === 'dead'

@@ -5,7 +5,7 @@ import type { AdminDeps } from './admin-deps.js';
 import { createAudit } from './audit.js';
 import { createAuthenticator } from './auth.js';
 import { installAuth } from './auth-hook.js';
-import { DASHBOARD_PATH, dashboard } from './dashboard.js';
+import { CONSOLE_PATH, consoleRoutes } from './console/console-routes.js';
 import { deadLetterRoutes } from './dead-letter-routes.js';
 import { eventsRoutes } from './events-routes.js';
 import { loginRoutes } from './login-routes.js';
@@ -14,9 +14,10 @@ import { metricsRoute } from './metrics-route.js';
 import { quarantinedRoutes } from './quarantined-routes.js';
 import { Sessions } from './sessions.js';
 import { suppressedRoutes } from './suppressed-routes.js';
+import { targetRoutes } from './target-routes.js';
 
 /**
- * The admin API, metrics and dashboard as one Fastify instance on its own port, without listening (tests
+ * The admin API, metrics and ops console as one Fastify instance on its own port, without listening (tests
  * build it on port 0; server.ts listens). Paths are as seen behind the edge, which strips `/admin`;
  * `admin.publicBasePath` is what the browser sees, for links, redirects and the cookie path.
  */
@@ -58,13 +59,14 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   }));
 
   await app.register(async (scope) =>
-    loginRoutes(scope, { auth, sessions, audit, throttle, basePath, home: `${DASHBOARD_PATH}/` }),
+    loginRoutes(scope, { auth, sessions, audit, throttle, basePath, home: `${CONSOLE_PATH}/events` }),
   );
   await app.register(async (scope) => eventsRoutes(scope, deps, audit));
   await app.register(async (scope) => deadLetterRoutes(scope, deps, audit));
   await app.register(async (scope) => suppressedRoutes(scope, deps, audit));
   await app.register(async (scope) => quarantinedRoutes(scope, deps, audit));
   await app.register(async (scope) => metricsRoute(scope, deps));
-  await app.register(async (scope) => dashboard(scope, deps, audit, basePath));
+  await app.register(async (scope) => targetRoutes(scope, deps, audit));
+  await app.register(async (scope) => consoleRoutes(scope, deps, audit, basePath));
   return app;
 }

@@ -2,19 +2,20 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { RelayError } from '../errors.js';
 import type { AdminDeps } from './admin-deps.js';
 import type { Audit } from './audit.js';
-import { type BulkOutcome, parseBulk, runBulk } from './bulk-body.js';
+import { type BulkOutcome, type BulkRequest, parseBulk, runBulk } from './bulk-body.js';
 import { DeadLetters } from './dead-letters.js';
-import { decodeCursor, describeFilter, encodeCursor, parseFilter, parseLimit } from './filters.js';
+import { decodeCursor, describeFilter, encodeCursor, parseLimit, parseQueryFilter } from './filters.js';
+import { isIndexPosition } from './index-pages.js';
+import { ReplayBatches } from './replay-batches.js';
 
-interface DlCursor {
-  f: number;
-  id: string;
+export const isDlCursor = isIndexPosition;
+
+/** A bulk replay by ids or filter (every id is checked before any is replayed when ids are given). */
+export async function bulkReplay(dl: DeadLetters, bulk: BulkRequest): Promise<BulkOutcome> {
+  if (bulk.ids) await Promise.all(bulk.ids.map((id) => dl.get(id)));
+  const items = bulk.ids ? bulk.ids.map((id) => ({ id })) : await dl.find(bulk.filter);
+  return runBulk(items, bulk.dryRun, async (i) => dl.replay(await dl.get(i.id), bulk.fresh));
 }
-const isDlCursor = (v: unknown): v is DlCursor =>
-  typeof v === 'object' &&
-  v !== null &&
-  typeof (v as DlCursor).f === 'number' &&
-  typeof (v as DlCursor).id === 'string';
 
 function freshFlag(body: unknown): boolean {
   const fresh = (body as { fresh?: unknown } | undefined)?.fresh;
@@ -35,10 +36,11 @@ function bulkAnswer(o: BulkOutcome, verb: 'replayed' | 'purged') {
 
 export async function deadLetterRoutes(app: FastifyInstance, deps: AdminDeps, audit: Audit): Promise<void> {
   const dl = new DeadLetters(deps);
+  const batches = new ReplayBatches(deps);
   const who = (req: FastifyRequest) => req.identity?.name ?? 'unknown';
 
   app.get<{ Querystring: Record<string, string> }>('/api/dead-letters', async (req) => {
-    const filter = parseFilter(req.query, deps.config);
+    const filter = parseQueryFilter(req.query, deps.config);
     const limit = parseLimit(req.query.limit);
     const after = decodeCursor(req.query.cursor, isDlCursor);
     const page = await dl.list(filter, limit, after);
@@ -82,17 +84,12 @@ export async function deadLetterRoutes(app: FastifyInstance, deps: AdminDeps, au
     }
   });
 
-  async function select(bulk: ReturnType<typeof parseBulk>) {
-    if (!bulk.ids) return dl.find(bulk.filter);
-    const found = [];
-    for (const id of bulk.ids) found.push(await dl.get(id));
-    return found;
-  }
-
   app.post('/api/dead-letters/replay', async (req) => {
     const bulk = parseBulk(req.body, deps.config);
-    const items = (await select(bulk)).map((l) => ({ ...l, id: String(l.job.id) }));
-    const o = await runBulk(items, bulk.dryRun, (l) => dl.replay(l, bulk.fresh));
+    const startedAt = Date.now();
+    const o = await bulkReplay(dl, bulk);
+    const batch =
+      !bulk.dryRun && o.done.length > 0 ? await batches.create(o.done, who(req), startedAt) : undefined;
     audit(req, {
       action: bulk.dryRun ? 'dead-letters.replay.dry-run' : 'dead-letters.replay',
       filter: describeFilter(bulk.filter),
@@ -100,14 +97,19 @@ export async function deadLetterRoutes(app: FastifyInstance, deps: AdminDeps, au
       ids: o.done,
       failed: o.failed.length,
       fresh: bulk.fresh,
+      ...(batch ? { batch } : {}),
     });
-    return bulkAnswer(o, 'replayed');
+    return { ...bulkAnswer(o, 'replayed'), ...(batch ? { batch } : {}) };
   });
+
+  app.get<{ Params: { batch: string } }>('/api/dead-letters/replays/:batch', async (req) =>
+    batches.status(req.params.batch),
+  );
 
   const purge = async (req: FastifyRequest<{ Querystring: Record<string, string> }>) => {
     const bulk = parseBulk(req.body, deps.config, req.method === 'DELETE' ? req.query : undefined);
-    const items = (await select(bulk)).map((l) => ({ ...l, id: String(l.job.id) }));
-    const o = await runBulk(items, bulk.dryRun, (l) => dl.purge(l, who(req)));
+    const items = bulk.ids ? bulk.ids.map((id) => ({ id })) : await dl.find(bulk.filter);
+    const o = await runBulk(items, bulk.dryRun, async (i) => dl.purge(await dl.get(i.id), who(req)));
     audit(req, {
       action: bulk.dryRun ? 'dead-letters.purge.dry-run' : 'dead-letters.purge',
       filter: describeFilter(bulk.filter),

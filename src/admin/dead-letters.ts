@@ -1,11 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
 import { RelayError } from '../errors.js';
+import { unindexDeadLetter } from '../queue/dead-letter-index.js';
 import { type AttemptRecord, recordAttempt, type TargetState } from '../queue/delivery-state.js';
 import type { DeliveryJobData } from '../queue/job-types.js';
 import type { AdminDeps } from './admin-deps.js';
+import { matchesEvent } from './event-match.js';
 import { type AttemptView, attemptViews, type EventMeta, readEventParts } from './event-view.js';
-import { type Filter, globMatch, matchesStatus, statusClass } from './filters.js';
+import { type Filter, matchesStatus, statusClass } from './filters.js';
+import { type IndexPosition, indexAll, indexPage, walkIndex } from './index-pages.js';
 
 /**
  * Dead letters are the jobs in BullMQ's failed set of each target queue; the event hash holds the delivery's
@@ -41,27 +44,42 @@ interface Loaded {
   state: TargetState | null;
 }
 
-const PAGE = 200;
-// `<eventId>.<targetId>`, or `<eventId>.<targetId>.release-<n>` for a released suppressed delivery that failed.
-const DEAD_ID = /^[A-Za-z0-9-]{1,64}\.[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64})?$/;
+/** A dead letter as the index knows it: enough for lists and filters, without its BullMQ job. */
+export interface Indexed {
+  id: string;
+  eventId: string;
+  target: string;
+  failedAt: number;
+  meta: EventMeta | null;
+  state: TargetState | null;
+}
 
-/** The last attempt; when the worker left no record, the status read back from BullMQ's failedReason. */
-function lastAttempt(l: Loaded): Pick<AttemptRecord, 'status' | 'error'> | undefined {
-  const a = l.state?.attempts.at(-1);
+export type DeadLetterCursor = IndexPosition;
+
+// `<eventId>.<targetId>`, or `<eventId>.<targetId>.release-<n>` for a released suppressed delivery that failed.
+const DEAD_ID = /^([A-Za-z0-9-]{1,64})\.([A-Za-z0-9_-]{1,64})(?:\.[A-Za-z0-9_-]{1,64})?$/;
+
+/** The last attempt; when the worker left no attempt, the status read back from the recorded reason. */
+function lastAttempt(
+  state: TargetState | null,
+  failedReason?: string,
+): Pick<AttemptRecord, 'status' | 'error'> | undefined {
+  const a = state?.attempts.at(-1);
   if (a) return a;
-  const reason = l.job.failedReason ?? '';
+  const reason = state?.reason ?? failedReason ?? '';
   const m = /\b([1-5]\d\d)\b/.exec(reason);
   if (m) return { status: Number(m[1]) };
   return reason ? { error: reason } : undefined;
 }
 
-function summary(l: Loaded): DeadLetter {
-  const { job, meta, state } = l;
-  const last = lastAttempt(l);
+function summaryOf(i: Indexed, job?: Job<DeliveryJobData>): DeadLetter {
+  const { meta, state } = i;
+  const last = lastAttempt(state, job?.failedReason);
+  const reason = state?.reason ?? job?.failedReason;
   return {
-    id: String(job.id),
-    eventId: job.data.e,
-    target: job.data.t,
+    id: i.id,
+    eventId: i.eventId,
+    target: i.target,
     ...(meta
       ? {
           source: meta.sourceId,
@@ -70,34 +88,38 @@ function summary(l: Loaded): DeadLetter {
           receivedAt: new Date(meta.receivedAt).toISOString(),
         }
       : {}),
-    ...(job.finishedOn ? { failedAt: new Date(job.finishedOn).toISOString() } : {}),
-    attemptsMade: job.attemptsMade,
+    failedAt: new Date(job?.finishedOn ?? i.failedAt).toISOString(),
+    attemptsMade: job?.attemptsMade ?? state?.attempts.at(-1)?.n ?? 0,
     ...(last?.status !== undefined ? { status: last.status } : {}),
     ...(statusClass(last) ? { statusClass: statusClass(last) } : {}),
-    ...(state?.reason || job.failedReason ? { reason: state?.reason ?? job.failedReason } : {}),
-    ...(job.data.trigger ? { trigger: job.data.trigger } : {}),
+    ...(reason ? { reason } : {}),
+    ...(job?.data.trigger ? { trigger: job.data.trigger } : {}),
     expired: meta === null,
   };
 }
 
 function detail(l: Loaded): DeadLetterDetail {
+  const i: Indexed = {
+    id: String(l.job.id),
+    eventId: l.job.data.e,
+    target: l.job.data.t,
+    failedAt: l.job.finishedOn ?? 0,
+    meta: l.meta,
+    state: l.state,
+  };
   return {
-    ...summary(l),
+    ...summaryOf(i, l.job),
     idempotencyKey: l.job.data.k,
     ...(l.state?.excerpt ? { excerpt: l.state.excerpt } : {}),
     attempts: attemptViews(l.state),
   };
 }
 
-function matches(l: Loaded, f: Filter): boolean {
-  const { meta } = l;
-  if (f.source && meta?.sourceId !== f.source) return false;
-  if (f.repo && !globMatch(f.repo, meta?.envelope.repository)) return false;
-  if (f.eventKey && !globMatch(f.eventKey, meta?.envelope.eventKey)) return false;
-  if (f.since !== undefined && !(meta && meta.receivedAt >= f.since)) return false;
-  if (f.until !== undefined && !(meta && meta.receivedAt < f.until)) return false;
-  if (f.status && !matchesStatus(f.status, lastAttempt(l))) return false;
-  if (f.reason && !(l.state?.reason ?? l.job.failedReason ?? '').includes(f.reason)) return false;
+function matches(i: Indexed, f: Filter): boolean {
+  if (f.target && i.target !== f.target) return false;
+  if (!matchesEvent(i.eventId, i.meta, f)) return false;
+  if (f.status && !matchesStatus(f.status, lastAttempt(i.state))) return false;
+  if (f.reason && !(i.state?.reason ?? '').includes(f.reason)) return false;
   return true;
 }
 
@@ -109,60 +131,56 @@ export class DeadLetters {
     return { job, meta, state: states.get(job.data.t) ?? null };
   }
 
-  /** Every dead letter matching the filter, newest failure first; `shard`: one shard's queue only. */
-  async find(f: Filter, shard?: number): Promise<Loaded[]> {
-    const out: Loaded[] = [];
-    const targets = f.target ? [f.target] : this.deps.queues.targetIds;
-    const queues =
-      shard === undefined
-        ? targets.flatMap((t) => this.deps.queues.ofTarget(t))
-        : targets.flatMap((t) => this.deps.queues.get(t, shard) ?? []);
-    for (const queue of queues) {
-      for (let start = 0; ; start += PAGE) {
-        const jobs = (await queue.getFailed(start, start + PAGE - 1)) as Job<DeliveryJobData>[];
-        const loaded = await Promise.all(jobs.filter((j) => j?.data?.e).map((j) => this.load(j)));
-        out.push(...loaded.filter((l) => matches(l, f)));
-        if (jobs.length < PAGE) break;
-      }
-    }
-    return out.sort(
-      (a, b) =>
-        (b.job.finishedOn ?? 0) - (a.job.finishedOn ?? 0) || String(b.job.id).localeCompare(String(a.job.id)),
-    );
+  private walk(after?: DeadLetterCursor) {
+    return walkIndex(this.deps.redis, this.deps.keys.deadLetters, (id, at) => this.indexed(id, at), after);
+  }
+
+  private async indexed(id: string, failedAt: number): Promise<Indexed | null> {
+    const m = DEAD_ID.exec(id);
+    if (!m) return null;
+    const [, eventId, target] = m as unknown as [string, string, string];
+    const { meta, states } = await readEventParts(this.deps, eventId, [target]);
+    return { id, eventId, target, failedAt, meta, state: states.get(target) ?? null };
+  }
+
+  /** Every dead letter matching the filter, newest first (bulk actions and their preview). */
+  find(f: Filter): Promise<Indexed[]> {
+    return indexAll(this.walk(), (i) => matches(i, f));
+  }
+
+  /** How many dead letters there are in all (the index's size; a filter does not narrow it). */
+  count(): Promise<number> {
+    return this.deps.redis.zcard(this.deps.keys.deadLetters);
   }
 
   async list(
     f: Filter,
     limit: number,
-    after?: { f: number; id: string },
-  ): Promise<{ deadLetters: DeadLetter[]; total: number; next?: { f: number; id: string } }> {
-    const all = await this.find(f);
-    let from = 0;
-    if (after) {
-      from = all.findIndex(
-        (l) =>
-          (l.job.finishedOn ?? 0) < after.f ||
-          ((l.job.finishedOn ?? 0) === after.f && String(l.job.id) < after.id),
-      );
-      if (from < 0) from = all.length;
-    }
-    const page = all.slice(from, from + limit);
-    const lastJob = page.at(-1)?.job;
-    const more = from + limit < all.length;
+    after?: DeadLetterCursor,
+  ): Promise<{ deadLetters: DeadLetter[]; total: number; next?: DeadLetterCursor }> {
+    const [page, total] = await Promise.all([
+      indexPage(this.walk(after), (i) => matches(i, f), limit),
+      this.count(),
+    ]);
     return {
-      deadLetters: page.map(summary),
-      total: all.length,
-      ...(more && lastJob ? { next: { f: lastJob.finishedOn ?? 0, id: String(lastJob.id) } } : {}),
+      deadLetters: page.items.map((i) => summaryOf(i)),
+      total,
+      ...(page.next ? { next: page.next } : {}),
     };
   }
 
   /** The failed job behind a dead-letter id (`<eventId>.<targetId>`), or a 404/409. */
   async get(id: string): Promise<Loaded> {
-    if (!DEAD_ID.test(id)) throw new RelayError('NOT_FOUND', 'no such dead letter');
-    const [eventId, target] = id.split('.') as [string, string];
+    const m = DEAD_ID.exec(id);
+    if (!m) throw new RelayError('NOT_FOUND', 'no such dead letter');
+    const [, eventId, target] = m as unknown as [string, string, string];
     const queue = this.deps.queues.forEvent(target, eventId);
     const job = queue ? ((await queue.getJob(id)) as Job<DeliveryJobData> | undefined) : undefined;
-    if (!job) throw new RelayError('NOT_FOUND', 'no such dead letter');
+    if (!job) {
+      // Gone from the queue (retention, a purge elsewhere): its index entry goes too.
+      await unindexDeadLetter(this.deps.redis, this.deps.keys, id);
+      throw new RelayError('NOT_FOUND', 'no such dead letter');
+    }
     if (!(await job.isFailed()))
       throw new RelayError('CONFLICT', 'the delivery is not a dead letter (not failed)');
     return this.load(job);
@@ -190,12 +208,14 @@ export class DeadLetters {
     } catch (err) {
       throw new RelayError('CONFLICT', 'the delivery left the dead letters meanwhile', { cause: err });
     }
+    await unindexDeadLetter(this.deps.redis, this.deps.keys, String(job.id));
     return { id: String(job.id), idempotencyKey: k };
   }
 
   /** Remove the failed job; the event keeps a `dead` state that says who purged it. */
   async purge(l: Loaded, by: string): Promise<void> {
     await l.job.remove();
+    await unindexDeadLetter(this.deps.redis, this.deps.keys, String(l.job.id));
     const previous = l.state;
     await recordAttempt(this.deps.redis, this.deps.keys.event(l.job.data.e), l.job.data.t, {
       state: 'dead',

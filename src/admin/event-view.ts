@@ -115,12 +115,15 @@ export function parseState(raw: string | null | undefined): TargetState | null {
   }
 }
 
-/** Meta and the given targets' states of one event, in one HMGET (the body is never read). */
+/**
+ * Meta and the given targets' states of one event, in one HMGET (the body is never read), and why it is
+ * quarantined while it is (the store script's `q` field, cleared on release or discard).
+ */
 export async function readEventParts(
   deps: AdminDeps,
   id: string,
   targets?: string[],
-): Promise<{ meta: EventMeta | null; states: Map<string, TargetState | null> }> {
+): Promise<{ meta: EventMeta | null; states: Map<string, TargetState | null>; quarantine?: string }> {
   const key = deps.keys.event(id);
   // The store script writes `ok` with the event and its jobs in one step; an event without it was left by the
   // earlier two-step store (a write whose commit failed) and was never acknowledged:
@@ -131,10 +134,11 @@ export async function readEventParts(
     if (!meta) return { meta: null, states: new Map() };
     return readEventParts(deps, id, meta.targets);
   }
-  const values = await deps.redis.hmget(key, 'meta', 'ok', ...targets.map(targetField));
+  const values = await deps.redis.hmget(key, 'meta', 'ok', 'q', ...targets.map(targetField));
   const states = new Map<string, TargetState | null>();
-  for (const [i, t] of targets.entries()) states.set(t, parseState(values[i + 2]));
-  return { meta: values[1] ? parseMeta(values[0]) : null, states };
+  for (const [i, t] of targets.entries()) states.set(t, parseState(values[i + 3]));
+  const meta = values[1] ? parseMeta(values[0]) : null;
+  return { meta, states, ...(meta && values[2] ? { quarantine: values[2] } : {}) };
 }
 
 /** A job's state in delivery terms, for deliveries whose worker has not written a state yet. */

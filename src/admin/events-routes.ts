@@ -2,6 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { RelayError } from '../errors.js';
 import type { AdminDeps } from './admin-deps.js';
 import type { Audit } from './audit.js';
+import { buildTimeline } from './console/timeline.js';
+import { matchesEvent } from './event-match.js';
 import {
   type ReceivedView,
   readEventParts,
@@ -14,9 +16,9 @@ import {
   describeFilter,
   encodeCursor,
   type Filter,
-  globMatch,
-  parseFilter,
+  NO_ROUTE,
   parseLimit,
+  parseQueryFilter,
 } from './filters.js';
 
 const EVENT_ID = /^[A-Za-z0-9-]{1,64}$/;
@@ -29,7 +31,7 @@ interface IndexCursor {
   s: number;
   m: string;
 }
-const isIndexCursor = (v: unknown): v is IndexCursor =>
+export const isIndexCursor = (v: unknown): v is IndexCursor =>
   typeof v === 'object' &&
   v !== null &&
   typeof (v as IndexCursor).s === 'number' &&
@@ -39,7 +41,11 @@ export interface EventListItem
   extends Pick<ReceivedView, 'id' | 'source' | 'eventKey' | 'repository' | 'receivedAt' | 'hookId'> {
   refs: string[];
   targets: Record<string, string>;
+  /** Held back for its shape until an operator releases or discards it (GET /api/quarantined has why). */
+  quarantined?: true;
 }
+
+export { listEvents };
 
 export async function eventsRoutes(app: FastifyInstance, deps: AdminDeps, audit: Audit): Promise<void> {
   app.get<{ Params: { id: string } }>('/api/events/:id', async (req) => {
@@ -51,11 +57,11 @@ export async function eventsRoutes(app: FastifyInstance, deps: AdminDeps, audit:
     const targets: TargetView[] = await Promise.all(
       meta.targets.map((t) => targetView(deps.queues.forEvent(t, id), id, t, states.get(t) ?? null)),
     );
-    return { ...receivedView(id, meta), targets };
+    return { ...receivedView(id, meta), targets, timeline: (await buildTimeline(deps, id)).entries };
   });
 
   app.get<{ Querystring: Record<string, string> }>('/api/events', async (req) => {
-    const filter = parseFilter(req.query, deps.config);
+    const filter = parseQueryFilter(req.query, deps.config);
     const limit = parseLimit(req.query.limit);
     const cursor = decodeCursor(req.query.cursor, isIndexCursor);
     const page = await listEvents(deps, filter, limit, cursor);
@@ -128,9 +134,9 @@ async function listEvents(
     const parts = await Promise.all(batch.map((e) => readEventParts(deps, e.m)));
     for (let i = 0; i < batch.length; i++) {
       const entry = batch[i]!;
-      const { meta, states } = parts[i]!;
+      const { meta, states, quarantine } = parts[i]!;
       scanned += 1;
-      if (meta && matches(meta, states, filter)) {
+      if (meta && matches(entry.m, meta, states, quarantine, filter)) {
         const env = meta.envelope;
         events.push({
           id: entry.m,
@@ -141,6 +147,7 @@ async function listEvents(
           ...(env.hookId ? { hookId: env.hookId } : {}),
           refs: env.refs.map((r) => r.name),
           targets: Object.fromEntries(meta.targets.map((t) => [t, states.get(t)?.state ?? 'pending'])),
+          ...(quarantine ? { quarantined: true } : {}),
         });
         if (events.length === limit) return { events, nextCursor: encodeCursor(entry) };
       }
@@ -152,14 +159,18 @@ async function listEvents(
 }
 
 function matches(
+  id: string,
   meta: NonNullable<Awaited<ReturnType<typeof readEventParts>>['meta']>,
   states: Map<string, { state: string } | null>,
+  quarantine: string | undefined,
   f: Filter,
 ): boolean {
-  if (f.source && meta.sourceId !== f.source) return false;
-  if (f.repo && !globMatch(f.repo, meta.envelope.repository)) return false;
-  if (f.eventKey && !globMatch(f.eventKey, meta.envelope.eventKey)) return false;
+  if (!matchesEvent(id, meta, f)) return false;
+  // A quarantined event has no deliveries yet: the event itself is in that state.
+  if (f.state === 'quarantined')
+    return quarantine !== undefined && (!f.target || meta.targets.includes(f.target));
   if (f.target && !meta.targets.includes(f.target)) return false;
+  if (f.state === NO_ROUTE) return meta.targets.length === 0;
   if (f.state) {
     const pick = f.target ? [f.target] : meta.targets;
     if (!pick.some((t) => (states.get(t)?.state ?? 'pending') === f.state)) return false;

@@ -13,7 +13,17 @@ export interface Filter {
   eventKey?: string;
   /** Status class of the last attempt: `4xx`, `5xx`, `timeout`, `error`, or an exact status like `503`. */
   status?: string;
-  state?: DeliveryState;
+  state?: FilterState;
+  /** Branch or tag name of any changed ref (or a pull request's source/destination); a glob (`release/*`). */
+  branch?: string;
+  /** Prefix of the head commit or of any changed ref's new hash (at least 4 hex digits). */
+  commit?: string;
+  /** Actor name, uuid or account id; a glob. */
+  actor?: string;
+  /** Bitbucket's delivery id (X-Request-UUID on Cloud, X-Request-Id on Data Center). */
+  deliveryId?: string;
+  /** The relay's event id. */
+  eventId?: string;
   /** Substring of the loop-guard reason (suppressed) or dead-letter reason. */
   reason?: string;
   /** Epoch ms; event received at or after. */
@@ -22,17 +32,29 @@ export interface Filter {
   until?: number;
 }
 
-const FILTER_KEYS = [
+export const FILTER_KEYS = [
   'target',
   'source',
   'repo',
+  'branch',
+  'commit',
+  'actor',
   'eventKey',
+  'deliveryId',
+  'eventId',
   'status',
   'state',
   'reason',
   'since',
   'until',
 ] as const;
+/** `no-route`: an event that matched no route (it has no deliveries); the others are delivery states. */
+export const NO_ROUTE = 'no-route';
+export type FilterState = DeliveryState | typeof NO_ROUTE;
+export const FILTER_STATES: readonly FilterState[] = [...DELIVERY_STATES, NO_ROUTE];
+const STATES = FILTER_STATES;
+// Paging, not filtering: the other query parameters a list accepts.
+const PAGING_KEYS = ['limit', 'cursor'];
 const STATUS_CLASS = /^(?:[1-5]xx|timeout|error|[1-5]\d\d)$/;
 const DURATION = /^(\d+)(ms|s|m|h|d|w)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7, w: 6.048e8 };
@@ -73,10 +95,17 @@ export function parseFilter(raw: Record<string, unknown> | undefined, config: Co
         f.source = String(value);
         break;
       case 'state':
-        if (!DELIVERY_STATES.includes(value as DeliveryState))
-          throw new RelayError('BAD_REQUEST', `state must be one of: ${DELIVERY_STATES.join(', ')}`);
-        f.state = value as DeliveryState;
+        if (!STATES.includes(value as FilterState))
+          throw new RelayError('BAD_REQUEST', `state must be one of: ${STATES.join(', ')}`);
+        f.state = value as FilterState;
         break;
+      case 'commit': {
+        const c = String(value).toLowerCase();
+        if (!/^[0-9a-f]{4,40}$/.test(c))
+          throw new RelayError('BAD_REQUEST', 'commit must be 4 to 40 hex digits (a prefix)');
+        f.commit = c;
+        break;
+      }
       case 'status': {
         const s = String(value).toLowerCase();
         if (!STATUS_CLASS.test(s))
@@ -89,6 +118,17 @@ export function parseFilter(raw: Record<string, unknown> | undefined, config: Co
     }
   }
   return f;
+}
+
+/**
+ * A list's query string: the filter plus paging. An unknown parameter is a 400 (a misspelt `?brnach=` must not
+ * silently answer everything).
+ */
+export function parseQueryFilter(query: Record<string, unknown> | undefined, config: Config): Filter {
+  for (const key of Object.keys(query ?? {}))
+    if (!(FILTER_KEYS as readonly string[]).includes(key) && !PAGING_KEYS.includes(key))
+      throw new RelayError('UNKNOWN_FILTER', `unknown filter: ${key} (known: ${FILTER_KEYS.join(', ')})`);
+  return parseFilter(query, config);
 }
 
 export function hasFilter(f: Filter): boolean {

@@ -7,7 +7,7 @@ export const SESSION_COOKIE = 'hookrelay_admin';
 const SESSION_TTL_MS = 8 * 3_600_000;
 
 /**
- * Browser sessions for the dashboard (a browser cannot send a Bearer header on navigation). The cookie holds a
+ * Browser sessions for the console (a browser cannot send a Bearer header on navigation). The cookie holds a
  * random id; Redis holds the identity under the id's digest, so every admin instance behind the load balancer
  * knows the session and a Redis dump does not contain usable cookies.
  */

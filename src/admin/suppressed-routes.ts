@@ -2,20 +2,25 @@ import type { FastifyInstance } from 'fastify';
 import type { AdminDeps } from './admin-deps.js';
 import type { Audit } from './audit.js';
 import { parseBulk, runBulk } from './bulk-body.js';
-import { describeFilter, parseFilter, parseLimit, parseOffset } from './filters.js';
+import { decodeCursor, describeFilter, encodeCursor, parseLimit, parseQueryFilter } from './filters.js';
+import { isIndexPosition } from './index-pages.js';
 import { SuppressedDeliveries } from './suppressed.js';
 
 export async function suppressedRoutes(app: FastifyInstance, deps: AdminDeps, audit: Audit): Promise<void> {
   const sup = new SuppressedDeliveries(deps);
 
   app.get<{ Querystring: Record<string, string> }>('/api/suppressed', async (req) => {
-    const filter = parseFilter(req.query, deps.config);
-    const page = await sup.list(filter, parseLimit(req.query.limit), parseOffset(req.query.cursor));
+    const filter = parseQueryFilter(req.query, deps.config);
+    const page = await sup.list(
+      filter,
+      parseLimit(req.query.limit),
+      decodeCursor(req.query.cursor, isIndexPosition),
+    );
     audit(req, { action: 'suppressed.list', filter: describeFilter(filter), count: page.suppressed.length });
     return {
       suppressed: page.suppressed,
       total: page.total,
-      nextCursor: page.nextOffset === null ? null : String(page.nextOffset),
+      nextCursor: page.next ? encodeCursor(page.next) : null,
     };
   });
 

@@ -5,8 +5,10 @@ import type { TargetState } from '../queue/delivery-state.js';
 import { deliveryJobOptions } from '../queue/job-options.js';
 import { type DeliveryJobData, idempotencyKey } from '../queue/job-types.js';
 import type { AdminDeps } from './admin-deps.js';
+import { matchesEvent } from './event-match.js';
 import { type EventMeta, eventSummary, readEventParts } from './event-view.js';
-import { type Filter, globMatch } from './filters.js';
+import type { Filter } from './filters.js';
+import { type IndexPosition, indexAll, indexPage, walkIndex } from './index-pages.js';
 
 /** A delivery the loop guard held back: a member `<eventId>.<targetId>` of the suppressed ZSET. */
 export interface Suppressed {
@@ -22,6 +24,9 @@ export interface Suppressed {
   repository?: string | null;
   refs?: string[];
   receivedAt?: string;
+  /** The head commit's first line: a skip marker is read there. */
+  commitMessage?: string;
+  actor?: string;
   expired: boolean;
 }
 
@@ -35,7 +40,6 @@ interface Loaded {
 }
 
 const MEMBER = /^([A-Za-z0-9-]{1,64})\.([A-Za-z0-9_-]{1,64})$/;
-const BATCH = 500;
 const MAX_RELEASE_SUFFIX = 1000;
 
 function view(l: Loaded): Suppressed {
@@ -46,21 +50,29 @@ function view(l: Loaded): Suppressed {
     suppressedAt: new Date(l.score).toISOString(),
     ...(l.state?.reason ? { reason: l.state.reason } : {}),
     ...(l.state?.evidence ? { explanation: explain(l.state.evidence) } : {}),
-    ...(l.meta ? eventSummary(l.meta) : {}),
+    ...(l.meta
+      ? {
+          ...eventSummary(l.meta),
+          ...(l.meta.envelope.headCommit?.message
+            ? { commitMessage: l.meta.envelope.headCommit.message.split('\n')[0]!.slice(0, 200) }
+            : {}),
+          ...(l.meta.envelope.actor?.name ? { actor: l.meta.envelope.actor.name } : {}),
+        }
+      : {}),
     expired: l.meta === null,
   };
 }
 
 function matches(l: Loaded, f: Filter): boolean {
   if (f.target && l.target !== f.target) return false;
-  if (f.source && l.meta?.sourceId !== f.source) return false;
-  if (f.repo && !globMatch(f.repo, l.meta?.envelope.repository)) return false;
-  if (f.eventKey && !globMatch(f.eventKey, l.meta?.envelope.eventKey)) return false;
   if (f.reason && !(l.state?.reason ?? '').includes(f.reason)) return false;
-  const at = l.meta?.receivedAt ?? l.score;
-  if (f.since !== undefined && at < f.since) return false;
-  if (f.until !== undefined && at >= f.until) return false;
-  return true;
+  // An expired event is judged by when it was suppressed.
+  if (!l.meta && (f.since !== undefined || f.until !== undefined)) {
+    if (f.since !== undefined && l.score < f.since) return false;
+    if (f.until !== undefined && l.score >= f.until) return false;
+    return matchesEvent(l.eventId, null, { ...f, since: undefined, until: undefined });
+  }
+  return matchesEvent(l.eventId, l.meta, f);
 }
 
 export class SuppressedDeliveries {
@@ -74,32 +86,28 @@ export class SuppressedDeliveries {
     return { id: member, eventId, target, score, meta, state: states.get(target) ?? null };
   }
 
-  /** Newest suppression first. */
-  async find(f: Filter): Promise<Loaded[]> {
-    const out: Loaded[] = [];
-    for (let start = 0; ; start += BATCH) {
-      const raw = await this.deps.redis.zrevrange(
-        this.deps.keys.suppressed,
-        start,
-        start + BATCH - 1,
-        'WITHSCORES',
-      );
-      const pairs: [string, number][] = [];
-      for (let i = 0; i < raw.length; i += 2) pairs.push([raw[i]!, Number(raw[i + 1])]);
-      const loaded = await Promise.all(pairs.map(([m, s]) => this.load(m, s)));
-      for (const l of loaded) if (l && matches(l, f)) out.push(l);
-      if (raw.length / 2 < BATCH) return out;
-    }
+  private walk(after?: IndexPosition) {
+    return walkIndex(this.deps.redis, this.deps.keys.suppressed, (m, s) => this.load(m, s), after);
   }
 
-  async list(f: Filter, limit: number, offset: number) {
-    const all = await this.find(f);
-    const page = all.slice(offset, offset + limit);
-    return {
-      suppressed: page.map(view),
-      total: all.length,
-      nextOffset: offset + limit < all.length ? offset + limit : null,
-    };
+  /** Newest suppression first. */
+  find(f: Filter): Promise<Loaded[]> {
+    return indexAll(this.walk(), (l) => matches(l, f));
+  }
+
+  /** One page read from the index (`total`: every suppressed delivery, whatever the filter). */
+  async list(f: Filter, limit: number, after?: IndexPosition) {
+    const [page, total] = await Promise.all([
+      indexPage(this.walk(after), (l) => matches(l, f), limit),
+      this.deps.redis.zcard(this.deps.keys.suppressed),
+    ]);
+    return { suppressed: page.items.map(view), total, ...(page.next ? { next: page.next } : {}) };
+  }
+
+  /** Drop it from the list for good: nothing is delivered; the event keeps its `suppressed` state. */
+  async discard(l: Loaded): Promise<{ id: string }> {
+    await this.deps.redis.zrem(this.deps.keys.suppressed, l.id);
+    return { id: l.id };
   }
 
   async get(id: string): Promise<Loaded> {

@@ -1,6 +1,7 @@
 import { type Command, CommanderError, Option } from 'commander';
+import { type TimelineEntry, timelineText } from '../admin/console/timeline.js';
+import { FILTER_STATES } from '../admin/filters.js';
 import type { Quarantined } from '../admin/quarantined.js';
-import { DELIVERY_STATES } from '../queue/delivery-state.js';
 import {
   AdminApiError,
   type AdminClient,
@@ -12,6 +13,11 @@ import {
 import { print, printable, printJson, shortTime, table } from './output.js';
 
 interface FilterOptions {
+  branch?: string;
+  commit?: string;
+  actor?: string;
+  deliveryId?: string;
+  eventId?: string;
   target?: string;
   source?: string;
   repo?: string;
@@ -23,20 +29,32 @@ interface FilterOptions {
   until?: string;
 }
 type Opts = ClientOptions &
-  FilterOptions & { limit?: string; cursor?: string; all?: boolean; dryRun?: boolean; fresh?: boolean };
+  FilterOptions & {
+    limit?: string;
+    cursor?: string;
+    all?: boolean;
+    dryRun?: boolean;
+    fresh?: boolean;
+    wait?: boolean;
+  };
 
 function withFilters(cmd: Command, extra: ('status' | 'state' | 'reason')[] = []): Command {
   cmd
     .option('--target <id>', 'target id')
     .option('--source <id>', 'source id')
     .option('--repo <glob>', 'repository, e.g. acme/widgets or acme/*')
+    .option('--branch <glob>', 'branch or tag of a changed ref or pull request, e.g. main or release/*')
+    .option('--commit <prefix>', 'head commit or new ref hash, by prefix (4+ hex digits)')
+    .option('--actor <glob>', 'actor name, uuid or account id')
+    .option('--delivery-id <id>', "Bitbucket's delivery id (X-Request-UUID / X-Request-Id)")
+    .option('--event-id <id>', "the relay's event id")
     .option('--event <glob>', 'event key, e.g. repo:push or pullrequest:*')
     .option('--since <time>', 'received at or after: ISO time, epoch ms or a duration ago (2h, 3d)')
     .option('--until <time>', 'received before: ISO time, epoch ms or a duration ago');
   if (extra.includes('status'))
     cmd.option('--status <class>', 'last attempt: 4xx, 5xx, timeout, error or a status');
   if (extra.includes('state'))
-    cmd.addOption(new Option('--state <state>', 'delivery state').choices(DELIVERY_STATES));
+    cmd.addOption(new Option('--state <state>', 'delivery state').choices([...FILTER_STATES]));
   if (extra.includes('reason')) cmd.option('--reason <text>', 'reason contains');
   return cmd;
 }
@@ -46,6 +64,11 @@ function filterOf(o: FilterOptions): Record<string, string> {
     target: o.target,
     source: o.source,
     repo: o.repo,
+    branch: o.branch,
+    commit: o.commit,
+    actor: o.actor,
+    deliveryId: o.deliveryId,
+    eventId: o.eventId,
     eventKey: o.event,
     status: o.status,
     state: o.state,
@@ -164,32 +187,11 @@ export function registerEventsCommands(program: Command): void {
         printJson(ev);
         return;
       }
-      const refs = (ev.refs as { name: string; oldHash: string | null; newHash: string | null }[]) ?? [];
-      print(
-        [
-          `event       ${ev.id}`,
-          `received    ${shortTime(ev.receivedAt as string)} from ${ev.clientIp ?? '-'}`,
-          `source      ${ev.source} (${ev.platform})`,
-          `event key   ${printable(String(ev.eventKey))}`,
-          `delivery id ${printable(String(ev.deliveryId))}`,
-          `repository  ${printable(String(ev.repository ?? '-'))}`,
-          `refs        ${refs.map((r) => `${printable(r.name)} ${r.oldHash?.slice(0, 8) ?? 'new'}..${r.newHash?.slice(0, 8) ?? 'deleted'}`).join(', ') || '-'}`,
-        ].join('\n'),
-      );
-      for (const t of ev.targets) {
-        const extra = [
-          t.reason && `reason: ${printable(t.reason)}`,
-          t.supersededBy && `superseded by ${printable(t.supersededBy)}`,
-        ]
-          .filter(Boolean)
-          .join(', ');
-        print(
-          `\ntarget ${t.target}: ${t.state}${extra ? ` (${extra})` : ''}  [job ${t.job.id}: ${t.job.state}]`,
-        );
-        if (t.explanation) print(`why: ${t.explanation}`);
-        if (t.attempts.length) print(attemptsTable(t.attempts));
-        if (t.excerpt) print(`last response: ${printable(t.excerpt)}`);
-      }
+      // The console's event page and this print the same timeline (src/admin/console/timeline.ts); every value
+      // from a payload or a target goes through printable() so a newline in it cannot forge a line.
+      const entries = (ev.timeline as TimelineEntry[] | undefined) ?? [];
+      print(`event ${ev.id}\n`);
+      print(timelineText({ id: String(ev.id), found: true, entries }, printable));
     }),
   );
 
@@ -327,6 +329,56 @@ async function eachId(
   printBulk(opts, answer, verb);
 }
 
+interface ReplayStatus {
+  batch: string;
+  total: number;
+  delivered: number;
+  failedAgain: number;
+  waiting: number;
+  done: boolean;
+  failures: { id: string; reason?: string }[];
+}
+
+const WAIT_POLL_MS = 1000;
+
+/**
+ * `dlq replay --wait`: one bulk replay (ids or filter), then its progress until every delivery has settled,
+ * and the outcome: delivered / failed again. Exit 1 when any failed again.
+ */
+async function replayAndWait(client: AdminClient, opts: Opts, ids: string[]): Promise<void> {
+  const filter = filterOf(opts);
+  if (ids.length && Object.keys(filter).length) throw usage('give either ids or filters, not both');
+  if (!ids.length && !Object.keys(filter).length)
+    throw usage(
+      'a filter is required (e.g. --target T --since 2h), or give ids; nothing is replayed by default',
+    );
+  const answer = await client.request<BulkAnswer & { batch?: string }>('POST', '/api/dead-letters/replay', {
+    ...(ids.length ? { ids } : filter),
+    fresh: !!opts.fresh,
+  });
+  if (!opts.json) printBulk(opts, answer, 'replayed');
+  if (!answer.batch) {
+    if (opts.json) printJson({ ...answer, outcome: null });
+    return;
+  }
+  let status: ReplayStatus;
+  let last = '';
+  for (;;) {
+    status = await client.get<ReplayStatus>(`/api/dead-letters/replays/${answer.batch}`);
+    const line = `${status.delivered} delivered, ${status.failedAgain} failed again, ${status.waiting} waiting (of ${status.total})`;
+    if (!opts.json && line !== last) process.stderr.write(`${line}\n`);
+    last = line;
+    if (status.done) break;
+    await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
+  }
+  if (opts.json) printJson({ ...answer, outcome: status });
+  else {
+    print(`outcome: ${status.delivered} delivered, ${status.failedAgain} failed again`);
+    for (const f of status.failures) print(`  ${f.id}: ${f.reason ?? 'dead'}`);
+  }
+  if (status.failedAgain > 0) process.exitCode = 1;
+}
+
 export function registerDlqCommands(program: Command): void {
   const dlq = program.command('dlq').description('dead letters: deliveries that failed for good (admin API)');
 
@@ -385,9 +437,11 @@ export function registerDlqCommands(program: Command): void {
       ['status', 'reason'],
     )
       .option('--dry-run', 'only count what would be replayed')
-      .option('--fresh', 'new Idempotency-Key (for targets that must rebuild)'),
+      .option('--fresh', 'new Idempotency-Key (for targets that must rebuild)')
+      .option('--wait', 'follow the replayed deliveries until each is delivered or dead again'),
   ).action(
     action(async (client, opts, ids: string[]) => {
+      if (opts.wait && !opts.dryRun) return replayAndWait(client, opts, ids);
       await idsOrFilter(
         client,
         opts,

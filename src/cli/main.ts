@@ -70,7 +70,7 @@ export function buildCli(): Command {
     .action(runRoles({ ingress: false, worker: true }));
   program
     .command('admin')
-    .description('only the admin API, metrics and dashboard (admin.host:admin.port)')
+    .description('only the admin API, metrics and ops console (admin.host:admin.port)')
     .option(...CONFIG_OPTION)
     .action(runRoles({ ingress: false, worker: false, admin: true }));
 

@@ -4,6 +4,7 @@ import type { CommitMessages } from '../bitbucket-api/commit-message.js';
 import type { Config, TargetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { indexDeadLetter } from '../queue/dead-letter-index.js';
 import {
   type AttemptRecord,
   type DeliveryState,
@@ -16,6 +17,7 @@ import type { DeliveryJobData } from '../queue/job-types.js';
 import type { Keys } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
 import type { RelayIdentity } from '../queue/relay-id.js';
+import { countAttempt } from '../queue/target-stats.js';
 import { startDeliverySpan } from '../tracing/delivery-span.js';
 import { notApplicable } from './applicable.js';
 import { applyAuth, type TokenCache, TokenError } from './auth.js';
@@ -171,11 +173,14 @@ export async function processJob(
   ) => recordAttempt(ctx.redis, eventKey, target.id, { state, ...extra });
 
   const dead = async (reason: string, attempt?: AttemptRecord, bodyExcerpt?: string): Promise<never> => {
-    await settle('dead', {
-      reason,
-      ...(attempt ? { attempt } : {}),
-      ...(bodyExcerpt ? { excerpt: bodyExcerpt } : {}),
-    });
+    await Promise.all([
+      settle('dead', {
+        reason,
+        ...(attempt ? { attempt } : {}),
+        ...(bodyExcerpt ? { excerpt: bodyExcerpt } : {}),
+      }),
+      indexDeadLetter(ctx.redis, ctx.keys, String(job.id)),
+    ]);
     ctx.metrics.deliveries.inc({ target: target.id, outcome: 'dead' });
     log.warn({ reason, status: attempt?.status, error: attempt?.error }, 'delivery dead-lettered');
     throw recorded(new UnrecoverableError(reason));
@@ -293,6 +298,12 @@ export async function processJob(
     ? excerpt(exchange.answer.bodyStart, exchange.token ? [...tr.secrets, exchange.token] : tr.secrets)
     : undefined;
   const verdict = exchange.verdict;
+  // For the console's targets page; an ops aggregate must not fail or slow the delivery.
+  countAttempt(ctx.redis, ctx.keys, target.id, {
+    at: attempt.at,
+    ms: attempt.ms,
+    ok: verdict.kind === 'delivered',
+  }).catch(() => {});
 
   if (verdict.kind === 'delivered') {
     await tr.circuit.success();

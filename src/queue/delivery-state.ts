@@ -5,7 +5,10 @@ import type { RedisClient } from './redis-connection.js';
  * The life of one (event, target) delivery, kept in the event's hash under `t:<targetId>` so that
  * `GET /api/events/:id` is a single HGETALL. Workers write it; the admin API and CLI read it.
  */
-/** `not-applicable`: final, neither delivered nor dead: the target does not take this event (see applicable.ts). */
+/*
+ * `not-applicable`: final, neither delivered nor dead: the target does not take this event (see applicable.ts).
+ * `quarantined`: an event held back for its shape (src/admin/quarantined.ts) until an operator releases it.
+ */
 export const DELIVERY_STATES = [
   'pending',
   'delivered',
@@ -14,6 +17,7 @@ export const DELIVERY_STATES = [
   'suppressed',
   'coalesced',
   'not-applicable',
+  'quarantined',
 ] as const;
 export type DeliveryState = (typeof DELIVERY_STATES)[number];
 

@@ -1,22 +1,35 @@
 import type { Logger } from '../log.js';
 import type { Runtime } from '../runtime.js';
+import { backfillDeadLetterIndex } from './dead-letter-index.js';
 
 const EVERY_MS = 60_000;
 
 /**
  * Trim the indexes whose members outlive what they point at: event hashes expire on their own, but their
- * entries in the event index, the quarantine indexes and the suppressed index would stay forever (and with `noeviction` a full Redis
+ * entries in the event, quarantine, suppressed and dead-letter indexes would stay forever (and with `noeviction` a full Redis
  * answers every webhook 503). Run by every worker process; each run is one idempotent ZREMRANGEBYSCORE per index.
  */
 export function startHousekeeping(
-  rt: Pick<Runtime, 'redis' | 'keys' | 'config'>,
+  rt: Pick<Runtime, 'redis' | 'keys' | 'config'> & Partial<Pick<Runtime, 'queues'>>,
   log: Logger,
 ): { stop(): void } {
+  // Once per start: failed jobs the dead-letter index does not know yet (see backfillDeadLetterIndex).
+  if (rt.queues) {
+    const failedSets = rt.queues.all().map(({ queue }) => queue.keys.failed!);
+    backfillDeadLetterIndex(rt.redis, rt.keys, failedSets).then(
+      (added) => {
+        if (added > 0) log.info({ added }, 'indexed dead letters the index did not know');
+      },
+      (err: Error) =>
+        log.warn({ err: err.message }, 'dead-letter index backfill failed; lists may miss some'),
+    );
+  }
   const run = async () => {
     const horizon = Date.now() - (rt.config.retention.eventsMs + rt.config.retention.deadLettersMs);
     try {
-      const [suppressed, ...perShard] = await Promise.all([
+      const [suppressed, deadLetters, ...perShard] = await Promise.all([
         rt.redis.zremrangebyscore(rt.keys.suppressed, '-inf', horizon),
+        rt.redis.zremrangebyscore(rt.keys.deadLetters, '-inf', horizon),
         ...Array.from({ length: rt.keys.shards }, (_, s) =>
           rt.redis.zremrangebyscore(rt.keys.eventIndexOf(s), '-inf', horizon),
         ),
@@ -25,7 +38,8 @@ export function startHousekeeping(
         ),
       ]);
       const events = perShard.reduce((a, b) => a + b, 0);
-      if (events + suppressed > 0) log.debug({ events, suppressed }, 'trimmed expired index entries');
+      if (events + suppressed + deadLetters > 0)
+        log.debug({ events, suppressed, deadLetters }, 'trimmed expired index entries');
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'housekeeping failed; will try again');
     }

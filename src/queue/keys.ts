@@ -32,7 +32,7 @@ export interface Keys {
   dedupeContent(contentKey: string, shard?: number): string;
   /** The replay guard: a source's body by its SHA-256 (base64url). */
   dedupeBody(sourceId: string, bodyHash: string, shard?: number): string;
-  /** A target's queue in a shard; on a cluster each shard's queue has its own name (the dashboard keys by name). */
+  /** A target's queue in a shard; on a cluster each shard's queue has its own name (metrics and logs name it). */
   queueName(targetId: string, shard?: number): string;
   queuePrefix(targetId: string, shard?: number): string;
   /**
@@ -67,6 +67,12 @@ export interface Keys {
   relayId: string;
   /** ZSET of suppressed deliveries (member `<eventId>.<targetId>`, score = time suppressed). */
   suppressed: string;
+  /** ZSET of dead letters (member = the failed job's id, score = time dead-lettered): the lists read it. */
+  deadLetters: string;
+  /** A bulk replay's record (ids and when), read back for its progress and outcome. */
+  replayBatch(batchId: string): string;
+  /** A target's per-minute (`m`, epoch minute) or per-hour (`h`) attempt counts and latency buckets. */
+  targetStats(targetId: string, unit: 'm' | 'h', bucket: number): string;
   /** Hash of the shared circuit-breaker state of a target (consecutive failures, open until, probe). */
   circuit(targetId: string): string;
 }
@@ -127,5 +133,8 @@ export function makeKeys(config: Pick<Config, 'redis'>): Keys {
     relayId: `${global}:relay-id`,
     suppressed: `${global}:suppressed`,
     circuit: (targetId) => `${global}:circuit:${targetId}`,
+    deadLetters: `${global}:dead-letters`,
+    replayBatch: (batchId) => `${global}:replay:${batchId}`,
+    targetStats: (targetId, unit, bucket) => `${global}:stats:${targetId}:${unit}:${bucket}`,
   };
 }

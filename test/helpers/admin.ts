@@ -2,6 +2,7 @@ import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { buildAdminApp } from '../../src/admin/admin-app.js';
+import { indexDeadLetter } from '../../src/queue/dead-letter-index.js';
 import { recordAttempt } from '../../src/queue/delivery-state.js';
 import type { DeliveryJobData } from '../../src/queue/job-types.js';
 import type { Runtime } from '../../src/runtime.js';
@@ -76,6 +77,7 @@ export function scriptedWorker(rt: Runtime, target: string, decide: (job: Job<De
           reason: `status ${outcome.status}`,
           ...(outcome.excerpt ? { excerpt: outcome.excerpt } : {}),
         });
+        await indexDeadLetter(rt.redis, rt.keys, String(job.id));
         throw new UnrecoverableError(`target answered ${outcome.status}`);
       }
       await recordAttempt(rt.redis, key, target, {
@@ -83,6 +85,7 @@ export function scriptedWorker(rt: Runtime, target: string, decide: (job: Job<De
         attempt: { n, at, ms: 10_000, error: outcome.error, trigger },
         reason: outcome.error,
       });
+      await indexDeadLetter(rt.redis, rt.keys, String(job.id));
       throw new UnrecoverableError(outcome.error);
     },
     {

@@ -7,12 +7,16 @@ import type { FastifyInstance } from 'fastify';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildAdminApp } from '../../src/admin/admin-app.js';
+import { CONSOLE_PATH } from '../../src/admin/console/console-routes.js';
 import type { Config } from '../../src/config/types.js';
 import { createRuntime, type Runtime, waitForRedis } from '../../src/runtime.js';
 import { api } from '../helpers/admin.js';
 import { testConfig } from '../helpers/config.js';
 import { captureLogs, duplicateKeys } from '../helpers/logs.js';
 import { useTestRedis } from '../helpers/redis.js';
+
+/** Where a sign-in lands when `next` is refused: the console's default page. */
+const HOME = `${CONSOLE_PATH}/events`;
 
 const OPERATOR = 'operator-token-0123456789abcdef';
 const VIEWER = 'viewer-token-0123456789abcdef';
@@ -164,16 +168,16 @@ describe('sign-in', () => {
       const before = await sessionCount();
       const res = await login(url, OPERATOR, next);
       expect(res.status, JSON.stringify(next)).toBe(303);
-      expect(res.headers.location, JSON.stringify(next)).toBe('/dashboard/');
+      expect(res.headers.location, JSON.stringify(next)).toBe(HOME);
       expect(await sessionCount()).toBe(before + 1);
     }
     // The same through the query string, where `%09` arrives decoded as a tab.
     const viaQuery = await from('127.0.0.1', `${url}/login?token=${OPERATOR}&next=/%09/evil.example`);
     expect(viaQuery.status).toBe(303);
-    expect(viaQuery.headers.location).toBe('/dashboard/');
+    expect(viaQuery.headers.location).toBe(HOME);
     const newline = await from('127.0.0.1', `${url}/login?token=${OPERATOR}&next=/%0aX`);
     expect(newline.status).toBe(303);
-    expect(newline.headers.location).toBe('/dashboard/');
+    expect(newline.headers.location).toBe(HOME);
     // A path of ours, query and all, is kept.
     const own = await login(url, OPERATOR, '/api/events?limit=5');
     expect(own.headers.location).toBe('/api/events?limit=5');

@@ -100,11 +100,17 @@ describe('hookrelay events', () => {
   it('events show: a readable life of the event, and --json', async () => {
     const human = await asViewer(['events', 'show', ids[0]!]);
     expect(human.code).toBe(0);
-    expect(human.stdout).toContain(`event       ${ids[0]}`);
-    expect(human.stdout).toContain('repository  acme/widgets');
-    expect(human.stdout).toMatch(/target ci: dead \(reason: status 503\)/);
-    expect(human.stdout).toMatch(/target ci2: suppressed \(reason: bot actor jenkins\)/);
-    expect(human.stdout).toContain('last response: Jenkins restarting');
+    // The same timeline as the console's event page.
+    expect(human.stdout).toContain(`event ${ids[0]}`);
+    expect(human.stdout).toContain('Received from Bitbucket');
+    expect(human.stdout).toContain('repository: acme/widgets');
+    expect(human.stdout).toContain('header x-hub-signature: •••• (masked)');
+    expect(human.stdout).toContain('Routed to ci, ci2');
+    expect(human.stdout).toMatch(/Attempt 1 of \d+ to ci: 503/);
+    expect(human.stdout).toMatch(/ci: dead\n.*\n.*\n\s+reason: status 503/);
+    expect(human.stdout).toContain('Loop guard suppressed the delivery to ci2: bot actor jenkins');
+    expect(human.stdout).toContain('response excerpt: Jenkins restarting');
+    expect(human.stdout).not.toContain(SECRETS.cloud);
     const json = await asViewer(['events', 'show', ids[0]!, '--json']);
     expect(json.code).toBe(0);
     expect(JSON.parse(json.stdout)).toMatchObject({ id: ids[0], eventKey: 'repo:push' });
@@ -131,6 +137,10 @@ describe('hookrelay events', () => {
       (await asViewer(['events', 'list', '--target', 'ci2', '--state', 'suppressed', '--json'])).stdout,
     );
     expect(filtered.events.map((e: { id: string }) => e.id)).toEqual([ids[0]]);
+    const branch = JSON.parse(
+      (await asViewer(['events', 'list', '--branch', 'feature-1', '--commit', '9fdd7b', '--json'])).stdout,
+    );
+    expect(branch.events.map((e: { id: string }) => e.id)).toEqual([ids[1]]);
     const bad = await asViewer(['events', 'list', '--state', 'nonsense']);
     expect(bad.code).toBe(2);
     const badTarget = await asViewer(['events', 'list', '--target', 'nope']);
@@ -247,6 +257,28 @@ describe('hookrelay dlq', () => {
   });
 });
 
+describe('hookrelay dlq replay --wait', () => {
+  it('replays, shows progress and ends with the outcome: delivered / failed again', async () => {
+    // What the earlier tests replayed is waiting: let it die again, then replay it with --wait.
+    const dying = scriptedWorker(ing.rt, 'ci', () => ({ status: 502, excerpt: 'still down' }));
+    await waitFor(async () => (await ing.rt.queues.get('ci')!.getFailedCount()) === 2);
+    await dying.close();
+    const worker = scriptedWorker(ing.rt, 'ci', (job) =>
+      job.data.e === ids[0] ? { ok: true } : { status: 502, excerpt: 'still down' },
+    );
+    try {
+      const run = await asOperator(['dlq', 'replay', '--target', 'ci', '--wait']);
+      expect(run.code).toBe(1); // one failed again
+      expect(run.stdout).toContain('2 replayed');
+      expect(run.stderr).toMatch(/\d delivered, \d failed again, \d waiting \(of 2\)/);
+      expect(run.stdout).toContain('outcome: 1 delivered, 1 failed again');
+      expect(run.stdout).toContain(`${ids[1]}.ci: status 502`);
+    } finally {
+      await worker.close();
+    }
+  });
+});
+
 describe('human output of names from payloads', () => {
   it('shows control characters escaped: no terminal escape sequence reaches the screen', async () => {
     // A signed push whose repository and ref names carry ESC sequences (retitle, colour, clear screen), a C1
@@ -274,6 +306,6 @@ describe('human output of names from payloads', () => {
       expect(out).toContain('acme/\\u001b]0;pwned\\u0007evil');
       expect(out).toContain('main\\u001b[2J\\u009b31m\\u000arepository  forged');
     }
-    expect(show.stdout.split('\n').filter((l) => l.startsWith('repository')).length).toBe(1);
+    expect(show.stdout.split('\n').filter((l) => /^\s*repository[: ]/.test(l)).length).toBe(1);
   });
 });

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { verifySignature } from '../../src/bitbucket/signature.js';
 import { newSecret } from '../../src/delivery/signing.js';
 import type { DeliveryJobData } from '../../src/queue/job-types.js';
+import { readAttemptSummaries } from '../../src/queue/target-stats.js';
 import { cloudPullRequest, cloudPush, dcRefsChanged } from '../fixtures/payloads.js';
 import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
 import { SECRETS } from '../helpers/config.js';
@@ -124,6 +125,13 @@ describe('http target', () => {
       [2, 502],
       [3, 200],
     ]);
+    // The targets page's aggregates count each attempt where it is recorded (written after the state).
+    const summaries = () => readAttemptSummaries(r.ing.rt.redis, r.ing.rt.keys, 'ci');
+    await waitUntil(async () => (await summaries()).hour.attempts === 3);
+    const stats = await summaries();
+    expect(stats.hour.successRate).toBeCloseTo(1 / 3);
+    expect(stats.day.attempts).toBe(3);
+    expect(stats.hour.p50Ms).not.toBeNull();
   });
 
   it('honours Retry-After on 429 (seconds), and clamps a huge one to maxRetryAfter', async () => {
@@ -199,6 +207,9 @@ describe('http target', () => {
     const job = await r.ing.rt.queues.get('gone')!.getJob(`${id}.gone`);
     expect(await job!.getState()).toBe('failed');
     expect(job!.failedReason).toBe('status 410');
+    // Both are in the dead-letter index the lists read.
+    const indexed = await r.ing.rt.redis.zrange(r.ing.rt.keys.deadLetters, 0, -1);
+    expect(indexed.sort()).toEqual([`${id}.bad`, `${id}.gone`]);
   });
 
   it('timeouts are retried until the attempts run out, then dead-lettered as max attempts', async () => {
