@@ -130,6 +130,17 @@ describe('a signed body of unexpected field types', () => {
     const after = await api<any>(admin.url, 'GET', '/api/quarantined', { token: VIEWER });
     expect(after.json.quarantined.map((q: any) => q.id)).toEqual([b.json.id]);
     expect(server.received).toHaveLength(1);
+
+    // The events list knows the state too: only the one still held back, marked; the released one is not.
+    const held = await api<any>(admin.url, 'GET', '/api/events?state=quarantined', { token: VIEWER });
+    expect(held.status).toBe(200);
+    expect(held.json.events.map((e: any) => e.id)).toEqual([b.json.id]);
+    expect(held.json.events[0].quarantined).toBe(true);
+    const shown = await api<any>(admin.url, 'GET', `/api/events/${b.json.id}`, { token: VIEWER });
+    expect(shown.json.timeline.find((e: any) => e.kind === 'routing')).toMatchObject({
+      title: expect.stringContaining('Quarantined'),
+      details: expect.arrayContaining([['reason', 'pullrequest.title: must be a string']]),
+    });
   });
 
   it('the CLI lists, discards (audited, never delivered) and releases quarantined events', async () => {
