@@ -1,14 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { AdminDeps } from './admin-deps.js';
 import type { Audit } from './audit.js';
-import { describeFilter, parseFilter, parseLimit, parseOffset } from './filters.js';
+import { describeFilter, parseLimit, parseOffset, parseQueryFilter } from './filters.js';
 import { QuarantinedEvents } from './quarantined.js';
 
 export async function quarantinedRoutes(app: FastifyInstance, deps: AdminDeps, audit: Audit): Promise<void> {
   const quarantine = new QuarantinedEvents(deps);
 
   app.get<{ Querystring: Record<string, string> }>('/api/quarantined', async (req) => {
-    const filter = parseFilter(req.query, deps.config);
+    const filter = parseQueryFilter(req.query, deps.config);
     const page = await quarantine.list(filter, parseLimit(req.query.limit), parseOffset(req.query.cursor));
     audit(req, {
       action: 'quarantined.list',

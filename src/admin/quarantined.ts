@@ -5,8 +5,9 @@ import { Router } from '../ingress/routing.js';
 import { deliveryJobOptions } from '../queue/job-options.js';
 import { type DeliveryJobData, deliveryJobId, idempotencyKey } from '../queue/job-types.js';
 import type { AdminDeps } from './admin-deps.js';
+import { matchesEvent } from './event-match.js';
 import { type EventMeta, type EventSummary, eventSummary, parseMeta } from './event-view.js';
-import { type Filter, globMatch } from './filters.js';
+import type { Filter } from './filters.js';
 
 /** A signed event stored but held back for its shape: a member of its shard's quarantine index. */
 export interface Quarantined extends Partial<EventSummary> {
@@ -37,17 +38,26 @@ function view(l: Loaded): Quarantined {
   };
 }
 
+/** Whether the filter asks something of the events themselves: then pages are read in batches and judged. */
 function byMeta(f: Filter): boolean {
-  return Boolean(f.source || f.repo || f.eventKey || f.target);
+  return Boolean(
+    f.source ||
+      f.repo ||
+      f.eventKey ||
+      f.target ||
+      f.branch ||
+      f.commit ||
+      f.actor ||
+      f.deliveryId ||
+      f.eventId ||
+      (f.state && f.state !== 'quarantined'),
+  );
 }
 
 function matches(l: Loaded, f: Filter): boolean {
-  // A quarantined event has no targets yet: a target filter matches none.
-  if (f.target) return false;
-  if (f.source && l.meta?.sourceId !== f.source) return false;
-  if (f.repo && !globMatch(f.repo, l.meta?.envelope.repository)) return false;
-  if (f.eventKey && !globMatch(f.eventKey, l.meta?.envelope.eventKey)) return false;
-  return true;
+  // A quarantined event has no targets and no delivery state yet: a target or another state matches none.
+  if (f.target || (f.state && f.state !== 'quarantined')) return false;
+  return matchesEvent(l.id, l.meta, f);
 }
 
 /**

@@ -111,6 +111,16 @@ describe('a signed body of unexpected field types', () => {
     expect(page.json.quarantined.map((q: any) => q.id)).toEqual([a.json.id]);
     const bySource = await api<any>(admin.url, 'GET', '/api/quarantined?source=cloud', { token: VIEWER });
     expect(bySource.json.quarantined.map((q: any) => q.id)).toEqual([b.json.id]);
+    // The event filters apply; another delivery state matches none; an unknown parameter is refused.
+    const byKey = await api<any>(admin.url, 'GET', '/api/quarantined?eventKey=pullrequest:*', {
+      token: VIEWER,
+    });
+    expect(byKey.json.quarantined.map((q: any) => q.id)).toEqual([b.json.id]);
+    const dead = await api<any>(admin.url, 'GET', '/api/quarantined?state=dead', { token: VIEWER });
+    expect(dead.json.quarantined).toEqual([]);
+    const unknown = await api<any>(admin.url, 'GET', '/api/quarantined?colour=red', { token: VIEWER });
+    expect(unknown.status).toBe(400);
+    expect(unknown.json.error).toBe('UNKNOWN_FILTER');
     expect(server.received).toHaveLength(0);
 
     const denied = await api(admin.url, 'POST', `/api/quarantined/${a.json.id}/release`, { token: VIEWER });
