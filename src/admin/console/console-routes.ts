@@ -16,8 +16,10 @@ import {
   encodeCursor,
   FILTER_STATES,
   type Filter,
+  parseOffset,
   parseQueryFilter,
 } from '../filters.js';
+import { QuarantinedEvents } from '../quarantined.js';
 import { ReplayBatches } from '../replay-batches.js';
 import { SuppressedDeliveries } from '../suppressed.js';
 import { Targets } from '../targets.js';
@@ -65,6 +67,7 @@ export async function consoleRoutes(app: FastifyInstance, deps: AdminDeps, audit
 
   const deadLetters = new DeadLetters(deps);
   const suppressed = new SuppressedDeliveries(deps);
+  const quarantine = new QuarantinedEvents(deps);
   const targets = new Targets(deps);
   const batches = new ReplayBatches(deps);
   const home = `${basePath}${CONSOLE_PATH}`;
@@ -305,6 +308,46 @@ export async function consoleRoutes(app: FastifyInstance, deps: AdminDeps, audit
         audit(req, { action: `suppressed.${verb}`, via: 'console', ids: [req.params.id], count: 1 });
         const done = verb === 'release' ? 'Released' : 'Discarded';
         return back(reply, safeReturn(req.body?.return, '/suppressed'), `${done} ${req.params.id}`);
+      },
+    );
+
+  // ---- quarantined
+  app.get<{ Querystring: Query }>(`${CONSOLE_PATH}/quarantined`, async (req, reply) => {
+    const { cursor, limit: _limit, ...q } = req.query;
+    const { filter, query, error } = filterOf(q);
+    const { page, pageError } = await loadPage<Awaited<ReturnType<QuarantinedEvents['list']>>>(
+      error,
+      { quarantined: [], total: 0, nextOffset: null },
+      async () => quarantine.list(filter, PAGE_SIZE, parseOffset(cursor)),
+    );
+    audit(req, {
+      action: 'quarantined.list',
+      via: 'console',
+      filter: describeFilter(filter),
+      count: page.quarantined.length,
+    });
+    return render(req, reply, 'quarantined', {
+      title: 'Quarantined',
+      query,
+      error: pageError,
+      page,
+      here: urlWith('/quarantined', query).slice(home.length),
+      nextUrl:
+        page.nextOffset === null
+          ? null
+          : urlWith('/quarantined', { ...query, cursor: String(page.nextOffset) }),
+    });
+  });
+
+  for (const verb of ['release', 'discard'] as const)
+    app.post<{ Params: { id: string }; Body: Query }>(
+      `${CONSOLE_PATH}/quarantined/:id/${verb}`,
+      async (req, reply) => {
+        const found = await quarantine.get(req.params.id);
+        await quarantine[verb](found);
+        audit(req, { action: `quarantined.${verb}`, via: 'console', ids: [req.params.id], count: 1 });
+        const done = verb === 'release' ? 'Released' : 'Discarded';
+        return back(reply, safeReturn(req.body?.return, '/quarantined'), `${done} ${req.params.id}`);
       },
     );
 
