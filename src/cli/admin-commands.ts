@@ -2,6 +2,7 @@ import { type Command, CommanderError, Option } from 'commander';
 import { type TimelineEntry, timelineText } from '../admin/console/timeline.js';
 import { FILTER_STATES } from '../admin/filters.js';
 import type { Quarantined } from '../admin/quarantined.js';
+import type { ReplayBatchStatus } from '../admin/replay-batches.js';
 import {
   AdminApiError,
   type AdminClient,
@@ -329,16 +330,6 @@ async function eachId(
   printBulk(opts, answer, verb);
 }
 
-interface ReplayStatus {
-  batch: string;
-  total: number;
-  delivered: number;
-  failedAgain: number;
-  waiting: number;
-  done: boolean;
-  failures: { id: string; reason?: string }[];
-}
-
 const WAIT_POLL_MS = 1000;
 
 /**
@@ -361,10 +352,10 @@ async function replayAndWait(client: AdminClient, opts: Opts, ids: string[]): Pr
     if (opts.json) printJson({ ...answer, outcome: null });
     return;
   }
-  let status: ReplayStatus;
+  let status: ReplayBatchStatus;
   let last = '';
   for (;;) {
-    status = await client.get<ReplayStatus>(`/api/dead-letters/replays/${answer.batch}`);
+    status = await client.get<ReplayBatchStatus>(`/api/dead-letters/replays/${answer.batch}`);
     const line = `${status.delivered} delivered, ${status.failedAgain} failed again, ${status.waiting} waiting (of ${status.total})`;
     if (!opts.json && line !== last) process.stderr.write(`${line}\n`);
     last = line;
