@@ -29,6 +29,7 @@ import type { Coalescer } from './coalesce.js';
 import { RetryLater } from './errors.js';
 import { excerpt, type TargetAnswer, type TargetClient } from './http-client.js';
 import type { GuardResult, GuardVerdict, LoopGuard } from './loop-guard.js';
+import { recordedHeaders } from './recorded-headers.js';
 import type { RefOrder } from './ref-order.js';
 import { retryHintMs } from './retry-hints.js';
 import type { SharedRateLimit } from './shared-rate-limit.js';
@@ -109,6 +110,8 @@ interface Exchange {
   token?: string;
   /** A look-up showed there is nothing to send (the reason): the delivery ends `not-applicable`. */
   skipped?: string;
+  /** The headers of the last request that went out (or was about to, when it failed), as sent. */
+  sentHeaders?: Record<string, string>;
 }
 
 /**
@@ -286,6 +289,7 @@ export async function processJob(
   span?.end(exchange.skipped ? 'not-applicable' : exchange.verdict.kind, exchange.answer?.status);
   if (exchange.skipped) return nothingToSend(exchange.skipped);
   ctx.metrics.attemptDuration.observe({ target: target.id }, exchange.ms / 1000);
+  const attemptSecrets = exchange.token ? [...tr.secrets, exchange.token] : tr.secrets;
   const attempt: AttemptRecord = {
     n,
     at: exchange.at,
@@ -293,9 +297,13 @@ export async function processJob(
     ...(exchange.answer ? { status: exchange.answer.status } : {}),
     ...(exchange.error ? { error: exchange.error } : {}),
     trigger,
+    ...(exchange.sentHeaders
+      ? { requestHeaders: recordedHeaders(exchange.sentHeaders, attemptSecrets) }
+      : {}),
+    ...(exchange.answer ? { responseHeaders: recordedHeaders(exchange.answer.headers, attemptSecrets) } : {}),
   };
   const bodyExcerpt = exchange.answer?.bodyStart
-    ? excerpt(exchange.answer.bodyStart, exchange.token ? [...tr.secrets, exchange.token] : tr.secrets)
+    ? excerpt(exchange.answer.bodyStart, attemptSecrets)
     : undefined;
   const verdict = exchange.verdict;
   // For the console's targets page; an ops aggregate must not fail or slow the delivery.
@@ -404,17 +412,19 @@ async function send(
   let last: TargetAnswer | undefined;
   // Whether a request that may start a build has gone out: a look-up that fails started nothing.
   let sending = false;
+  const sent: { headers?: Record<string, string> } = {};
   const ended = (answer: TargetAnswer, verdict: Verdict): Exchange => ({
     answer,
     verdict,
     ms: Date.now() - at,
     at,
     ...(token ? { token } : {}),
+    ...(sent.headers ? { sentHeaders: sent.headers } : {}),
   });
   try {
     let requests: OutgoingRequest[];
     if ('lookup' in prepared) {
-      const look = await call(ctx, tr, prepared.lookup, key, traced);
+      const look = await call(ctx, tr, prepared.lookup, key, traced, sent);
       token = look.token;
       const next = prepared.afterLookup(look.answer.status, look.answer.body ?? '');
       if (next === undefined) {
@@ -432,7 +442,7 @@ async function send(
     for (const built of requests) {
       if (mayRepeat && built.alreadyDone) {
         sending = false;
-        const look = await call(ctx, tr, built.alreadyDone.request, key, traced, built.part);
+        const look = await call(ctx, tr, built.alreadyDone.request, key, traced, sent, built.part);
         token = look.token;
         const verdict = classifyStatus(target.type, look.answer.status, look.answer);
         if (verdict.kind !== 'delivered') {
@@ -447,11 +457,11 @@ async function send(
         }
       }
       sending = true;
-      const sent = await call(ctx, tr, built, key, traced, built.part);
-      token = sent.token;
-      last = sent.answer;
-      const verdict = classifyStatus(target.type, sent.answer.status, sent.answer);
-      if (verdict.kind !== 'delivered') return ended(sent.answer, verdict);
+      const exchanged = await call(ctx, tr, built, key, traced, sent, built.part);
+      token = exchanged.token;
+      last = exchanged.answer;
+      const verdict = classifyStatus(target.type, exchanged.answer.status, exchanged.answer);
+      if (verdict.kind !== 'delivered') return ended(exchanged.answer, verdict);
     }
     return {
       ...(last ? { answer: last } : {}),
@@ -459,6 +469,7 @@ async function send(
       ms: Date.now() - at,
       at,
       ...(token ? { token } : {}),
+      ...(sent.headers ? { sentHeaders: sent.headers } : {}),
     };
   } catch (err) {
     const ms = Date.now() - at;
@@ -470,7 +481,7 @@ async function send(
     }
     const verdict = classifyError(target.type, err, sending);
     ctx.log.debug({ target: target.id, eventId: event.id, err: verdict.reason }, 'request failed');
-    return { error: verdict.reason, verdict, ms, at };
+    return { error: verdict.reason, verdict, ms, at, ...(sent.headers ? { sentHeaders: sent.headers } : {}) };
   }
 }
 
@@ -484,6 +495,7 @@ async function call(
   built: OutgoingRequest,
   key: string,
   traced: Record<string, string>,
+  sent: { headers?: Record<string, string> },
   part?: string,
 ): Promise<{ answer: TargetAnswer; token?: string }> {
   const { target } = tr;
@@ -495,10 +507,9 @@ async function call(
     const token = auth.headers.authorization?.startsWith('Bearer ')
       ? auth.headers.authorization.slice(7)
       : undefined;
-    const answer = await tr.client.send(
-      { ...built, headers: { ...built.headers, ...traced, ...signature, ...auth.headers } },
-      auth.query,
-    );
+    const headers = { ...built.headers, ...traced, ...signature, ...auth.headers };
+    sent.headers = headers;
+    const answer = await tr.client.send({ ...built, headers }, auth.query);
     // An identity-aware proxy refused the cached token: fetch a fresh one and try once more right away.
     if (answer.status === 401 && target.auth?.type === 'oauth2' && tries === 0) {
       ctx.tokens.invalidate(target.id, token);

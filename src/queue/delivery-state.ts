@@ -33,6 +33,10 @@ export interface AttemptRecord {
   /** Short error (timeout, connection refused, …) when it did not; never a secret. */
   error?: string;
   trigger?: 'bitbucket' | 'replay' | 'release';
+  /** The last request's headers as sent, credentials masked (see recorded-headers.ts). */
+  requestHeaders?: Record<string, string>;
+  /** The target's answer headers, masked the same way. */
+  responseHeaders?: Record<string, string>;
 }
 
 export interface TargetState {

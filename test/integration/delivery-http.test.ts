@@ -204,6 +204,16 @@ describe('http target', () => {
     expect(b).toMatchObject({ state: 'dead', reason: 'status 400', excerpt: '{"error":"bad payload"}' });
     expect(gone.received).toHaveLength(1);
     expect(gone.received[0]!.headers.authorization).toBe('Bearer s3cret-target-token');
+    // The attempt keeps the headers as sent and answered, for the timeline: credentials masked, the rest as is.
+    const recorded = g.attempts[0]!;
+    expect(recorded.requestHeaders).toMatchObject({
+      authorization: '[masked]',
+      'idempotency-key': `${id}.gone`,
+      'x-event-key': 'repo:push',
+      'x-hub-signature': '[masked]',
+    });
+    expect(recorded.responseHeaders).toMatchObject({ 'content-type': 'text/plain' });
+    expect(JSON.stringify(recorded)).not.toContain('s3cret-target-token');
     const job = await r.ing.rt.queues.get('gone')!.getJob(`${id}.gone`);
     expect(await job!.getState()).toBe('failed');
     expect(job!.failedReason).toBe('status 410');

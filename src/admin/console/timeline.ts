@@ -186,6 +186,19 @@ export interface TargetRuntimeInfo {
   circuitOpenUntil?: number;
 }
 
+/** An attempt's recorded headers (credentials already masked when recorded) as one detail line. */
+function headerDetails(label: string, headers: Record<string, string> | undefined): [string, string][] {
+  if (!headers || Object.keys(headers).length === 0) return [];
+  return [
+    [
+      label,
+      Object.entries(headers)
+        .map(([name, value]) => `${name}: ${value}`)
+        .join('; '),
+    ],
+  ];
+}
+
 function attemptEntry(
   target: string,
   a: AttemptRecord,
@@ -203,6 +216,8 @@ function attemptEntry(
       ['status', a.status !== undefined ? String(a.status) : `no answer (${a.error ?? 'unknown'})`],
       ['trigger', a.trigger ?? 'bitbucket'],
       ['circuit', circuit],
+      ...headerDetails('request headers', a.requestHeaders),
+      ...headerDetails('response headers', a.responseHeaders),
     ],
     tone: ok ? 'good' : 'bad',
   };
