@@ -122,8 +122,9 @@ describe('dedupe never drops a new transition; replays are copies', () => {
     expect(second.status).toBe(202);
     expect(second.json.repeatedRefs).toEqual(['main']);
     await r.settled(String(second.json.id), 'ci', ['delivered']);
+    // Two events to one target may arrive in either order: workers run jobs concurrently.
     const got = await server.waitFor(2);
-    expect(got[1]!.body.equals(req.body)).toBe(true);
+    expect(got.filter((hit) => hit.body.equals(req.body))).toHaveLength(1);
     const stored = await r.ing.rt.store.read(String(second.json.id));
     expect(stored?.envelope.repeatedRefs).toEqual(['main']);
     // Every ref repeating its last move is a copy.
