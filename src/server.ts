@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { type DeliveryWorkers, startDeliveryWorkers } from '../workers/delivery-worker.js';
 import { buildIngressApp } from './app.js';
 import type { Config } from './config/types.js';
+import { type FanOut, startFanOut } from './fanout/fan-out.js';
 import { listenAt } from './listen.js';
 import type { Logger } from './log.js';
 import { buildWorkerMetricsApp } from './metrics-app.js';
@@ -57,6 +58,7 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
   let admin: FastifyInstance | undefined;
   let metricsApp: FastifyInstance | undefined;
   let workers: DeliveryWorkers | undefined;
+  let fanOut: FanOut | undefined;
   let housekeeping: ReturnType<typeof startHousekeeping> | undefined;
   let ingressUrl: string | undefined;
   let adminUrl: string | undefined;
@@ -68,6 +70,8 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
     stopping ??= (async () => {
       await Promise.all([app?.close(), admin?.close()]);
       housekeeping?.stop();
+      // The inbox before the deliveries: an event read and not yet decided stays pending, claimed on restart.
+      await fanOut?.close();
       await workers?.close();
       await metricsApp?.close();
       await rt?.close();
@@ -101,8 +105,11 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
       adminUrl = await listenAt(admin, effective.admin, 'admin');
       log.info({ url: adminUrl }, 'admin listening');
     }
+    // The worker role routes what the ingress received (the fan-out) and delivers it.
+    fanOut = roles.worker ? startFanOut(runtime) : undefined;
     workers = roles.worker ? startDeliveryWorkers(runtime) : undefined;
-    if (workers) log.info({ targets: effective.targets.map((t) => t.id) }, 'delivery workers started');
+    if (workers)
+      log.info({ targets: effective.targets.map((t) => t.id) }, 'fan-out and delivery workers started');
     housekeeping = roles.worker ? startHousekeeping(runtime, log) : undefined;
     if (roles.worker && !roles.admin && effective.worker.metricsPort !== undefined) {
       metricsApp = buildWorkerMetricsApp(runtime);

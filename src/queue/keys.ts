@@ -7,9 +7,16 @@ import type { Config } from '../config/types.js';
  * On Redis Cluster the keyspace is split into `redis.shards` shards, each under one hash tag (`{prefix:N}`):
  * an event's hash, its index entry, its dedupe keys and its delivery jobs (one BullMQ queue per target and
  * shard) share a slot, and the event id carries its shard (so a job, an ops request or a log line with the id
- * finds the rest), so the store script stays one atomic call, and shards spread over the primaries. An
- * event's shard follows its repository: a redelivery, a second hook's copy of the same change and every later
- * push to the same ref meet the same dedupe keys and the same coalescing state. The loop guard's counters and
+ * finds the rest), so every script stays one atomic call in one slot, and shards spread over the primaries.
+ *
+ * An event has up to two shards. The ingress answers before it parses, so it appends a received event to the
+ * shard of its body's hash (`inboxShardOf`): the event hash, its index entry, its delivery-id and body-hash
+ * dedupe keys and its inbox entry. The fan-out parses it and routes it in its repository's shard (`shardOf`):
+ * a second hook's copy of the same change and every later push to the same ref meet the same content dedupe
+ * keys and the same coalescing state there. When the two differ, the fan-out writes the routed record (body,
+ * headers, envelope, jobs) under the same id with the repository's shard in its last digits, and the received
+ * record keeps a pointer to it (`routedAs`, see src/fanout/); the jobs, the worker's guard script and
+ * coalescing then only ever see the routed id. Without a cluster both shards are 0: one record, no copy. The loop guard's counters and
  * coalescing state go with the repository's shard too (and are kept per source). Small keys about the whole relay (circuit
  * breakers, rate limits, the suppressed list) share the `{prefix}` tag. Without a cluster there is
  * one shard and no tags: the keys are those of a single Redis.
@@ -18,8 +25,20 @@ export interface Keys {
   prefix: string;
   /** How many shards (1 unless clustered). */
   shards: number;
-  /** The shard of a new event, from its repository. */
+  /** The shard of a routed event, from its repository (the shard of its jobs and its loop-guard keys). */
   shardOf(sourceId: string, repository: string | null): number;
+  /**
+   * The shard of a received event, from its body's SHA-256 (base64url): the ingress does not parse the body,
+   * so it cannot know the repository. A redelivery and a replayed body have the same bytes, so they meet
+   * their delivery-id and body-hash dedupe keys in the same shard.
+   */
+  inboxShardOf(bodyHash: string): number;
+  /**
+   * STREAM of a shard's received events, one entry (`id` = event id) per event, read by the fan-out's
+   * consumer group and deleted once the event is routed. In the event hash's slot, so the ingress's append
+   * and the fan-out's decision each stay one script.
+   */
+  inbox(shard: number): string;
   /** Where `redis.shards` is recorded, so a relay started with another count refuses to run (shard-check.ts). */
   shardCount: string;
   /** The shard an event id was made for (see newEventId): its last three hex digits. */
@@ -42,8 +61,8 @@ export interface Keys {
    */
   loop(name: string, shard?: number): string;
   /**
-   * ZSET of a shard's quarantined events (member = event id, score = received at): written by the store script
-   * with the event, so in the event's slot.
+   * ZSET of a shard's quarantined events (member = event id, score = received at): written by the fan-out's
+   * route script with the routed event, so in its slot.
    */
   quarantinedOf(shard: number): string;
   /**
@@ -112,6 +131,8 @@ export function makeKeys(config: Pick<Config, 'redis'>): Keys {
     // By repository alone: every event of a repository, whatever its source, lands in one shard (the loop
     // guard's and coalescing's keys are per source within it).
     shardOf: (_sourceId, repository) => (shards === 1 ? 0 : fnv1a(repository ?? '') % shards),
+    inboxShardOf: (bodyHash) => (shards === 1 ? 0 : fnv1a(bodyHash) % shards),
+    inbox: (s) => `${shard(s)}:inbox`,
     shardOfId,
     shardCount: `${global}:shards`,
     event: (id) => `${shard(shardOfId(id))}:ev:${id}`,
