@@ -87,11 +87,22 @@ export class FanOut {
     return this;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops reading and lets a batch being decided finish, within a bound: a batch cut short (Redis away, or
+   * too slow) leaves its entries pending, and another consumer claims them.
+   */
+  async close(boundMs = 2000): Promise<void> {
     this.running = false;
-    // A blocked XREADGROUP returns within blockMs; disconnecting ends it at once (its entries stay pending).
+    // A blocked XREADGROUP returns within blockMs; disconnecting ends it at once.
     for (const reader of this.readers) reader.disconnect();
-    await Promise.allSettled(this.loops);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(this.loops),
+      new Promise((r) => {
+        timer = setTimeout(r, boundMs);
+      }),
+    ]);
+    clearTimeout(timer);
     this.writerConn.disconnect();
   }
 
@@ -200,11 +211,10 @@ export class FanOut {
             shard: routedShard,
           })
         : [];
-    const meta: EventMeta = {
+    const meta: Omit<EventMeta, 'targets'> = {
       sourceId: stored.sourceId,
       receivedAt: stored.receivedAt,
       envelope: decision.envelope,
-      targets: decision.targets,
       ...(stored.clientIp ? { clientIp: stored.clientIp } : {}),
       ...(stored.traceparent ? { traceparent: stored.traceparent } : {}),
     };

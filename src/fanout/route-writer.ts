@@ -46,7 +46,7 @@ export class RouteWriter {
 
   async write(
     event: InboxEvent,
-    meta: EventMeta,
+    meta: Omit<EventMeta, 'targets'>,
     decision: Decision,
     routedShard: number,
     content: ContentDedupeKey[],
@@ -62,12 +62,16 @@ export class RouteWriter {
       this.keys.inbox(routedShard),
     ];
     const field = (name: string) => event.fields[name] ?? '';
+    // The meta as routed, and as a duplicate (no targets: it has no jobs), from one serialisation.
+    const untargeted = JSON.stringify(meta).slice(0, -1);
+    const withTargets = (targets: string[]) => `${untargeted},"targets":${JSON.stringify(targets)}}`;
     const args: (string | number | Buffer)[] = [
       routedId,
       now,
       meta.receivedAt,
       this.config.retention.eventsMs + this.config.retention.deadLettersMs,
-      JSON.stringify(meta),
+      withTargets(decision.targets),
+      withTargets([]),
       decision.quarantine === undefined ? 'routed' : 'quarantined',
       decision.quarantine ?? '',
       content.length,

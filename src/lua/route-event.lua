@@ -18,20 +18,20 @@
   KEYS: 1 routed event hash, 2 event index, 3 quarantine index, 4 inbox stream, 5..4+D content dedupe keys,
         then 8 per target (see includes/add-delivery-jobs.lua).
   ARGV: 1 routed event id, 2 routed at (ms), 3 received at (ms), 4 event retention (ms), 5 meta JSON,
-        6 state ('routed' | 'quarantined'), 7 quarantine reason ('' = none), 8 D, 9 inbox entry id ('' = none
-        to acknowledge here), 10 consumer group, 11 copy ('' | '1'), 12 headers JSON, 13 body encoding,
-        14 body (12–14 only with a copy), then (tag, TTL seconds) per content key, then (job id, name, data,
-        opts) per target.
+        6 meta JSON of a duplicate (no targets), 7 state ('routed' | 'quarantined'), 8 quarantine reason
+        ('' = none), 9 D, 10 inbox entry id ('' = none to acknowledge here), 11 consumer group, 12 copy
+        ('' | '1'), 13 headers JSON, 14 body encoding, 15 body (13–15 only with a copy), then (tag, TTL
+        seconds) per content key, then (job id, name, data, opts) per target.
   Returns {'decided', state, duplicate of} when decided before, {'gone', ''} when the received event has
   expired, {'duplicate', holder event id}, or {'routed', repeated indices joined by ','}.
 ]]
 --- @include "includes/add-delivery-jobs"
 local rcall = redis.call
-local copy = ARGV[11] == '1'
+local copy = ARGV[12] == '1'
 local function acknowledge()
-  if ARGV[9] ~= '' then
-    rcall('XACK', KEYS[4], ARGV[10], ARGV[9])
-    rcall('XDEL', KEYS[4], ARGV[9])
+  if ARGV[10] ~= '' then
+    rcall('XACK', KEYS[4], ARGV[11], ARGV[10])
+    rcall('XDEL', KEYS[4], ARGV[10])
   end
 end
 
@@ -45,10 +45,10 @@ if not copy and rcall('EXISTS', KEYS[1]) == 0 then
   return {'gone', ''}
 end
 
-local nd = tonumber(ARGV[8])
+local nd = tonumber(ARGV[9])
 local repeated, firstHolder = {}, nil
 for i = 1, nd do
-  local tag = ARGV[13 + 2 * i]
+  local tag = ARGV[14 + 2 * i]
   local held = rcall('GET', KEYS[4 + i])
   if held then
     local bar = string.find(held, '|', 1, true)
@@ -60,27 +60,27 @@ for i = 1, nd do
 end
 if nd > 0 and #repeated == nd then
   if not copy then
-    rcall('HSET', KEYS[1], 'meta', ARGV[5], 'state', 'duplicate', 'duplicateOf', firstHolder, 'routedAt', ARGV[2])
+    rcall('HSET', KEYS[1], 'meta', ARGV[6], 'state', 'duplicate', 'duplicateOf', firstHolder, 'routedAt', ARGV[2])
     acknowledge()
   end
   return {'duplicate', firstHolder}
 end
 
 local rep = table.concat(repeated, ',')
-rcall('HSET', KEYS[1], 'meta', ARGV[5], 'state', ARGV[6], 'routedAt', ARGV[2])
+rcall('HSET', KEYS[1], 'meta', ARGV[5], 'state', ARGV[7], 'routedAt', ARGV[2])
 if copy then
-  rcall('HSET', KEYS[1], 'hdr', ARGV[12], 'enc', ARGV[13], 'body', ARGV[14], 'ok', ARGV[3])
+  rcall('HSET', KEYS[1], 'hdr', ARGV[13], 'enc', ARGV[14], 'body', ARGV[15], 'ok', ARGV[3])
   rcall('PEXPIRE', KEYS[1], ARGV[4])
   rcall('ZADD', KEYS[2], ARGV[3], ARGV[1])
 end
 if rep ~= '' then rcall('HSET', KEYS[1], 'rep', rep) end
-if ARGV[7] ~= '' then
-  rcall('HSET', KEYS[1], 'q', ARGV[7])
+if ARGV[8] ~= '' then
+  rcall('HSET', KEYS[1], 'q', ARGV[8])
   rcall('ZADD', KEYS[3], ARGV[3], ARGV[1])
 end
 for i = 1, nd do
-  rcall('SET', KEYS[4 + i], ARGV[13 + 2 * i] .. '|' .. ARGV[1], 'EX', ARGV[14 + 2 * i])
+  rcall('SET', KEYS[4 + i], ARGV[14 + 2 * i] .. '|' .. ARGV[1], 'EX', ARGV[15 + 2 * i])
 end
-addDeliveryJobs(5 + nd, 15 + 2 * nd, ARGV[2])
+addDeliveryJobs(5 + nd, 16 + 2 * nd, ARGV[2])
 acknowledge()
 return {'routed', rep}

@@ -3,7 +3,9 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { normalise } from '../../src/bitbucket/normalise.js';
 import type { Config } from '../../src/config/types.js';
-import { EventStore, type StoredEvent } from '../../src/queue/event-store.js';
+import type { ContentDedupeKey } from '../../src/fanout/content-dedupe.js';
+import { type RouteOutcome, RouteWriter } from '../../src/fanout/route-writer.js';
+import { EventStore } from '../../src/queue/event-store.js';
 import { deliveryJobOptions } from '../../src/queue/job-options.js';
 import { makeKeys } from '../../src/queue/keys.js';
 import { TargetQueues } from '../../src/queue/queues.js';
@@ -12,9 +14,9 @@ import { testConfig } from '../helpers/config.js';
 import { useTestRedis } from '../helpers/redis.js';
 
 /*
- * The ingress writes delivery jobs with its own Lua script instead of BullMQ's Queue.add (one atomic call per
- * event). These tests hold that script to what Queue.add writes on the pinned BullMQ version: a BullMQ upgrade
- * that changes the job format fails here rather than in production.
+ * The fan-out writes delivery jobs with its own Lua script instead of BullMQ's Queue.add (one atomic call per
+ * event, route-event.lua). These tests hold that script to what Queue.add writes on the pinned BullMQ version:
+ * a BullMQ upgrade that changes the job format fails here rather than in production.
  */
 
 const db = useTestRedis();
@@ -24,7 +26,14 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
-function setup(): { config: Config; store: EventStore; queue: Queue; prefix: string } {
+interface Setup {
+  config: Config;
+  store: { store(id: string, content?: ContentDedupeKey[]): Promise<RouteOutcome> };
+  queue: Queue;
+  prefix: string;
+}
+
+function setup(): Setup {
   const config = testConfig(db.url, {
     targets: [{ id: 'ci', url: 'http://127.0.0.1:9/hook', retry: { attempts: 4 } }],
   });
@@ -32,26 +41,38 @@ function setup(): { config: Config; store: EventStore; queue: Queue; prefix: str
   const client = new Redis(db.url);
   const queues = new TargetQueues(config, keys, client);
   const jobOptions = new Map(config.targets.map((t) => [t.id, deliveryJobOptions(config, t)]));
-  const store = new EventStore(client, keys, config, queues, jobOptions);
+  const events = new EventStore(client, keys, config, queues, jobOptions);
+  const writer = new RouteWriter(client, keys, config, events);
   closers.push(async () => {
     await queues.close();
     client.disconnect();
   });
-  return { config, store, queue: queues.get('ci')!, prefix: `${config.redis.prefix}:deliver-ci` };
-}
-
-function event(id: string): StoredEvent {
-  const payload = cloudPush();
-  const body = Buffer.from(JSON.stringify(payload));
-  return {
-    id,
-    sourceId: 'cloud',
-    receivedAt: Date.now(),
-    envelope: normalise({ platform: 'cloud', eventKey: 'repo:push', deliveryId: id, payload }),
-    headers: { 'x-event-key': 'repo:push' },
-    body,
-    targets: ['ci'],
+  /** Received (as the ingress appends it), then routed to `ci` as the fan-out does. */
+  const store = {
+    async store(id: string, content: ContentDedupeKey[] = []): Promise<RouteOutcome> {
+      const payload = cloudPush();
+      const body = Buffer.from(JSON.stringify(payload));
+      const receivedAt = Date.now();
+      const head = { platform: 'cloud' as const, eventKey: 'repo:push', deliveryId: id };
+      await events.append({ ...head, id, sourceId: 'cloud', bodyHash: id, receivedAt, headers: {}, body });
+      const fields = await client.hgetallBuffer(keys.event(id));
+      const envelope = normalise({ ...head, payload });
+      return writer.write(
+        { id, entry: '', fields },
+        { sourceId: 'cloud', receivedAt, envelope },
+        {
+          envelope,
+          targets: ['ci'],
+          guard: { p: 'acme/widgets', r: [], m: [] },
+          unknownKey: false,
+          messageMissing: false,
+        },
+        0,
+        content,
+      );
+    },
   };
+  return { config, store, queue: queues.get('ci')!, prefix: `${config.redis.prefix}:deliver-ci` };
 }
 
 /** What Queue.add would write for the same delivery, next to the script's job. */
@@ -80,7 +101,7 @@ describe('the store script writes jobs as BullMQ does', () => {
   it('the same job hash, events and wait-list entry as Queue.add', async () => {
     const { config, store, queue, prefix } = setup();
     await addLikeBullMQ(config, queue, 'ref-1');
-    expect(await store.store(event('mine-1'), [])).toEqual({ state: 'new', repeated: [] });
+    expect(await store.store('mine-1')).toEqual({ state: 'routed', routedId: 'mine-1', repeated: [] });
 
     const theirs = await jobHash(prefix, 'ref-1.ci');
     const mine = await jobHash(prefix, 'mine-1.ci');
@@ -92,7 +113,9 @@ describe('the store script writes jobs as BullMQ does', () => {
     const { jobId: myId, ...myOpts } = JSON.parse(mine.opts!);
     expect([theirId, myId]).toEqual(['ref-1.ci', 'mine-1.ci']);
     expect(myOpts).toEqual(theirOpts);
-    expect(JSON.parse(mine.data!)).toEqual({ e: 'mine-1', t: 'ci', k: 'mine-1.ci' });
+    const { g: guard, ...data } = JSON.parse(mine.data!);
+    expect(data).toEqual({ e: 'mine-1', t: 'ci', k: 'mine-1.ci' });
+    expect(guard).toEqual({ p: 'acme/widgets', r: [], m: [] });
 
     expect(await db.inspect.lrange(`${prefix}:wait`, 0, -1)).toEqual(['mine-1.ci', 'ref-1.ci']);
     expect(await db.inspect.zrange(`${prefix}:marker`, 0, -1)).toEqual(['0']);
@@ -107,7 +130,7 @@ describe('the store script writes jobs as BullMQ does', () => {
     const { config, store, queue, prefix } = setup();
     await queue.pause();
     await addLikeBullMQ(config, queue, 'ref-2');
-    await store.store(event('mine-2'), []);
+    await store.store('mine-2');
     expect(await db.inspect.lrange(`${prefix}:paused`, 0, -1)).toEqual(['mine-2.ci', 'ref-2.ci']);
     expect(await db.inspect.llen(`${prefix}:wait`)).toBe(0);
     expect(await db.inspect.exists(`${prefix}:marker`)).toBe(0);
@@ -117,7 +140,7 @@ describe('the store script writes jobs as BullMQ does', () => {
 
   it('a BullMQ worker takes the job with the options it was given, and retries it by them', async () => {
     const { config, store, queue } = setup();
-    await store.store(event('mine-3'), []);
+    await store.store('mine-3');
     const seen: { id: string; attempts: number; made: number; ts: number }[] = [];
     const worker = new Worker(
       queue.name,
@@ -141,18 +164,29 @@ describe('the store script writes jobs as BullMQ does', () => {
   });
 });
 
-describe('the store script is one atomic step', () => {
-  it('answers a held dedupe key with the holder and writes nothing', async () => {
+describe('the route script is one atomic, idempotent step', () => {
+  it('records a copy of a held content key as a duplicate of its holder, with no job', async () => {
     const { config, store, prefix } = setup();
-    const key = `${config.redis.prefix}:dd:cloud:delivery-1`;
-    const dedupe = [{ key, tag: '', ttlSeconds: 60, kind: 'request' as const }];
-    expect(await store.store(event('first'), dedupe)).toEqual({ state: 'new', repeated: [] });
-    expect(await store.store(event('second'), dedupe)).toEqual({ state: 'duplicate', id: 'first' });
-    expect(await db.inspect.exists(`${config.redis.prefix}:ev:second`)).toBe(0);
+    const key = `${config.redis.prefix}:dc:change-1`;
+    const content = [{ key, tag: '', ttlSeconds: 60 }];
+    expect(await store.store('first', content)).toMatchObject({ state: 'routed' });
+    expect(await store.store('second', content)).toEqual({ state: 'duplicate', duplicateOf: 'first' });
+    expect(await db.inspect.hmget(`${config.redis.prefix}:ev:second`, 'state', 'duplicateOf')).toEqual([
+      'duplicate',
+      'first',
+    ]);
     expect(await db.inspect.lrange(`${prefix}:wait`, 0, -1)).toEqual(['first.ci']);
     // A key held with another tag (another transition of the same ref) is no copy.
-    const tagged = [{ key, tag: 'other', ttlSeconds: 60, kind: 'request' as const }];
-    expect(await store.store(event('third'), tagged)).toEqual({ state: 'new', repeated: [] });
+    const tagged = [{ key, tag: 'other', ttlSeconds: 60 }];
+    expect(await store.store('third', tagged)).toMatchObject({ state: 'routed' });
     expect(await db.inspect.ttl(key)).toBeGreaterThan(50);
+  });
+
+  it('writes nothing twice when an event is decided again (a crash between read and acknowledge)', async () => {
+    const { store, prefix } = setup();
+    expect(await store.store('once')).toMatchObject({ state: 'routed' });
+    expect(await store.store('once')).toEqual({ state: 'decided', previous: 'routed' });
+    expect(await db.inspect.lrange(`${prefix}:wait`, 0, -1)).toEqual(['once.ci']);
+    expect(await db.inspect.get(`${prefix}:id`)).toBe('1');
   });
 });
