@@ -191,7 +191,7 @@ export function registerEventsCommands(program: Command): void {
       // The console's event page and this print the same timeline (src/admin/console/timeline.ts); every value
       // from a payload or a target goes through printable() so a newline in it cannot forge a line.
       const entries = (ev.timeline as TimelineEntry[] | undefined) ?? [];
-      print(`event ${ev.id}\n`);
+      print(`event ${ev.id} (${printable(String(ev.state ?? 'routed'))})\n`);
       print(timelineText({ id: String(ev.id), found: true, entries }, printable));
     }),
   );
@@ -209,9 +209,12 @@ export function registerEventsCommands(program: Command): void {
       e.eventKey as string,
       e.repository as string,
       (e.refs as string[]).join(','),
-      Object.entries(e.targets as Record<string, string>)
-        .map(([t, st]) => `${t}:${st}`)
-        .join(' '),
+      // Before the fan-out has routed it an event has no targets yet; a second hook's copy never has any.
+      e.state === 'received' || e.state === 'duplicate'
+        ? `(${e.state as string})`
+        : Object.entries(e.targets as Record<string, string>)
+            .map(([t, st]) => `${t}:${st}`)
+            .join(' '),
     ],
   });
 }

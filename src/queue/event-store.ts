@@ -38,6 +38,8 @@ export interface StoredEvent {
   state?: EventState;
   /** A `duplicate`'s original: the stored event whose every change this one repeats. */
   duplicateOf?: string;
+  /** When the fan-out decided (ms). */
+  routedAt?: number;
 }
 
 /**
@@ -317,6 +319,7 @@ export class EventStore {
       ...(fields.q ? { quarantine: fields.q.toString('utf8') } : {}),
       ...(fields.state ? { state: fields.state.toString('utf8') as EventState } : {}),
       ...(fields.duplicateOf ? { duplicateOf: fields.duplicateOf.toString('utf8') } : {}),
+      ...(fields.routedAt ? { routedAt: Number(fields.routedAt.toString('utf8')) } : {}),
     };
   }
 }
