@@ -1,7 +1,7 @@
 /**
  * One relay of the end-to-end bench, in its own process: `naive` (a bare Fastify route calling Queue.add and a
- * plain BullMQ Worker POSTing the body to the target, no checks) or `hookrelay` (the real ingress and delivery
- * workers with every check on). Argument: JSON {mode, redisUrl, targetUrl, concurrency, secret, logLevel}.
+ * plain BullMQ Worker POSTing the body to the target, no checks) or `hookrelay` (the real ingress, fan-out and
+ * delivery workers with every check on). Argument: JSON {mode, redisUrl, targetUrl, concurrency, secret, logLevel}.
  */
 import { randomUUID } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { buildIngressApp } from '../src/app.js';
+import { startFanOut } from '../src/fanout/fan-out.js';
 import { createLogger } from '../src/log.js';
 import { createRuntime, waitForRedis } from '../src/runtime.js';
 import { startDeliveryWorkers } from '../workers/delivery-worker.js';
@@ -77,6 +78,8 @@ async function hookrelay(): Promise<string> {
   await waitForRedis(rt.redis, 10_000);
   const app = buildIngressApp(rt);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  // What `hookrelay start` runs: the ingress, the fan-out and the delivery workers in one process.
+  startFanOut(rt);
   startDeliveryWorkers(rt);
   return url;
 }
