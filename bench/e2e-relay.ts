@@ -19,6 +19,8 @@ import { ioredisEndpoint } from './harness.js';
 
 interface Args {
   mode: 'naive' | 'hookrelay';
+  /** hookrelay only: which roles this process runs (default both, as `hookrelay start`). */
+  roles?: 'ingress' | 'worker' | 'both';
   redisUrl: string;
   targetUrl: string;
   concurrency: number;
@@ -76,12 +78,16 @@ async function hookrelay(): Promise<string> {
   const log = createLogger(args.logLevel, pino.destination({ dest: '/dev/null', sync: false }));
   const rt = await createRuntime(config, log);
   await waitForRedis(rt.redis, 10_000);
+  const roles = args.roles ?? 'both';
+  // What `hookrelay start` runs: the ingress, the fan-out and the delivery workers in one process; or, as
+  // `hookrelay ingress` and `hookrelay worker` do, the ingress alone or the other two.
+  if (roles !== 'ingress') {
+    startFanOut(rt);
+    startDeliveryWorkers(rt);
+  }
+  if (roles === 'worker') return 'worker';
   const app = buildIngressApp(rt);
-  const url = await app.listen({ host: '127.0.0.1', port: 0 });
-  // What `hookrelay start` runs: the ingress, the fan-out and the delivery workers in one process.
-  startFanOut(rt);
-  startDeliveryWorkers(rt);
-  return url;
+  return app.listen({ host: '127.0.0.1', port: 0 });
 }
 
 const url = args.mode === 'naive' ? await naive() : await hookrelay();
