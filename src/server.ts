@@ -108,8 +108,8 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
     // The worker role routes what the ingress received (the fan-out) and delivers it.
     fanOut = roles.worker ? startFanOut(runtime) : undefined;
     workers = roles.worker ? startDeliveryWorkers(runtime) : undefined;
-    if (workers)
-      log.info({ targets: effective.targets.map((t) => t.id) }, 'fan-out and delivery workers started');
+    if (fanOut) log.info({ shards: runtime.keys.shards }, 'fan-out started');
+    if (workers) log.info({ targets: effective.targets.map((t) => t.id) }, 'delivery workers started');
     housekeeping = roles.worker ? startHousekeeping(runtime, log) : undefined;
     if (roles.worker && !roles.admin && effective.worker.metricsPort !== undefined) {
       metricsApp = buildWorkerMetricsApp(runtime);
