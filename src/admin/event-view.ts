@@ -104,6 +104,8 @@ export interface Routing {
   routedAs?: string;
   /** When the fan-out decided (ms). */
   routedAt?: number;
+  /** Read under its routed id: the id the ingress answered with (the event is listed under that one). */
+  receivedAs?: string;
 }
 
 export function attemptViews(state: TargetState | null): AttemptView[] {
@@ -147,14 +149,14 @@ export async function readEventParts(
   // `ok` is written with the event in one script; an event without it was left by an earlier two-step store
   // (a write whose commit failed) and was never acknowledged: it is not shown as an event.
   if (!targets) {
-    const [metaRaw, ok, routedAs] = await deps.redis.hmget(key, 'meta', 'ok', 'routedAs');
-    if (routedAs && routedAs !== id) {
-      const routed = await readEventParts(deps, routedAs);
-      return { ...routed, routing: { ...routed.routing, routedAs } };
-    }
+    const [metaRaw, ok] = await deps.redis.hmget(key, 'meta', 'ok');
     const meta = ok ? parseMeta(metaRaw ?? null) : null;
-    if (!meta) return { meta: null, states: new Map(), routing: {} };
-    return readEventParts(deps, id, meta.targets);
+    if (meta) return readEventParts(deps, id, meta.targets);
+    // Moved to its repository's shard by the fan-out (a cluster): read there.
+    const routedAs = deps.keys.shards > 1 ? await deps.redis.get(deps.keys.routedAs(id)) : null;
+    if (!routedAs || routedAs === id) return { meta: null, states: new Map(), routing: {} };
+    const routed = await readEventParts(deps, routedAs);
+    return { ...routed, routing: { ...routed.routing, routedAs } };
   }
   const values = await deps.redis.hmget(
     key,
@@ -163,14 +165,16 @@ export async function readEventParts(
     'q',
     'state',
     'duplicateOf',
+    'receivedAs',
     ...targets.map(targetField),
   );
   const states = new Map<string, TargetState | null>();
-  for (const [i, t] of targets.entries()) states.set(t, parseState(values[i + 5]));
+  for (const [i, t] of targets.entries()) states.set(t, parseState(values[i + 6]));
   const meta = values[1] ? parseMeta(values[0]) : null;
   const routing: Routing = {
     ...(values[3] ? { state: values[3] as EventState } : {}),
     ...(values[4] ? { duplicateOf: values[4] } : {}),
+    ...(values[5] ? { receivedAs: values[5] } : {}),
   };
   return { meta, states, ...(meta && values[2] ? { quarantine: values[2] } : {}), routing };
 }

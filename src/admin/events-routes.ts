@@ -143,7 +143,9 @@ async function listEvents(
       const entry = batch[i]!;
       const { meta, states, quarantine, routing } = parts[i]!;
       scanned += 1;
-      if (meta && matches(entry.m, meta, states, quarantine, routing.state, filter)) {
+      // A routed record moved to another shard is listed under the id the ingress answered with (keys.ts).
+      const moved = routing.receivedAs !== undefined && routing.receivedAs !== entry.m;
+      if (meta && !moved && matches(entry.m, meta, states, quarantine, routing.state, filter)) {
         const env = meta.envelope;
         events.push({
           id: entry.m,

@@ -81,6 +81,7 @@ export class RouteWriter {
       copy ? field('hdr') : '',
       copy ? field('enc') : '',
       copy ? field('body') : '',
+      copy ? event.id : '',
     ];
     for (const c of content) {
       keys.push(c.key);
@@ -90,10 +91,11 @@ export class RouteWriter {
       const slot = this.store.jobSlot(targetId, routedShard);
       if (!slot) throw new Error(`no queue for target ${targetId} in shard ${routedShard}`);
       const jobId = deliveryJobId(routedId, targetId);
+      // The Idempotency-Key is the id the ingress answered with, wherever the event was routed.
       const data: DeliveryJobData = {
         e: routedId,
         t: targetId,
-        k: idempotencyKey(routedId, targetId),
+        k: idempotencyKey(event.id, targetId),
         g: decision.guard,
       };
       keys.push(...slot.keys, slot.prefix + jobId);
@@ -110,7 +112,7 @@ export class RouteWriter {
     return outcome;
   }
 
-  /** The decision on the received event in its own shard, and its inbox entry acknowledged there. */
+  /** The received event moved (or, a duplicate, marked) in its own shard, its inbox entry acknowledged there. */
   private async mark(event: InboxEvent, outcome: RouteOutcome, routedId: string, at: number): Promise<void> {
     const shard = this.keys.shardOfId(event.id);
     const state = outcome.state === 'decided' ? outcome.previous : outcome.state;
@@ -118,7 +120,7 @@ export class RouteWriter {
       outcome.state === 'duplicate' || outcome.state === 'decided' ? (outcome.duplicateOf ?? '') : '';
     await MARK_SCRIPT.run(
       this.redis as Redis,
-      [this.keys.event(event.id), this.keys.eventIndexOf(shard), this.keys.inbox(shard)],
+      [this.keys.event(event.id), this.keys.routedAs(event.id), this.keys.inbox(shard)],
       [
         event.id,
         state === 'gone' ? 'routed' : state,
@@ -127,6 +129,7 @@ export class RouteWriter {
         at,
         event.entry,
         FAN_OUT_GROUP,
+        this.config.retention.eventsMs + this.config.retention.deadLettersMs,
       ],
     );
   }

@@ -17,6 +17,7 @@ import {
 import { newEventId } from './event-id.js';
 import { HOP_HEADER, hasPassedThisRelay } from './hop-marker.js';
 import type { IngressDeps } from './ingress-deps.js';
+import { repositoryHint } from './repository-hint.js';
 
 /** The Bitbucket headers a target gets back byte for byte; everything else (Authorization first) is dropped. */
 const FORWARDED_HEADERS = [
@@ -189,7 +190,11 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       }
       const bodyHash = createHash('sha256').update(body).digest('base64url');
       const receivedAt = Date.now();
-      const shard = deps.keys.inboxShardOf(bodyHash);
+      // On a cluster the event goes to its repository's shard (keys.ts); without one there is one shard.
+      const shard =
+        deps.keys.shards > 1
+          ? deps.keys.inboxShardOf(source.id, repositoryHint(source.platform, body), bodyHash)
+          : 0;
       const id = deps.keys.shards > 1 ? newEventId(receivedAt, shard) : newEventId();
       let appended: AppendResult;
       try {

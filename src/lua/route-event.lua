@@ -11,17 +11,17 @@
   A copy is recorded `duplicate` with the event it repeats in `duplicateOf`, and gets no jobs.
 
   KEYS[1] is the received event's own hash, or (on a cluster, when the repository's shard is not the inbox's)
-  a new hash under the routed id in the repository's shard: then ARGV[11] is '1', the body and headers come
-  along, nothing is acknowledged here and a copy writes nothing (the caller records the decision on the
-  received event and acknowledges it in its own shard: mark-routed.lua).
+  a new hash under the routed id in the repository's shard: then ARGV[12] is '1', the body and headers come
+  along, the record names the received id (`receivedAs`), nothing is acknowledged here and a duplicate
+  writes nothing (the caller then moves or marks the received event in its own shard: mark-routed.lua).
 
   KEYS: 1 routed event hash, 2 event index, 3 quarantine index, 4 inbox stream, 5..4+D content dedupe keys,
         then 8 per target (see includes/add-delivery-jobs.lua).
   ARGV: 1 routed event id, 2 routed at (ms), 3 received at (ms), 4 event retention (ms), 5 meta JSON,
         6 meta JSON of a duplicate (no targets), 7 state ('routed' | 'quarantined'), 8 quarantine reason
         ('' = none), 9 D, 10 inbox entry id ('' = none to acknowledge here), 11 consumer group, 12 copy
-        ('' | '1'), 13 headers JSON, 14 body encoding, 15 body (13–15 only with a copy), then (tag, TTL
-        seconds) per content key, then (job id, name, data, opts) per target.
+        ('' | '1'), 13 headers JSON, 14 body encoding, 15 body, 16 the received event's id (13–16 only with
+        a copy), then (tag, TTL seconds) per content key, then (job id, name, data, opts) per target.
   Returns {'decided', state, duplicate of} when decided before, {'gone', ''} when the received event has
   expired, {'duplicate', holder event id}, or {'routed', repeated indices joined by ','}.
 ]]
@@ -48,7 +48,7 @@ end
 local nd = tonumber(ARGV[9])
 local repeated, firstHolder = {}, nil
 for i = 1, nd do
-  local tag = ARGV[14 + 2 * i]
+  local tag = ARGV[15 + 2 * i]
   local held = rcall('GET', KEYS[4 + i])
   if held then
     local bar = string.find(held, '|', 1, true)
@@ -69,7 +69,7 @@ end
 local rep = table.concat(repeated, ',')
 rcall('HSET', KEYS[1], 'meta', ARGV[5], 'state', ARGV[7], 'routedAt', ARGV[2])
 if copy then
-  rcall('HSET', KEYS[1], 'hdr', ARGV[13], 'enc', ARGV[14], 'body', ARGV[15], 'ok', ARGV[3])
+  rcall('HSET', KEYS[1], 'hdr', ARGV[13], 'enc', ARGV[14], 'body', ARGV[15], 'ok', ARGV[3], 'receivedAs', ARGV[16])
   rcall('PEXPIRE', KEYS[1], ARGV[4])
   rcall('ZADD', KEYS[2], ARGV[3], ARGV[1])
 end
@@ -79,8 +79,8 @@ if ARGV[8] ~= '' then
   rcall('ZADD', KEYS[3], ARGV[3], ARGV[1])
 end
 for i = 1, nd do
-  rcall('SET', KEYS[4 + i], ARGV[14 + 2 * i] .. '|' .. ARGV[1], 'EX', ARGV[15 + 2 * i])
+  rcall('SET', KEYS[4 + i], ARGV[15 + 2 * i] .. '|' .. ARGV[1], 'EX', ARGV[16 + 2 * i])
 end
-addDeliveryJobs(5 + nd, 16 + 2 * nd, ARGV[2])
+addDeliveryJobs(5 + nd, 17 + 2 * nd, ARGV[2])
 acknowledge()
 return {'routed', rep}

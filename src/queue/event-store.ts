@@ -287,12 +287,12 @@ export class EventStore {
     }
   }
 
-  /** An event by the id the ingress answered with; on a cluster that may point at its routed record. */
+  /** An event by the id the ingress answered with; on a cluster it may have moved to its routed record. */
   async read(id: string): Promise<StoredEvent | null> {
     const fields = await this.client.hgetallBuffer(this.keys.event(id));
-    const routedAs = fields.routedAs?.toString('utf8');
-    if (routedAs && routedAs !== id) return this.read(routedAs);
-    return this.decode(id, fields);
+    if (fields.meta) return this.decode(id, fields);
+    const routedAs = this.keys.shards > 1 ? await this.client.get(this.keys.routedAs(id)) : null;
+    return routedAs && routedAs !== id ? this.read(routedAs) : null;
   }
 
   /** An event from its hash's fields as stored (null when it has expired). */
