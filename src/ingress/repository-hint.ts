@@ -5,7 +5,7 @@ import type { Platform } from '../config/types.js';
 const CLOUD_FULL_NAME = /"full_name"\s*:\s*"([^"\\]{1,200})"/g;
 // Data Center serialises a repository as {"slug":…, …, "project":{"key":…}} (its REST entity's field order).
 const DC_REPOSITORY =
-  /"repository"\s*:\s*\{\s*"slug"\s*:\s*"([^"\\]{1,200})"[^]*?"project"\s*:\s*\{\s*"key"\s*:\s*"([^"\\]{1,100})"/;
+  /"repository"\s*:\s*\{\s*"slug"\s*:\s*"([^"\\]{1,200})"[\s\S]*?"project"\s*:\s*\{\s*"key"\s*:\s*"([^"\\]{1,100})"/;
 
 /**
  * The repository an event is most likely about, read from the raw bytes without parsing them (the ingress does
