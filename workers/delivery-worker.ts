@@ -21,8 +21,8 @@ import type { Logger } from '../src/log.js';
 import { indexDeadLetter } from '../src/queue/dead-letter-index.js';
 import { readTargetState, recordAttempt } from '../src/queue/delivery-state.js';
 import { EventStore } from '../src/queue/event-store.js';
-import type { DeliveryJobData } from '../src/queue/job-types.js';
 import { createRedis, type RedisClient } from '../src/queue/redis-connection.js';
+import type { DeliveryJobData } from '../src/relay/job-types.js';
 import type { Runtime } from '../src/runtime.js';
 
 export interface DeliveryWorkers {

@@ -3,7 +3,7 @@ import { explain } from '../delivery/explain.js';
 import { RelayError } from '../errors.js';
 import type { TargetState } from '../queue/delivery-state.js';
 import { deliveryJobOptions } from '../queue/job-options.js';
-import { type DeliveryJobData, idempotencyKey } from '../queue/job-types.js';
+import { type DeliveryJobData, idempotencyKey } from '../relay/job-types.js';
 import type { AdminDeps } from './admin-deps.js';
 import { matchesEvent } from './event-match.js';
 import { type EventMeta, eventSummary, readEventParts } from './event-view.js';

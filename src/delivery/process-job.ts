@@ -13,11 +13,11 @@ import {
   recordAttempt,
 } from '../queue/delivery-state.js';
 import type { EventStore, StoredEvent } from '../queue/event-store.js';
-import type { DeliveryJobData } from '../queue/job-types.js';
 import type { Keys } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
 import type { RelayIdentity } from '../queue/relay-id.js';
 import { countAttempt } from '../queue/target-stats.js';
+import type { DeliveryJobData } from '../relay/job-types.js';
 import { startDeliverySpan } from '../tracing/delivery-span.js';
 import { notApplicable } from './applicable.js';
 import { applyAuth, type TokenCache, TokenError } from './auth.js';
