@@ -1,5 +1,5 @@
 import type { Config } from '../config/types.js';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import { type Filter, hasFilter, parseFilter } from './filters.js';
 
 export interface BulkRequest {

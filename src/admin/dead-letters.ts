@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import { unindexDeadLetter } from '../queue/dead-letter-index.js';
 import { type AttemptRecord, recordAttempt, type TargetState } from '../queue/delivery-state.js';
 import type { DeliveryJobData } from '../relay/job-types.js';

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import type { AdminDeps } from './admin-deps.js';
 import type { Audit } from './audit.js';
 import { buildTimeline } from './console/timeline.js';

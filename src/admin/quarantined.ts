@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import { deliveryJobOptions } from '../queue/job-options.js';
 import { type DeliveryJobData, deliveryJobId, idempotencyKey } from '../relay/job-types.js';
 import { eventGuard, jobGuard, StaticLoopRules } from '../relay/loop-rules.js';

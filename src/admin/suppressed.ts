@@ -1,6 +1,6 @@
 import type { Job } from 'bullmq';
 import { explain } from '../delivery/explain.js';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import type { TargetState } from '../queue/delivery-state.js';
 import { deliveryJobOptions } from '../queue/job-options.js';
 import { type DeliveryJobData, idempotencyKey } from '../relay/job-types.js';

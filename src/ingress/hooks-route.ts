@@ -16,7 +16,7 @@ import { safeJsonParse } from '../bitbucket/safe-json.js';
 import { verifySignature } from '../bitbucket/signature.js';
 import { apiAuthorization } from '../bitbucket-api/commit-message.js';
 import type { SourceConfig } from '../config/types.js';
-import { ERRORS, type ErrorCode } from '../errors.js';
+import { ERRORS, type ErrorCode } from '../errors/index.js';
 import type { StoredEvent, StoreResult } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
 import { HOP_HEADER, hasPassedThisRelay } from '../relay/hop-marker.js';

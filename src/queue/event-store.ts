@@ -4,12 +4,12 @@ import { Cluster, type Redis } from 'ioredis';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
+import { NotDurableYet } from '../errors/index.js';
 import { type DeliveryJobData, deliveryJobId, idempotencyKey, type JobGuard } from '../relay/job-types.js';
 import { ClusterNodes } from './cluster-nodes.js';
 import { DurableLane } from './durable-lane.js';
 import type { Keys } from './keys.js';
 import { LuaScript } from './lua-script.js';
-import { NotDurableYet } from './not-durable.js';
 import type { TargetQueues } from './queues.js';
 import { connectionOptions, type RedisClient } from './redis-connection.js';
 import { JOB_KEY_NAMES, STORE_SCRIPT } from './store-script.js';
@@ -34,8 +34,6 @@ export interface StoredEvent {
   /** Epoch ms it was stored with all its delivery jobs (one script); absent only on torn writes of the earlier two-step store. */
   acceptedAt?: number;
 }
-
-export { NotDurableYet } from './not-durable.js';
 
 /** `repeated`: the 0-based indices, among the event's `change` dedupe keys, of those that repeat. */
 export type StoreResult = { state: 'new'; repeated: number[] } | { state: 'duplicate'; id: string };
