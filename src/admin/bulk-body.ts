@@ -47,6 +47,32 @@ export interface BulkOutcome {
   failed: { id: string; error: string; message: string }[];
 }
 
+/** What a bulk action answers; the count acted on is named after the action (`wouldBe` on a dry run). */
+export interface BulkAnswer {
+  dryRun: boolean;
+  matched: number;
+  replayed?: number;
+  purged?: number;
+  released?: number;
+  discarded?: number;
+  wouldBe?: number;
+  ids: string[];
+  failed: BulkOutcome['failed'];
+}
+
+export function bulkAnswer(
+  o: BulkOutcome,
+  verb: 'replayed' | 'purged' | 'released' | 'discarded',
+): BulkAnswer {
+  return {
+    dryRun: o.dryRun,
+    matched: o.matched,
+    [o.dryRun ? 'wouldBe' : verb]: o.done.length,
+    ids: o.done.slice(0, 1000),
+    failed: o.failed,
+  };
+}
+
 export async function runBulk<T extends { id: string }>(
   items: T[],
   dryRun: boolean,
