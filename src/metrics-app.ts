@@ -1,6 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { installErrorHandlers } from './errors/index.js';
 import { healthRoutes } from './health-routes.js';
-import { installErrorHandlers } from './http-errors.js';
 import type { Runtime } from './runtime.js';
 
 /**

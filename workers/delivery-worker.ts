@@ -6,7 +6,6 @@ import { secretsOf, TokenCache } from '../src/delivery/auth.js';
 import { backoffDelay } from '../src/delivery/backoff.js';
 import { CircuitBreaker } from '../src/delivery/circuit-breaker.js';
 import { Coalescer } from '../src/delivery/coalesce.js';
-import { RetryLater } from '../src/delivery/errors.js';
 import { TargetClient } from '../src/delivery/http-client.js';
 import { LoopGuard } from '../src/delivery/loop-guard.js';
 import {
@@ -17,12 +16,13 @@ import {
 } from '../src/delivery/process-job.js';
 import { RefOrder } from '../src/delivery/ref-order.js';
 import { SharedRateLimit } from '../src/delivery/shared-rate-limit.js';
+import { RetryLater } from '../src/errors/index.js';
 import type { Logger } from '../src/log.js';
 import { indexDeadLetter } from '../src/queue/dead-letter-index.js';
 import { readTargetState, recordAttempt } from '../src/queue/delivery-state.js';
 import { EventStore } from '../src/queue/event-store.js';
-import type { DeliveryJobData } from '../src/queue/job-types.js';
 import { createRedis, type RedisClient } from '../src/queue/redis-connection.js';
+import type { DeliveryJobData } from '../src/relay/job-types.js';
 import type { Runtime } from '../src/runtime.js';
 
 export interface DeliveryWorkers {

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import { unindexDeadLetter } from '../queue/dead-letter-index.js';
 import { type AttemptRecord, recordAttempt, type TargetState } from '../queue/delivery-state.js';
-import type { DeliveryJobData } from '../queue/job-types.js';
+import type { DeliveryJobData } from '../relay/job-types.js';
 import type { AdminDeps } from './admin-deps.js';
 import { matchesEvent } from './event-match.js';
 import { type AttemptView, attemptViews, type EventMeta, readEventParts } from './event-view.js';

@@ -8,7 +8,7 @@ import {
   type TargetState,
   targetField,
 } from '../queue/delivery-state.js';
-import { deliveryJobId } from '../queue/job-types.js';
+import { deliveryJobId } from '../relay/job-types.js';
 import type { AdminDeps } from './admin-deps.js';
 
 /** The `meta` field of an event hash, as the ingress writes it. */

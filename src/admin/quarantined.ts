@@ -1,9 +1,9 @@
 import type { Job } from 'bullmq';
-import { eventGuard, jobGuard, StaticLoopRules } from '../delivery/loop-rules.js';
-import { RelayError } from '../errors.js';
-import { Router } from '../ingress/routing.js';
+import { RelayError } from '../errors/index.js';
 import { deliveryJobOptions } from '../queue/job-options.js';
-import { type DeliveryJobData, deliveryJobId, idempotencyKey } from '../queue/job-types.js';
+import { type DeliveryJobData, deliveryJobId, idempotencyKey } from '../relay/job-types.js';
+import { eventGuard, jobGuard, StaticLoopRules } from '../relay/loop-rules.js';
+import { Router } from '../relay/routing.js';
 import type { AdminDeps } from './admin-deps.js';
 import { matchesEvent } from './event-match.js';
 import { type EventMeta, type EventSummary, eventSummary, parseMeta } from './event-view.js';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import type { AdminDeps } from './admin-deps.js';
 import { parseState } from './event-view.js';
 

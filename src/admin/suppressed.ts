@@ -1,9 +1,9 @@
 import type { Job } from 'bullmq';
 import { explain } from '../delivery/explain.js';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import type { TargetState } from '../queue/delivery-state.js';
 import { deliveryJobOptions } from '../queue/job-options.js';
-import { type DeliveryJobData, idempotencyKey } from '../queue/job-types.js';
+import { type DeliveryJobData, idempotencyKey } from '../relay/job-types.js';
 import type { AdminDeps } from './admin-deps.js';
 import { matchesEvent } from './event-match.js';
 import { type EventMeta, eventSummary, readEventParts } from './event-view.js';

@@ -1,4 +1,4 @@
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import { type AttemptSummary, readAttemptSummaries } from '../queue/target-stats.js';
 import type { AdminDeps } from './admin-deps.js';
 

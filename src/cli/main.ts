@@ -3,10 +3,9 @@ import { Command, CommanderError } from 'commander';
 import { checkDevelopmentDefaults } from '../config/development-defaults.js';
 import { loadConfig } from '../config/load-config.js';
 import { newSecret, SECRET_MAX_BYTES, SECRET_MIN_BYTES } from '../delivery/signing.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, DurabilityError } from '../errors/index.js';
 import { ListenError } from '../listen.js';
 import { createLogger } from '../log.js';
-import { DurabilityError } from '../queue/durability.js';
 import { RedisServerMissing } from '../queue/embedded-redis.js';
 import type { Roles } from '../server.js';
 import {

@@ -3,7 +3,7 @@ import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { parseDocument } from 'yaml';
 import { SECRET_MAX_BYTES, SECRET_MIN_BYTES, secretProblem } from '../delivery/signing.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../errors/index.js';
 import { toMs } from './duration.js';
 import { configSchema } from './schema.js';
 import { checkTriggerTarget } from './target-rules.js';

@@ -1,11 +1,11 @@
 import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
-import type { Router } from '../ingress/routing.js';
 import type { StoredEvent } from '../queue/event-store.js';
-import { deliveryJobId } from '../queue/job-types.js';
 import type { Keys } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
-import type { StaticLoopRules } from './loop-rules.js';
+import { deliveryJobId } from '../relay/job-types.js';
+import type { StaticLoopRules } from '../relay/loop-rules.js';
+import type { Router } from '../relay/routing.js';
 import { branchTransition, ORDER_LUA } from './ref-order.js';
 import { luaScript } from './scripts.js';
 

@@ -2,10 +2,10 @@ import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
 import type { Evidence } from '../queue/delivery-state.js';
 import type { EventStore, StoredEvent } from '../queue/event-store.js';
-import type { JobGuard, StaticSuppressReason } from '../queue/job-types.js';
 import type { Keys, RepoScope } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
-import { actorDigest, chainParents, deliveredHeads, jobGuard, StaticLoopRules } from './loop-rules.js';
+import type { JobGuard, StaticSuppressReason } from '../relay/job-types.js';
+import { actorDigest, chainParents, deliveredHeads, jobGuard, StaticLoopRules } from '../relay/loop-rules.js';
 import { luaScript } from './scripts.js';
 
 export type SuppressReason = StaticSuppressReason | 'ref-rate' | 'merge-push-collapsed' | 'chain-loop';

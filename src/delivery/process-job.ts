@@ -2,6 +2,7 @@ import { DelayedError, type Job, type Queue, UnrecoverableError, Worker } from '
 import type { LimitFunction } from 'p-limit';
 import type { CommitMessages } from '../bitbucket-api/commit-message.js';
 import type { Config, TargetConfig } from '../config/types.js';
+import { RetryLater } from '../errors/index.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { indexDeadLetter } from '../queue/dead-letter-index.js';
@@ -13,11 +14,11 @@ import {
   recordAttempt,
 } from '../queue/delivery-state.js';
 import type { EventStore, StoredEvent } from '../queue/event-store.js';
-import type { DeliveryJobData } from '../queue/job-types.js';
 import type { Keys } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
 import type { RelayIdentity } from '../queue/relay-id.js';
 import { countAttempt } from '../queue/target-stats.js';
+import type { DeliveryJobData } from '../relay/job-types.js';
 import { startDeliverySpan } from '../tracing/delivery-span.js';
 import { notApplicable } from './applicable.js';
 import { applyAuth, type TokenCache, TokenError } from './auth.js';
@@ -26,7 +27,6 @@ import { buildRequest, type LookupFirst, type OutgoingRequest } from './build-re
 import type { CircuitBreaker } from './circuit-breaker.js';
 import { classifyError, classifyStatus, type Verdict } from './classify.js';
 import type { Coalescer } from './coalesce.js';
-import { RetryLater } from './errors.js';
 import { excerpt, type TargetAnswer, type TargetClient } from './http-client.js';
 import type { GuardResult, GuardVerdict, LoopGuard } from './loop-guard.js';
 import { recordedHeaders } from './recorded-headers.js';

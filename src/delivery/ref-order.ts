@@ -1,9 +1,9 @@
 import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
-import type { Router } from '../ingress/routing.js';
 import type { StoredEvent } from '../queue/event-store.js';
 import type { Keys, RepoScope } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
+import type { Router } from '../relay/routing.js';
 import { luaScript } from './scripts.js';
 
 /*

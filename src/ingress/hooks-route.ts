@@ -16,10 +16,11 @@ import { safeJsonParse } from '../bitbucket/safe-json.js';
 import { verifySignature } from '../bitbucket/signature.js';
 import { apiAuthorization } from '../bitbucket-api/commit-message.js';
 import type { SourceConfig } from '../config/types.js';
-import { eventGuard, missingMessage, StaticLoopRules } from '../delivery/loop-rules.js';
-import { ERRORS, type ErrorCode } from '../errors.js';
+import { ERRORS, type ErrorCode } from '../errors/index.js';
 import type { StoredEvent, StoreResult } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
+import { HOP_HEADER, hasPassedThisRelay } from '../relay/hop-marker.js';
+import { eventGuard, missingMessage, StaticLoopRules } from '../relay/loop-rules.js';
 import {
   endIngressSpan,
   ingressTraceparent,
@@ -28,7 +29,6 @@ import {
 } from '../tracing/ingress-span.js';
 import { dedupeKeys } from './dedupe-keys.js';
 import { newEventId } from './event-id.js';
-import { HOP_HEADER, hasPassedThisRelay } from './hop-marker.js';
 import type { IngressDeps } from './ingress-deps.js';
 import { UnknownKeyCounter } from './unknown-keys.js';
 

@@ -179,8 +179,8 @@ const RECORD_ATTEMPT_SHA = createHash('sha1').update(RECORD_ATTEMPT).digest('hex
 
 /**
  * EVALSHA, and EVAL (which caches the script) when the server does not know it yet. Plain commands rather than
- * ioredis defineCommand: defining a command on a connection lazily, while an auto-pipeline of that connection is
- * pending (the ingress and admin connections auto-pipeline), makes ioredis throw an uncaught TypeError.
+ * ioredis defineCommand, as in lua-script.ts: nothing is defined on the connections the ingress and the admin
+ * API share with BullMQ.
  */
 async function runRecordAttempt(redis: RedisClient, args: (string | number)[]): Promise<unknown> {
   try {

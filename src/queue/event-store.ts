@@ -4,12 +4,12 @@ import { Cluster, type Redis } from 'ioredis';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
+import { NotDurableYet } from '../errors/index.js';
+import { type DeliveryJobData, deliveryJobId, idempotencyKey, type JobGuard } from '../relay/job-types.js';
 import { ClusterNodes } from './cluster-nodes.js';
 import { DurableLane } from './durable-lane.js';
-import { type DeliveryJobData, deliveryJobId, idempotencyKey, type JobGuard } from './job-types.js';
 import type { Keys } from './keys.js';
 import { LuaScript } from './lua-script.js';
-import { NotDurableYet } from './not-durable.js';
 import type { TargetQueues } from './queues.js';
 import { connectionOptions, type RedisClient } from './redis-connection.js';
 import { JOB_KEY_NAMES, STORE_SCRIPT } from './store-script.js';
@@ -34,8 +34,6 @@ export interface StoredEvent {
   /** Epoch ms it was stored with all its delivery jobs (one script); absent only on torn writes of the earlier two-step store. */
   acceptedAt?: number;
 }
-
-export { NotDurableYet } from './not-durable.js';
 
 /** `repeated`: the 0-based indices, among the event's `change` dedupe keys, of those that repeat. */
 export type StoreResult = { state: 'new'; repeated: number[] } | { state: 'duplicate'; id: string };
@@ -69,9 +67,9 @@ interface QueueSlot {
 export class EventStore {
   private readonly client: Redis;
   /**
-   * The connection the store script goes over when no lane is needed: never the one BullMQ's Queue objects
-   * share. ioredis builds a Pipeline object per auto-pipelined flush and copies every script defined on the
-   * connection into it (BullMQ defines about forty), which cost more CPU than the rest of the store call.
+   * The connection the store script goes over when no lane is needed: the commit connection, which a lane uses
+   * too without a cluster, so a write takes one path whatever `redis.durability` says. Never the connection
+   * BullMQ's Queue objects share: a lane's WAIT holds up every command behind it on its connection.
    */
   private readonly writer: Redis;
   private readonly script = new LuaScript(STORE_SCRIPT);
@@ -129,10 +127,9 @@ export class EventStore {
    */
   async store(event: StoredEvent, dedupe: DedupeKey[]): Promise<StoreResult> {
     const compress = event.body.length >= COMPRESS_MIN_BYTES;
-    // LZ4, synchronous: on Bitbucket-sized bodies it costs a fifth of zlib's deflate at level 1 (10 µs against
-    // 52 µs per 15 KB push) for output about 1.3× deflate's (0.11–0.36 of real payloads). zlib's async API is
-    // worse still: it builds a stream per call. Measured in `npm run bench`, where deflate was the ingress's
-    // largest single cost.
+    // LZ4, synchronous: on Bitbucket-sized bodies it costs far less CPU than zlib's deflate at level 1 for
+    // somewhat larger output; zlib's async API is worse still (a stream per call). Deflate was the ingress's
+    // largest single cost (docs/benchmarks.md).
     const body = compress ? compressSync(event.body) : event.body;
     const meta = JSON.stringify({
       sourceId: event.sourceId,

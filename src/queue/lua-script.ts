@@ -2,11 +2,9 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
 /**
- * A Lua script run by its SHA. ioredis' own script commands remember per socket whether a script is loaded,
- * but inside a pipeline — and auto-pipelining puts every producer command in one — that memory is lost, so each
- * call re-sends the whole script text (BullMQ's addStandardJob is ~10 KB) and Redis re-hashes it. Measured on
- * the ingress, that was most of its Redis client cost. Here the SHA is sent, and the text only when Redis
- * answers NOSCRIPT (after a restart or a failover emptied its script cache).
+ * A Lua script run by its SHA: EVALSHA, and the whole text (EVAL, which caches it again) only when Redis answers
+ * NOSCRIPT after a restart or a failover emptied its script cache. Nothing is defined on the connection (unlike
+ * ioredis defineCommand), so any connection can run it and no Pipeline object built on that connection copies it.
  */
 export class LuaScript {
   readonly sha: string;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DeliveryJobData } from '../../src/queue/job-types.js';
+import type { DeliveryJobData } from '../../src/relay/job-types.js';
 import { stopAll, waitFor } from '../edge/helpers/processes.js';
 import { type RelayProc, requireBuild } from '../edge/helpers/stack.js';
 import { startDriver } from './helpers/driver.js';

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { buildAdminApp } from '../../src/admin/admin-app.js';
 import { indexDeadLetter } from '../../src/queue/dead-letter-index.js';
 import { recordAttempt } from '../../src/queue/delivery-state.js';
-import type { DeliveryJobData } from '../../src/queue/job-types.js';
+import type { DeliveryJobData } from '../../src/relay/job-types.js';
 import type { Runtime } from '../../src/runtime.js';
 
 /** Polls until `check` holds (the machine is shared: generous timeouts, no fixed sleeps). */

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifySignature } from '../../src/bitbucket/signature.js';
 import { newSecret } from '../../src/delivery/signing.js';
-import type { DeliveryJobData } from '../../src/queue/job-types.js';
 import { readAttemptSummaries } from '../../src/queue/target-stats.js';
+import type { DeliveryJobData } from '../../src/relay/job-types.js';
 import { cloudPullRequest, cloudPush, dcRefsChanged } from '../fixtures/payloads.js';
 import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
 import { SECRETS } from '../helpers/config.js';

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkDurability, DurabilityError } from '../../src/queue/durability.js';
+import { DurabilityError } from '../../src/errors/index.js';
+import { checkDurability } from '../../src/queue/durability.js';
 import { createRuntime, waitForRedis } from '../../src/runtime.js';
 import { cloudPush, HASH } from '../fixtures/payloads.js';
 import { cloudRequest, send } from '../helpers/bitbucket.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildConfig, loadConfig, parseConfigText, pointerToPath } from '../../src/config/load-config.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/errors/index.js';
 import { unixSocketPath, unixSocketUrl } from '../../src/queue/redis-connection.js';
 
 const minimal = {

@@ -2,14 +2,14 @@ import { describe, expect, it } from 'vitest';
 import type { Envelope, RefChange } from '../../src/bitbucket/envelope.js';
 import { classifyStatus } from '../../src/delivery/classify.js';
 import { explain } from '../../src/delivery/explain.js';
+import { branchTransition } from '../../src/delivery/ref-order.js';
 import {
   actorDigest,
   chainParents,
   deliveredHeads,
   jobGuard,
   StaticLoopRules,
-} from '../../src/delivery/loop-rules.js';
-import { branchTransition } from '../../src/delivery/ref-order.js';
+} from '../../src/relay/loop-rules.js';
 
 const OLD = 'b'.repeat(40);
 const NEW = 'c'.repeat(40);

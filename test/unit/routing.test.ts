@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/bitbucket/envelope.js';
 import { buildConfig } from '../../src/config/load-config.js';
-import { hasPassedThisRelay, nextHopHeader } from '../../src/ingress/hop-marker.js';
-import { Router } from '../../src/ingress/routing.js';
+import { hasPassedThisRelay, nextHopHeader } from '../../src/relay/hop-marker.js';
+import { Router } from '../../src/relay/routing.js';
 
 const config = buildConfig(
   {

@@ -1,9 +1,9 @@
 import type { Envelope } from '../../bitbucket/envelope.js';
 import type { Config, RouteConfig } from '../../config/types.js';
 import { explain } from '../../delivery/explain.js';
-import { Router } from '../../ingress/routing.js';
 import type { AttemptRecord, TargetState } from '../../queue/delivery-state.js';
-import { deliveryJobId } from '../../queue/job-types.js';
+import { deliveryJobId } from '../../relay/job-types.js';
+import { Router } from '../../relay/routing.js';
 import type { AdminDeps } from '../admin-deps.js';
 import { type EventMeta, readEventParts } from '../event-view.js';
 

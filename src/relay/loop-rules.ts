@@ -4,7 +4,7 @@ import type { Envelope, Person } from '../bitbucket/envelope.js';
 import { apiAuthorization } from '../bitbucket-api/commit-message.js';
 import type { Config, SourceConfig } from '../config/types.js';
 import type { Evidence } from '../queue/delivery-state.js';
-import type { JobGuard, StaticSuppressReason } from '../queue/job-types.js';
+import type { JobGuard, StaticSuppressReason } from './job-types.js';
 
 /*
  * The loop guard's rules that need nothing but the event: skip markers, ignored actors, and the inputs of the
