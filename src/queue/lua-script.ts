@@ -1,12 +1,43 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { readFileSync } from 'node:fs';
+import type { RedisClient } from './redis-connection.js';
 
 /**
- * A Lua script run by its SHA. ioredis' own script commands remember per socket whether a script is loaded,
- * but inside a pipeline — and auto-pipelining puts every producer command in one — that memory is lost, so each
- * call re-sends the whole script text (BullMQ's addStandardJob is ~10 KB) and Redis re-hashes it. Measured on
- * the ingress, that was most of its Redis client cost. Here the SHA is sent, and the text only when Redis
- * answers NOSCRIPT (after a restart or a failover emptied its script cache).
+ * Where the `.lua` files are: `src/lua/` beside `src/queue/` when run from the sources (tsx, vitest), and
+ * `dist/src/lua/` in the built package (the build copies them there: `npm run build`).
+ */
+const LUA_DIR = new URL('../lua/', import.meta.url);
+
+/** `--- @include "includes/name"` on a line of its own (as in BullMQ's scripts): that file's text, once. */
+const INCLUDE = /^--- @include "([\w/-]+)"$/gm;
+
+function readLua(name: string, included: Set<string>): string {
+  const text = readFileSync(new URL(`${name}.lua`, LUA_DIR), 'utf8');
+  return text.replace(INCLUDE, (_line, include: string) => {
+    if (included.has(include)) return '';
+    included.add(include);
+    return readLua(include, included);
+  });
+}
+
+/**
+ * ioredis defines a `…Buffer` variant of every command (bulk replies as Buffers) but types few of them. Not
+ * `callBuffer('evalsha', …)`: under auto-pipelining ioredis drops the command name of `callBuffer`.
+ */
+type ScriptArgs = (string | number | Buffer)[];
+interface BufferScripting {
+  evalshaBuffer(sha: string, numberOfKeys: number, ...keysAndArgs: ScriptArgs): Promise<unknown>;
+  evalBuffer(lua: string, numberOfKeys: number, ...keysAndArgs: ScriptArgs): Promise<unknown>;
+}
+
+/**
+ * A Lua script run by its SHA: the one way the relay runs its scripts. ioredis' own script commands
+ * (defineCommand) remember per socket whether a script is loaded, but inside a pipeline — and auto-pipelining
+ * puts every producer command in one — that memory is lost, so each call re-sends the whole script text
+ * (BullMQ's addStandardJob is ~10 KB) and Redis re-hashes it; and defining a command on a connection lazily,
+ * while an auto-pipeline of that connection is pending, makes ioredis throw an uncaught TypeError. Here the SHA
+ * is sent, and the text only when Redis answers NOSCRIPT (after a restart or a failover emptied its script
+ * cache).
  */
 export class LuaScript {
   readonly sha: string;
@@ -15,12 +46,32 @@ export class LuaScript {
     this.sha = createHash('sha1').update(lua).digest('hex');
   }
 
-  async run(client: Redis, keys: string[], args: (string | number | Buffer)[]): Promise<unknown> {
+  /**
+   * The script in `src/lua/<name>.lua`, its includes inlined. Reads the file: make scripts once, at module
+   * load, not per call.
+   */
+  static fromFile(name: string): LuaScript {
+    return new LuaScript(readLua(name, new Set()));
+  }
+
+  /** Bulk replies as strings. */
+  async run(client: RedisClient, keys: string[], args: ScriptArgs): Promise<unknown> {
     try {
       return await client.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
-      if (!(err as Error).message.startsWith('NOSCRIPT')) throw err;
+      if (!isNoScript(err)) throw err;
       return client.eval(this.lua, keys.length, ...keys, ...args);
+    }
+  }
+
+  /** Bulk replies as Buffers (binary values such as compressed bodies); numbers as they are. */
+  async runBuffer(client: RedisClient, keys: string[], args: ScriptArgs): Promise<unknown> {
+    const scripting = client as RedisClient & BufferScripting;
+    try {
+      return await scripting.evalshaBuffer(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!isNoScript(err)) throw err;
+      return scripting.evalBuffer(this.lua, keys.length, ...keys, ...args);
     }
   }
 }
