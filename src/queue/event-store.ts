@@ -8,7 +8,6 @@ import { ClusterNodes } from './cluster-nodes.js';
 import { DurableLane } from './durable-lane.js';
 import { type DeliveryJobData, deliveryJobId, idempotencyKey, type JobGuard } from './job-types.js';
 import type { Keys } from './keys.js';
-import { LuaScript } from './lua-script.js';
 import { NotDurableYet } from './not-durable.js';
 import type { TargetQueues } from './queues.js';
 import { connectionOptions, type RedisClient } from './redis-connection.js';
@@ -42,7 +41,7 @@ export type StoreResult = { state: 'new'; repeated: number[] } | { state: 'dupli
 
 /**
  * A dedupe key, the tag its value must carry to make a copy ('' = any), and how long it is kept. A `request`
- * key held makes a copy on its own; `change` keys only all together (see store-script.ts).
+ * key held makes a copy on its own; `change` keys only all together (see src/lua/store-event.lua).
  */
 export interface DedupeKey {
   key: string;
@@ -63,7 +62,7 @@ interface QueueSlot {
 }
 
 /**
- * Stores an event and all its delivery jobs in one atomic script call (see store-script.ts), and, when
+ * Stores an event and all its delivery jobs in one atomic script call (src/lua/store-event.lua), and, when
  * `redis.durability` asks for it, waits until the write is replicated or fsynced before the caller answers.
  */
 export class EventStore {
@@ -74,7 +73,7 @@ export class EventStore {
    * connection into it (BullMQ defines about forty), which cost more CPU than the rest of the store call.
    */
   private readonly writer: Redis;
-  private readonly script = new LuaScript(STORE_SCRIPT);
+  private readonly script = STORE_SCRIPT;
   /** Per target, per shard. */
   private readonly slots = new Map<string, QueueSlot[]>();
   /**
