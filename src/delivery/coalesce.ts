@@ -65,8 +65,7 @@ export class Coalescer {
   }
 
   private jobKey(targetId: string, eventId: string): string {
-    const shard = this.keys.shardOfId(eventId);
-    return `${this.keys.queuePrefix(targetId, shard)}:${this.keys.queueName(targetId, shard)}:${deliveryJobId(eventId, targetId)}`;
+    return this.keys.job(targetId, deliveryJobId(eventId, targetId), this.keys.shardOfId(eventId));
   }
 
   /**
@@ -110,7 +109,7 @@ export class Coalescer {
   }
 
   private async scan(fallbackFrom: number, shard: number): Promise<void> {
-    const cursorKey = this.keys.loop('coalesce:cursor', shard);
+    const cursorKey = this.keys.coalesceCursor(shard);
     const stored = await this.redis.get(cursorKey);
     let from = (stored ? Number(stored) : fallbackFrom) - OVERLAP_MS;
     let high = 0;

@@ -56,7 +56,6 @@ const COMPRESS_MIN_BYTES = 1024;
 /** What the store script needs of a target's queue, worked out once per queue. */
 interface QueueSlot {
   keys: string[];
-  prefix: string;
   /** The target's job options as BullMQ stores them, without the per-job `jobId`. */
   opts: Record<string, unknown>;
 }
@@ -112,9 +111,8 @@ export class EventStore {
       };
       this.slots.set(
         targetId,
-        shardQueues.map((queue) => ({
-          keys: JOB_KEY_NAMES.map((name) => queue.keys[name]!),
-          prefix: queue.keys['']!,
+        shardQueues.map((_queue, shard) => ({
+          keys: JOB_KEY_NAMES.map((name) => this.keys.queueKey(targetId, name, shard)),
           opts,
         })),
       );
@@ -169,7 +167,7 @@ export class EventStore {
         k: idempotencyKey(event.id, targetId),
         ...(event.guard ? { g: event.guard } : {}),
       };
-      keys.push(...slot.keys, slot.prefix + jobId);
+      keys.push(...slot.keys, this.keys.job(targetId, jobId, shard));
       args.push(
         jobId,
         event.envelope.eventKey,
@@ -191,7 +189,7 @@ export class EventStore {
     }
     // A copy is answered 200 only once durable too: its original may have been answered 503 for want of
     // durability, or stored by another instance a moment ago.
-    if (lane) await lane.awaitDurable(epoch, `${keys[1]}:durability-mark`);
+    if (lane) await lane.awaitDurable(epoch, this.keys.durabilityMark(shard));
     return reply[0] === 'duplicate'
       ? { state: 'duplicate', id: reply[1] }
       : { state: 'new', repeated: repeatedIndices(reply[1]) };
