@@ -35,12 +35,15 @@ interface BufferScripting {
  * (defineCommand) remember per socket whether a script is loaded, but inside a pipeline — and auto-pipelining
  * puts every producer command in one — that memory is lost, so each call re-sends the whole script text
  * (BullMQ's addStandardJob is ~10 KB) and Redis re-hashes it; and defining a command on a connection lazily,
- * while an auto-pipeline of that connection is pending, makes ioredis throw an uncaught TypeError. Here the SHA
- * is sent, and the text only when Redis answers NOSCRIPT (after a restart or a failover emptied its script
- * cache).
+ * while an auto-pipeline of that connection is pending, makes ioredis throw an uncaught TypeError. Here the text
+ * is sent on a client's first call (EVAL caches it, as ioredis does: no NOSCRIPT round trip on a fresh server),
+ * the SHA after that, and the text again only when Redis answers NOSCRIPT (after a restart or a failover
+ * emptied its script cache).
  */
 export class LuaScript {
   readonly sha: string;
+  /** The clients this script has been sent to as text. */
+  private readonly sentTo = new WeakSet<RedisClient>();
 
   constructor(readonly lua: string) {
     this.sha = createHash('sha1').update(lua).digest('hex');
@@ -56,6 +59,7 @@ export class LuaScript {
 
   /** Bulk replies as strings. */
   async run(client: RedisClient, keys: string[], args: ScriptArgs): Promise<unknown> {
+    if (this.firstCallOn(client)) return client.eval(this.lua, keys.length, ...keys, ...args);
     try {
       return await client.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
@@ -67,12 +71,19 @@ export class LuaScript {
   /** Bulk replies as Buffers (binary values such as compressed bodies); numbers as they are. */
   async runBuffer(client: RedisClient, keys: string[], args: ScriptArgs): Promise<unknown> {
     const scripting = client as RedisClient & BufferScripting;
+    if (this.firstCallOn(client)) return scripting.evalBuffer(this.lua, keys.length, ...keys, ...args);
     try {
       return await scripting.evalshaBuffer(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
       if (!isNoScript(err)) throw err;
       return scripting.evalBuffer(this.lua, keys.length, ...keys, ...args);
     }
+  }
+
+  private firstCallOn(client: RedisClient): boolean {
+    if (this.sentTo.has(client)) return false;
+    this.sentTo.add(client);
+    return true;
   }
 }
 
