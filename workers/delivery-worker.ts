@@ -71,7 +71,7 @@ export function startDeliveryWorkers(rt: Runtime): DeliveryWorkers {
     const slots = pLimit(target.concurrency);
     const sharedLimit =
       target.rateLimit && rt.keys.shards > 1
-        ? new SharedRateLimit(connection, rt.keys.loop(`rate-limit:${target.id}`), target.rateLimit)
+        ? new SharedRateLimit(connection, rt.keys.sharedRateLimit(target.id), target.rateLimit)
         : undefined;
     const circuit = new CircuitBreaker(connection, rt.keys.circuit(target.id), target, (open) =>
       rt.metrics.circuitState.set({ target: target.id }, open ? 1 : 0),

@@ -1,6 +1,6 @@
 import type { TargetConfig } from '../config/types.js';
+import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
-import { luaScript } from './scripts.js';
 
 /*
  * The breaker's state lives in one Redis hash per target, so every worker process sees the same circuit:
@@ -9,31 +9,9 @@ import { luaScript } from './scripts.js';
  * cooldown, so no worker anywhere even fetches a job for that target meanwhile; other targets' queues are
  * untouched.
  */
-const CHECK = `
-local openUntil = tonumber(redis.call('HGET', KEYS[1], 'openUntil') or '0')
-local fails = tonumber(redis.call('HGET', KEYS[1], 'fails') or '0')
-if openUntil == 0 then return {0, 0, fails} end
-local now = tonumber(ARGV[1])
-if now < openUntil then return {1, openUntil - now, fails} end
-local probe = tonumber(redis.call('HGET', KEYS[1], 'probeUntil') or '0')
-if probe > now then return {2, probe - now, fails} end
-redis.call('HSET', KEYS[1], 'probeUntil', now + tonumber(ARGV[2]))
-return {3, 0, fails}`;
-
-const FAIL = `
-local now = tonumber(ARGV[1])
-local fails = redis.call('HINCRBY', KEYS[1], 'fails', 1)
-local openUntil = tonumber(redis.call('HGET', KEYS[1], 'openUntil') or '0')
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-if openUntil > 0 or fails >= tonumber(ARGV[2]) then
-  redis.call('HSET', KEYS[1], 'openUntil', now + tonumber(ARGV[3]), 'probeUntil', 0)
-  return tonumber(ARGV[3])
-end
-return 0`;
-
-const SUCCESS = `
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('DEL', KEYS[1]) return 1 end
-return 0`;
+const CHECK = LuaScript.fromFile('circuit-check');
+const FAILURE = LuaScript.fromFile('circuit-failure');
+const SUCCESS = LuaScript.fromFile('circuit-success');
 
 export type CircuitCheck =
   | { state: 'closed' }
@@ -50,29 +28,18 @@ const STATE_TTL_MS = 7 * 86_400_000;
 export class CircuitBreaker {
   private closedUntil = 0;
   private dirty = false;
-  private readonly run: {
-    check: ReturnType<typeof luaScript>;
-    fail: ReturnType<typeof luaScript>;
-    ok: ReturnType<typeof luaScript>;
-  };
 
   constructor(
-    redis: RedisClient,
+    private readonly redis: RedisClient,
     private readonly key: string,
     private readonly target: TargetConfig,
     private readonly onChange: (open: boolean) => void = () => {},
-  ) {
-    this.run = {
-      check: luaScript(redis, 'hrCircuitCheck', CHECK),
-      fail: luaScript(redis, 'hrCircuitFail', FAIL),
-      ok: luaScript(redis, 'hrCircuitOk', SUCCESS),
-    };
-  }
+  ) {}
 
   async check(now = Date.now()): Promise<CircuitCheck> {
     if (now < this.closedUntil) return { state: 'closed' };
     const probeTtl = this.target.timeoutMs + 1000;
-    const [state, waitMs, fails] = (await this.run.check([this.key], [now, probeTtl])) as number[];
+    const [state, waitMs, fails] = (await CHECK.run(this.redis, [this.key], [now, probeTtl])) as number[];
     if (state === 0) {
       this.closedUntil = now + CLOSED_CACHE_MS;
       if ((fails ?? 0) > 0) this.dirty = true;
@@ -90,7 +57,8 @@ export class CircuitBreaker {
     this.dirty = true;
     this.closedUntil = 0;
     const { failureThreshold, cooldownMs } = this.target.circuit;
-    const opened = (await this.run.fail(
+    const opened = (await FAILURE.run(
+      this.redis,
       [this.key],
       [now, failureThreshold, cooldownMs, STATE_TTL_MS],
     )) as number;
@@ -102,7 +70,7 @@ export class CircuitBreaker {
   async success(): Promise<void> {
     if (!this.dirty) return;
     this.dirty = false;
-    const closed = (await this.run.ok([this.key], [])) as number;
+    const closed = (await SUCCESS.run(this.redis, [this.key], [])) as number;
     if (closed) this.onChange(false);
   }
 }

@@ -2,12 +2,12 @@ import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
 import type { StoredEvent } from '../queue/event-store.js';
 import type { Keys } from '../queue/keys.js';
+import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
 import { deliveryJobId } from '../relay/job-types.js';
 import type { StaticLoopRules } from '../relay/loop-rules.js';
 import type { Router } from '../relay/routing.js';
-import { branchTransition, ORDER_LUA } from './ref-order.js';
-import { luaScript } from './scripts.js';
+import { branchTransition } from './ref-order.js';
 
 /*
  * Coalescing (`coalesce: latest-per-ref` on a route): while pushes to one branch wait for a busy or failing
@@ -29,26 +29,9 @@ const PAGE = 500;
 // have been committing its jobs (the one-call store writes event, jobs and mark together).
 const UNCOMMITTED_GRACE_MS = 10_000;
 
-// KEYS: the latest key, the branch's transitions. ARGV: event id, ttl ms, old head, new head. Returns the id
-// of the newest push after this one's offer. A value of the earlier format (an event id alone) compares by
-// arrival.
-const MAX = `${ORDER_LUA}
-learn(KEYS[2], ARGV[3], ARGV[4], ARGV[2])
-local v = redis.call('GET', KEYS[1])
-if v then
-  local id, head = string.match(v, '^(%S+) (%S+)$')
-  if not id then id, head = v, '' end
-  if id == ARGV[1] then return id end
-  local order = newer(KEYS[2], ARGV[4], head)
-  if order == -1 or (order == 0 and id > ARGV[1]) then return id end
-end
-redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[4], 'PX', ARGV[2])
-return ARGV[1]`;
-
-const CURSOR = `
-local v = tonumber(redis.call('GET', KEYS[1]) or '0')
-if v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1`;
+// Offer a push as its branch's newest, and move the shared cursor forward: src/lua/coalesce-*.lua.
+const OFFER = LuaScript.fromFile('coalesce-offer');
+const CURSOR = LuaScript.fromFile('coalesce-cursor');
 
 /** The branch a push moves, when it is a single-branch push to a branch that still exists (what is coalesced). */
 export function coalesceRef(env: Envelope): string | null {
@@ -60,8 +43,6 @@ export class Coalescer {
   /** The running catch-up per shard (an event's shard holds every event of its repository: keys.ts). */
   private readonly catching = new Map<number, Promise<void>>();
   private readonly seen = new Set<string>();
-  private readonly max: ReturnType<typeof luaScript>;
-  private readonly cursor: ReturnType<typeof luaScript>;
 
   constructor(
     private readonly redis: RedisClient,
@@ -70,8 +51,6 @@ export class Coalescer {
     private readonly router: Router,
     private readonly rules: StaticLoopRules,
   ) {
-    this.max = luaScript(redis, 'hrCoalesceMax', MAX);
-    this.cursor = luaScript(redis, 'hrCoalesceCursor', CURSOR);
     this.coalescing = new Set(
       config.routes.filter((r) => r.coalesce === 'latest-per-ref').flatMap((r) => r.targets),
     );
@@ -86,8 +65,7 @@ export class Coalescer {
   }
 
   private jobKey(targetId: string, eventId: string): string {
-    const shard = this.keys.shardOfId(eventId);
-    return `${this.keys.queuePrefix(targetId, shard)}:${this.keys.queueName(targetId, shard)}:${deliveryJobId(eventId, targetId)}`;
+    return this.keys.job(targetId, deliveryJobId(eventId, targetId), this.keys.shardOfId(eventId));
   }
 
   /**
@@ -97,7 +75,8 @@ export class Coalescer {
   private offer(targetId: string, sourceId: string, env: Envelope, eventId: string): Promise<string> {
     const move = branchTransition(env)!;
     const scope = { sourceId, repo: env.repository ?? '-', shard: this.keys.shardOfId(eventId) };
-    return this.max(
+    return OFFER.run(
+      this.redis,
       [
         this.keys.loopLatest({ ...scope, targetId, ref: move.ref }),
         this.keys.refEdges({ ...scope, ref: move.ref }),
@@ -130,7 +109,7 @@ export class Coalescer {
   }
 
   private async scan(fallbackFrom: number, shard: number): Promise<void> {
-    const cursorKey = this.keys.loop('coalesce:cursor', shard);
+    const cursorKey = this.keys.coalesceCursor(shard);
     const stored = await this.redis.get(cursorKey);
     let from = (stored ? Number(stored) : fallbackFrom) - OVERLAP_MS;
     let high = 0;
@@ -167,7 +146,7 @@ export class Coalescer {
       if (next <= from) break;
       from = next;
     }
-    if (high > 0) await this.cursor([cursorKey], [high]);
+    if (high > 0) await CURSOR.run(this.redis, [cursorKey], [high]);
   }
 
   /** Record one event as the latest of its branch for each coalescing target; true = look again later. */

@@ -9,7 +9,6 @@ import { type DeliveryJobData, deliveryJobId, idempotencyKey, type JobGuard } fr
 import { ClusterNodes } from './cluster-nodes.js';
 import { DurableLane } from './durable-lane.js';
 import type { Keys } from './keys.js';
-import { LuaScript } from './lua-script.js';
 import type { TargetQueues } from './queues.js';
 import { connectionOptions, type RedisClient } from './redis-connection.js';
 import { JOB_KEY_NAMES, STORE_SCRIPT } from './store-script.js';
@@ -40,7 +39,7 @@ export type StoreResult = { state: 'new'; repeated: number[] } | { state: 'dupli
 
 /**
  * A dedupe key, the tag its value must carry to make a copy ('' = any), and how long it is kept. A `request`
- * key held makes a copy on its own; `change` keys only all together (see store-script.ts).
+ * key held makes a copy on its own; `change` keys only all together (see src/lua/store-event.lua).
  */
 export interface DedupeKey {
   key: string;
@@ -55,13 +54,12 @@ const COMPRESS_MIN_BYTES = 1024;
 /** What the store script needs of a target's queue, worked out once per queue. */
 interface QueueSlot {
   keys: string[];
-  prefix: string;
   /** The target's job options as BullMQ stores them, without the per-job `jobId`. */
   opts: Record<string, unknown>;
 }
 
 /**
- * Stores an event and all its delivery jobs in one atomic script call (see store-script.ts), and, when
+ * Stores an event and all its delivery jobs in one atomic script call (src/lua/store-event.lua), and, when
  * `redis.durability` asks for it, waits until the write is replicated or fsynced before the caller answers.
  */
 export class EventStore {
@@ -72,7 +70,7 @@ export class EventStore {
    * BullMQ's Queue objects share: a lane's WAIT holds up every command behind it on its connection.
    */
   private readonly writer: Redis;
-  private readonly script = new LuaScript(STORE_SCRIPT);
+  private readonly script = STORE_SCRIPT;
   /** Per target, per shard. */
   private readonly slots = new Map<string, QueueSlot[]>();
   /**
@@ -111,9 +109,8 @@ export class EventStore {
       };
       this.slots.set(
         targetId,
-        shardQueues.map((queue) => ({
-          keys: JOB_KEY_NAMES.map((name) => queue.keys[name]!),
-          prefix: queue.keys['']!,
+        shardQueues.map((_queue, shard) => ({
+          keys: JOB_KEY_NAMES.map((name) => this.keys.queueKey(targetId, name, shard)),
           opts,
         })),
       );
@@ -167,7 +164,7 @@ export class EventStore {
         k: idempotencyKey(event.id, targetId),
         ...(event.guard ? { g: event.guard } : {}),
       };
-      keys.push(...slot.keys, slot.prefix + jobId);
+      keys.push(...slot.keys, this.keys.job(targetId, jobId, shard));
       args.push(
         jobId,
         event.envelope.eventKey,
@@ -189,7 +186,7 @@ export class EventStore {
     }
     // A copy is answered 200 only once durable too: its original may have been answered 503 for want of
     // durability, or stored by another instance a moment ago.
-    if (lane) await lane.awaitDurable(epoch, `${keys[1]}:durability-mark`);
+    if (lane) await lane.awaitDurable(epoch, this.keys.durabilityMark(shard));
     return reply[0] === 'duplicate'
       ? { state: 'duplicate', id: reply[1] }
       : { state: 'new', repeated: repeatedIndices(reply[1]) };

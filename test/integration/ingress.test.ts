@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { relayTestRequest } from '../../src/bitbucket/relay-test-event.js';
 import { sign } from '../../src/bitbucket/signature.js';
 import type { Config } from '../../src/config/types.js';
+import { makeKeys } from '../../src/queue/keys.js';
 import {
   cloudPullRequest,
   cloudPush,
@@ -21,16 +22,16 @@ const db = useTestRedis();
 const ingress = useIngress(() => db.url);
 
 async function jobCount(config: Config, target = 'ci'): Promise<number> {
-  const p = `${config.redis.prefix}:deliver-${target}`;
+  const keys = makeKeys(config);
   return (
-    (await db.inspect.llen(`${p}:wait`)) +
-    (await db.inspect.zcard(`${p}:prioritized`)) +
-    (await db.inspect.zcard(`${p}:delayed`))
+    (await db.inspect.llen(keys.queueKey(target, 'wait'))) +
+    (await db.inspect.zcard(keys.queueKey(target, 'prioritized'))) +
+    (await db.inspect.zcard(keys.queueKey(target, 'delayed')))
   );
 }
 
 async function eventCount(config: Config): Promise<number> {
-  return db.inspect.zcard(`${config.redis.prefix}:events`);
+  return db.inspect.zcard(makeKeys(config).eventIndex);
 }
 
 describe('accepting webhooks', () => {
@@ -62,7 +63,7 @@ describe('accepting webhooks', () => {
       repository: 'acme/widgets',
     });
     // The payload is stored once, whatever the number of targets.
-    expect(await db.inspect.keys(`${config.redis.prefix}:ev:*`)).toHaveLength(1);
+    expect(await db.inspect.keys(makeKeys(config).event('*'))).toHaveLength(1);
   });
 
   it('accepts the old secret during rotation', async () => {
@@ -482,7 +483,7 @@ describe('when Redis is unavailable', () => {
       expect(res.status).toBe(503);
       expect(await jobCount(config, 'ci')).toBe(0);
       expect(await jobCount(config, 'ci2')).toBe(0);
-      expect(await db.inspect.keys(`${config.redis.prefix}:ev:*`)).toHaveLength(0);
+      expect(await db.inspect.keys(makeKeys(config).event('*'))).toHaveLength(0);
       await db.inspect.config('SET', 'maxmemory', '0');
       // Bitbucket's retry of the same delivery is then accepted, not taken for a duplicate.
       const retry = await send(ing.url, 'cloud', req);

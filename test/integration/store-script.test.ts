@@ -5,7 +5,7 @@ import { normalise } from '../../src/bitbucket/normalise.js';
 import type { Config } from '../../src/config/types.js';
 import { EventStore, type StoredEvent } from '../../src/queue/event-store.js';
 import { deliveryJobOptions } from '../../src/queue/job-options.js';
-import { makeKeys } from '../../src/queue/keys.js';
+import { type Keys, makeKeys } from '../../src/queue/keys.js';
 import { TargetQueues } from '../../src/queue/queues.js';
 import { cloudPush } from '../fixtures/payloads.js';
 import { testConfig } from '../helpers/config.js';
@@ -24,7 +24,7 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
-function setup(): { config: Config; store: EventStore; queue: Queue; prefix: string } {
+function setup(): { config: Config; keys: Keys; store: EventStore; queue: Queue } {
   const config = testConfig(db.url, {
     targets: [{ id: 'ci', url: 'http://127.0.0.1:9/hook', retry: { attempts: 4 } }],
   });
@@ -37,7 +37,7 @@ function setup(): { config: Config; store: EventStore; queue: Queue; prefix: str
     await queues.close();
     client.disconnect();
   });
-  return { config, store, queue: queues.get('ci')!, prefix: `${config.redis.prefix}:deliver-ci` };
+  return { config, keys, store, queue: queues.get('ci')! };
 }
 
 function event(id: string): StoredEvent {
@@ -64,12 +64,13 @@ async function addLikeBullMQ(config: Config, queue: Queue, eventId: string): Pro
   );
 }
 
-async function jobHash(prefix: string, jobId: string): Promise<Record<string, string>> {
-  return db.inspect.hgetall(`${prefix}:${jobId}`);
+/** BullMQ's keys of the queue (`queue.toKey`): the script must write where BullMQ reads. */
+async function jobHash(queue: Queue, jobId: string): Promise<Record<string, string>> {
+  return db.inspect.hgetall(queue.toKey(jobId));
 }
 
-async function streamEvents(prefix: string, jobId: string): Promise<string[]> {
-  const entries = (await db.inspect.xrange(`${prefix}:events`, '-', '+')) as [string, string[]][];
+async function streamEvents(queue: Queue, jobId: string): Promise<string[]> {
+  const entries = (await db.inspect.xrange(queue.toKey('events'), '-', '+')) as [string, string[]][];
   return entries
     .map(([, fields]) => fields)
     .filter((f) => f[f.indexOf('jobId') + 1] === jobId)
@@ -78,12 +79,12 @@ async function streamEvents(prefix: string, jobId: string): Promise<string[]> {
 
 describe('the store script writes jobs as BullMQ does', () => {
   it('the same job hash, events and wait-list entry as Queue.add', async () => {
-    const { config, store, queue, prefix } = setup();
+    const { config, store, queue } = setup();
     await addLikeBullMQ(config, queue, 'ref-1');
     expect(await store.store(event('mine-1'), [])).toEqual({ state: 'new', repeated: [] });
 
-    const theirs = await jobHash(prefix, 'ref-1.ci');
-    const mine = await jobHash(prefix, 'mine-1.ci');
+    const theirs = await jobHash(queue, 'ref-1.ci');
+    const mine = await jobHash(queue, 'mine-1.ci');
     expect(Object.keys(mine).sort()).toEqual(Object.keys(theirs).sort());
     expect(mine.name).toBe(theirs.name);
     expect(mine.delay).toBe(theirs.delay);
@@ -94,29 +95,29 @@ describe('the store script writes jobs as BullMQ does', () => {
     expect(myOpts).toEqual(theirOpts);
     expect(JSON.parse(mine.data!)).toEqual({ e: 'mine-1', t: 'ci', k: 'mine-1.ci' });
 
-    expect(await db.inspect.lrange(`${prefix}:wait`, 0, -1)).toEqual(['mine-1.ci', 'ref-1.ci']);
-    expect(await db.inspect.zrange(`${prefix}:marker`, 0, -1)).toEqual(['0']);
-    expect(await streamEvents(prefix, 'mine-1.ci')).toEqual(await streamEvents(prefix, 'ref-1.ci'));
-    expect(await db.inspect.get(`${prefix}:id`)).toBe('2');
+    expect(await db.inspect.lrange(queue.toKey('wait'), 0, -1)).toEqual(['mine-1.ci', 'ref-1.ci']);
+    expect(await db.inspect.zrange(queue.toKey('marker'), 0, -1)).toEqual(['0']);
+    expect(await streamEvents(queue, 'mine-1.ci')).toEqual(await streamEvents(queue, 'ref-1.ci'));
+    expect(await db.inspect.get(queue.toKey('id'))).toBe('2');
 
     const counts = await queue.getJobCounts('waiting', 'paused');
     expect(counts).toEqual({ waiting: 2, paused: 0 });
   });
 
   it('puts the job on the paused list of a paused queue, with no worker marker, as Queue.add does', async () => {
-    const { config, store, queue, prefix } = setup();
+    const { config, store, queue } = setup();
     await queue.pause();
     await addLikeBullMQ(config, queue, 'ref-2');
     await store.store(event('mine-2'), []);
-    expect(await db.inspect.lrange(`${prefix}:paused`, 0, -1)).toEqual(['mine-2.ci', 'ref-2.ci']);
-    expect(await db.inspect.llen(`${prefix}:wait`)).toBe(0);
-    expect(await db.inspect.exists(`${prefix}:marker`)).toBe(0);
+    expect(await db.inspect.lrange(queue.toKey('paused'), 0, -1)).toEqual(['mine-2.ci', 'ref-2.ci']);
+    expect(await db.inspect.llen(queue.toKey('wait'))).toBe(0);
+    expect(await db.inspect.exists(queue.toKey('marker'))).toBe(0);
     await queue.resume();
     expect(await queue.getJobCounts('waiting', 'paused')).toEqual({ waiting: 2, paused: 0 });
   });
 
   it('a BullMQ worker takes the job with the options it was given, and retries it by them', async () => {
-    const { config, store, queue } = setup();
+    const { keys, store, queue } = setup();
     await store.store(event('mine-3'), []);
     const seen: { id: string; attempts: number; made: number; ts: number }[] = [];
     const worker = new Worker(
@@ -127,7 +128,7 @@ describe('the store script writes jobs as BullMQ does', () => {
       },
       {
         connection: { url: db.url } as never,
-        prefix: config.redis.prefix,
+        prefix: keys.queuePrefix('ci'),
         settings: { backoffStrategy: () => 10 },
       },
     );
@@ -143,13 +144,13 @@ describe('the store script writes jobs as BullMQ does', () => {
 
 describe('the store script is one atomic step', () => {
   it('answers a held dedupe key with the holder and writes nothing', async () => {
-    const { config, store, prefix } = setup();
-    const key = `${config.redis.prefix}:dd:cloud:delivery-1`;
+    const { keys, store, queue } = setup();
+    const key = keys.dedupeDelivery('cloud', 'delivery-1');
     const dedupe = [{ key, tag: '', ttlSeconds: 60, kind: 'request' as const }];
     expect(await store.store(event('first'), dedupe)).toEqual({ state: 'new', repeated: [] });
     expect(await store.store(event('second'), dedupe)).toEqual({ state: 'duplicate', id: 'first' });
-    expect(await db.inspect.exists(`${config.redis.prefix}:ev:second`)).toBe(0);
-    expect(await db.inspect.lrange(`${prefix}:wait`, 0, -1)).toEqual(['first.ci']);
+    expect(await db.inspect.exists(keys.event('second'))).toBe(0);
+    expect(await db.inspect.lrange(queue.toKey('wait'), 0, -1)).toEqual(['first.ci']);
     // A key held with another tag (another transition of the same ref) is no copy.
     const tagged = [{ key, tag: 'other', ttlSeconds: 60, kind: 'request' as const }];
     expect(await store.store(event('third'), tagged)).toEqual({ state: 'new', repeated: [] });

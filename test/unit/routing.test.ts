@@ -92,7 +92,6 @@ describe('event ids', () => {
       expect(keys.shardOfId(id)).toBe(shard);
       expect(keys.event(id)).toBe(`{hr:${shard}}:ev:${id}`);
       expect(keys.queuePrefix('ci', shard)).toBe(`{hr:${shard}}`);
-      expect(keys.loop('rate:ci:acme/a:main', shard)).toBe(`{hr:${shard}}:loop:rate:ci:acme/a:main`);
     }
     // One repository, one shard: its redeliveries and copies meet the same dedupe keys.
     expect(keys.shardOf('cloud', 'acme/a')).toBe(keys.shardOf('cloud', 'acme/a'));
@@ -100,8 +99,5 @@ describe('event ids', () => {
     expect(spread.size).toBeGreaterThan(8);
     const single = makeKeys({ redis: { prefix: 'hr', shards: 1 } as never });
     expect(single.event('x-00b')).toBe('hr:ev:x-00b');
-    expect(single.loop('a')).toBe('hr:loop:a');
-    expect(single.loop('a', 0)).toBe('hr:loop:a');
-    expect(keys.loop('rate-limit:ci')).toBe('{hr}:loop:rate-limit:ci');
   });
 });

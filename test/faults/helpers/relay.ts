@@ -2,6 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Cluster, Redis, type RedisOptions } from 'ioredis';
 import { stringify } from 'yaml';
+import type { Config } from '../../../src/config/types.js';
+import { type Keys, makeKeys } from '../../../src/queue/keys.js';
 import { freePort, waitFor } from '../../edge/helpers/processes.js';
 import { type RelayProc, startIngressProc, startWorkerProc } from '../../edge/helpers/stack.js';
 import { SECRETS } from '../../helpers/config.js';
@@ -91,8 +93,8 @@ export async function verifyRun(o: {
   targets: string[];
   redis: Redis | Cluster;
   prefix: string;
-  /** The event index an id is in (one per shard on a cluster); default `<prefix>:events`. */
-  indexOf?: (eventId: string) => string;
+  /** The relay's keys when they are not a single Redis's under `prefix` (a cluster's shards). */
+  keys?: Keys;
   timeoutMs?: number;
 }): Promise<{ report: RunReport; missing: string[]; notIndexed: string[]; mismatched: string[] }> {
   const ids = [...o.stats.acked.keys()];
@@ -105,7 +107,8 @@ export async function verifyRun(o: {
     200,
   ).catch(() => undefined);
   const missing = missingNow();
-  const indexOf = o.indexOf ?? (() => `${o.prefix}:events`);
+  const keys = o.keys ?? makeKeys({ redis: { prefix: o.prefix } as Config['redis'] });
+  const indexOf = (id: string) => keys.eventIndexOf(keys.shardOfId(id));
   const byIndex = new Map<string, string[]>();
   for (const id of ids) byIndex.set(indexOf(id), [...(byIndex.get(indexOf(id)) ?? []), id]);
   const notIndexed: string[] = [];
