@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import { type DeliveryWorkers, startDeliveryWorkers } from '../workers/delivery-worker.js';
 import { buildIngressApp } from './app.js';
 import type { Config } from './config/types.js';
+import { type DeliveryWorkers, startDeliveryWorkers } from './delivery/workers.js';
 import { listenAt } from './listen.js';
 import type { Logger } from './log.js';
 import { buildWorkerMetricsApp } from './metrics-app.js';

@@ -1,29 +1,24 @@
 import { Worker } from 'bullmq';
 import pLimit from 'p-limit';
-import { CommitMessages } from '../src/bitbucket-api/commit-message.js';
-import type { TargetConfig } from '../src/config/types.js';
-import { secretsOf, TokenCache } from '../src/delivery/auth.js';
-import { backoffDelay } from '../src/delivery/backoff.js';
-import { CircuitBreaker } from '../src/delivery/circuit-breaker.js';
-import { Coalescer } from '../src/delivery/coalesce.js';
-import { RetryLater } from '../src/delivery/errors.js';
-import { TargetClient } from '../src/delivery/http-client.js';
-import { LoopGuard } from '../src/delivery/loop-guard.js';
-import {
-  type DeliveryContext,
-  isRecorded,
-  processJob,
-  type TargetRuntime,
-} from '../src/delivery/process-job.js';
-import { RefOrder } from '../src/delivery/ref-order.js';
-import { SharedRateLimit } from '../src/delivery/shared-rate-limit.js';
-import type { Logger } from '../src/log.js';
-import { indexDeadLetter } from '../src/queue/dead-letter-index.js';
-import { readTargetState, recordAttempt } from '../src/queue/delivery-state.js';
-import { EventStore } from '../src/queue/event-store.js';
-import type { DeliveryJobData } from '../src/queue/job-types.js';
-import { createRedis, type RedisClient } from '../src/queue/redis-connection.js';
-import type { Runtime } from '../src/runtime.js';
+import { CommitMessages } from '../bitbucket-api/commit-message.js';
+import type { TargetConfig } from '../config/types.js';
+import type { Logger } from '../log.js';
+import { indexDeadLetter } from '../queue/dead-letter-index.js';
+import { readTargetState, recordAttempt } from '../queue/delivery-state.js';
+import { EventStore } from '../queue/event-store.js';
+import type { DeliveryJobData } from '../queue/job-types.js';
+import { createRedis, type RedisClient } from '../queue/redis-connection.js';
+import type { Runtime } from '../runtime.js';
+import { secretsOf, TokenCache } from './auth.js';
+import { backoffDelay } from './backoff.js';
+import { CircuitBreaker } from './circuit-breaker.js';
+import { Coalescer } from './coalesce.js';
+import { RetryLater } from './errors.js';
+import { TargetClient } from './http-client.js';
+import { LoopGuard } from './loop-guard.js';
+import { type DeliveryContext, isRecorded, processJob, type TargetRuntime } from './process-job.js';
+import { RefOrder } from './ref-order.js';
+import { SharedRateLimit } from './shared-rate-limit.js';
 
 export interface DeliveryWorkers {
   close(): Promise<void>;
