@@ -129,8 +129,13 @@ export async function processJob(
   const data = job.data;
   const trigger = data.trigger ?? 'bitbucket';
   const manual = trigger !== 'bitbucket';
-  const eventKey = ctx.keys.event(data.e);
-  const log = jobLog(ctx.log, { target: target.id, eventId: data.e, attempt: job.attemptsMade + 1, trigger });
+  const eventKey = ctx.keys.event(data.eventId);
+  const log = jobLog(ctx.log, {
+    target: target.id,
+    eventId: data.eventId,
+    attempt: job.attemptsMade + 1,
+    trigger,
+  });
 
   // Before anything counts the event for this target (the loop guard's rates, merge claims): the job's name is
   // the event key, so an event the target does not take ends here without reading it.
@@ -143,21 +148,26 @@ export async function processJob(
   }
 
   // The loop guard looks once per delivery: a retry already passed it (its checks are idempotent per event
-  // anyway). Jobs accepted by this version carry the guard's inputs, so the event's read and the guard are one
-  // Redis call; not past the maximum age, though, so that a delivery about to be dead-lettered counts nowhere.
+  // anyway). The job carries the guard's inputs, so the event's read and the guard are one Redis call; not past
+  // the maximum age, though, so that a delivery about to be dead-lettered counts nowhere.
   const firstLook = trigger === 'bitbucket' && job.attemptsMade === 0;
   let event: StoredEvent | null;
   // The verdict the combined read returned; undefined when the event was read on its own.
   let looked: GuardResult | undefined;
   // A push whose message must be read from Bitbucket first is guarded after that (see headMessage).
-  const lookup = firstLook ? data.g?.lookup : undefined;
-  if (firstLook && data.g && !lookup && Date.now() - job.timestamp <= target.retry.maxAgeMs) {
+  const lookup = firstLook ? data.loopGuard?.lookup : undefined;
+  if (firstLook && data.loopGuard && !lookup && Date.now() - job.timestamp <= target.retry.maxAgeMs) {
     let verdict: GuardVerdict;
     let evidence: Evidence | undefined;
-    ({ event, verdict, evidence } = await ctx.guard.readAndCheck(ctx.store, data.g, data.e, target.id));
+    ({ event, verdict, evidence } = await ctx.guard.readAndCheck(
+      ctx.store,
+      data.loopGuard,
+      data.eventId,
+      target.id,
+    ));
     looked = { verdict, ...(evidence ? { evidence } : {}) };
   } else {
-    event = await ctx.store.read(data.e);
+    event = await ctx.store.read(data.eventId);
   }
   if (!event) {
     log.warn('event expired before delivery');
@@ -192,12 +202,15 @@ export async function processJob(
   // An operator's replay or release is sent however old the event is; automatic retries stop at max age.
   if (!manual && Date.now() - event.receivedAt > target.retry.maxAgeMs) return dead('max age');
 
-  if (firstLook) {
+  if (firstLook && data.loopGuard) {
     const { verdict, evidence } =
       looked ??
-      (data.g && lookup
-        ? await ctx.guard.checkGuard(data.g, event, target.id, await headMessage(ctx, event, lookup, log))
-        : await ctx.guard.check(event, target.id));
+      (await ctx.guard.checkGuard(
+        data.loopGuard,
+        event,
+        target.id,
+        lookup ? await headMessage(ctx, event, lookup, log) : undefined,
+      ));
     if (
       verdict === 'wait-for-push' &&
       token &&
@@ -285,7 +298,7 @@ export async function processJob(
   // Any attempt after the first may follow one that did its work without the relay hearing so (a timeout, a
   // reset connection, or some builds of several created): requests that are not idempotent look first.
   const prepared = Array.isArray(built) || 'lookup' in built ? built : [built];
-  const exchange = await send(ctx, tr, prepared, event, data.k, n > 1, traced);
+  const exchange = await send(ctx, tr, prepared, event, data.idempotencyKey, n > 1, traced);
   span?.end(exchange.skipped ? 'not-applicable' : exchange.verdict.kind, exchange.answer?.status);
   if (exchange.skipped) return nothingToSend(exchange.skipped);
   ctx.metrics.attemptDuration.observe({ target: target.id }, exchange.ms / 1000);

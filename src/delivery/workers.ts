@@ -160,9 +160,12 @@ function startTargetWorker(
     // Failures the processor did not record itself (an expired event, too many stalls): record the dead
     // letter once BullMQ has given up on the job.
     const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
-    log.warn({ target: target.id, eventId: job.data.e, err: err.message, final }, 'delivery attempt failed');
+    log.warn(
+      { target: target.id, eventId: job.data.eventId, err: err.message, final },
+      'delivery attempt failed',
+    );
     if (!final) return;
-    const eventKey = rt.keys.event(job.data.e);
+    const eventKey = rt.keys.event(job.data.eventId);
     indexDeadLetter(connection, rt.keys, String(job.id)).catch(() => {});
     readTargetState(connection, eventKey, target.id)
       .then((prev) =>

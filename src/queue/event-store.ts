@@ -165,10 +165,10 @@ export class EventStore {
       if (!slot) throw new Error(`no queue for target ${targetId} in shard ${shard}`);
       const jobId = deliveryJobId(event.id, targetId);
       const data: DeliveryJobData = {
-        e: event.id,
-        t: targetId,
-        k: idempotencyKey(event.id, targetId),
-        ...(event.guard ? { g: event.guard } : {}),
+        eventId: event.id,
+        targetId,
+        idempotencyKey: idempotencyKey(event.id, targetId),
+        ...(event.guard ? { loopGuard: event.guard } : {}),
       };
       keys.push(...slot.keys, slot.prefix + jobId);
       args.push(

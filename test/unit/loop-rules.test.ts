@@ -96,7 +96,7 @@ describe('causal chain inputs', () => {
     expect(g).toMatchObject({ source: 'cloud', receivedAt: 1000, actorName: 'CI', chain: true });
     expect(g.parents).toEqual(chainParents(push()));
     expect(jobGuard(rules, push({ actor: { name: 'Ada' } }), 'cloud', 1).chain).toBeUndefined();
-    expect(jobGuard(rules, merged(), 'dc', 1)).toMatchObject({ merge: true, s: 'ignored-actor' });
+    expect(jobGuard(rules, merged(), 'dc', 1)).toMatchObject({ merge: true, staticVerdict: 'ignored-actor' });
   });
 });
 
