@@ -3,20 +3,19 @@ import pLimit from 'p-limit';
 import { CommitMessages } from '../bitbucket-api/commit-message.js';
 import type { TargetConfig } from '../config/types.js';
 import type { Logger } from '../log.js';
-import { indexDeadLetter } from '../queue/dead-letter-index.js';
-import { readTargetState, recordAttempt } from '../queue/delivery-state.js';
 import { EventStore } from '../queue/event-store.js';
 import type { DeliveryJobData } from '../queue/job-types.js';
 import { createRedis, type RedisClient } from '../queue/redis-connection.js';
 import type { Runtime } from '../runtime.js';
 import { secretsOf, TokenCache } from './auth.js';
-import { backoffDelay } from './backoff.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 import { Coalescer } from './coalesce.js';
+import { DeadLettered, DeadLetterWriter } from './dead-letter-writer.js';
+import { retryDelayAfter } from './decide.js';
 import { RetryLater } from './errors.js';
 import { TargetClient } from './http-client.js';
 import { LoopGuard } from './loop-guard.js';
-import { type DeliveryContext, isRecorded, processJob, type TargetRuntime } from './process-job.js';
+import { type DeliveryContext, processJob, type TargetRuntime } from './process-job.js';
 import { RefOrder } from './ref-order.js';
 import { SharedRateLimit } from './shared-rate-limit.js';
 
@@ -36,44 +35,45 @@ export function lockDurationFor(target: TargetConfig): number {
   return target.timeoutMs + Math.max(2000, Math.min(target.timeoutMs, 30_000));
 }
 
-/** One BullMQ worker per target queue, so a slow target cannot take the slots of a healthy one. */
-export function startDeliveryWorkers(rt: Runtime): DeliveryWorkers {
-  const connection = createRedis(rt.config, 'worker', 'worker');
+/** One BullMQ worker per target queue, so a slow target cannot take the workers of a healthy one. */
+export function startDeliveryWorkers(runtime: Runtime): DeliveryWorkers {
+  const connection = createRedis(runtime.config, 'worker', 'worker');
   connection.on('error', () => {});
-  const log = rt.log.child({ role: 'worker' });
-  const guard = new LoopGuard(connection, rt.keys, rt.config.loop);
+  const log = runtime.log.child({ role: 'worker' });
+  const guard = new LoopGuard(connection, runtime.keys, runtime.config.loop);
   const ctx: DeliveryContext = {
-    config: rt.config,
-    keys: rt.keys,
+    config: runtime.config,
+    keys: runtime.keys,
     redis: connection,
-    store: new EventStore(connection, rt.keys, rt.config, rt.queues),
+    store: new EventStore(connection, runtime.keys, runtime.config, runtime.queues),
     log,
-    metrics: rt.metrics,
+    metrics: runtime.metrics,
     tokens: new TokenCache(),
     guard,
-    coalescer: new Coalescer(connection, rt.keys, rt.config, rt.router, guard.rules),
-    order: new RefOrder(connection, rt.keys, rt.config, rt.router),
-    relayId: rt.relayId,
-    commitMessages: new CommitMessages(rt.config.sources),
+    coalescer: new Coalescer(connection, runtime.keys, runtime.config, runtime.router, guard.rules),
+    order: new RefOrder(connection, runtime.keys, runtime.config, runtime.router),
+    relayId: runtime.relayId,
+    commitMessages: new CommitMessages(runtime.config.sources),
+    deadLetters: new DeadLetterWriter(connection, runtime.keys, runtime.metrics, log),
   };
   const clients: TargetClient[] = [];
 
   // One worker per target queue: per target, or per target and shard on a cluster (each shard's queue is in
   // its own slot). A target's HTTP client and circuit breaker are shared by its shards.
-  const workers = rt.config.targets.flatMap((target) => {
+  const workers = runtime.config.targets.flatMap((target) => {
     const client = new TargetClient(target);
     clients.push(client);
-    const slots = pLimit(target.concurrency);
+    const concurrencyLimit = pLimit(target.concurrency);
     const sharedLimit =
-      target.rateLimit && rt.keys.shards > 1
-        ? new SharedRateLimit(connection, rt.keys.loop(`rate-limit:${target.id}`), target.rateLimit)
+      target.rateLimit && runtime.keys.shards > 1
+        ? new SharedRateLimit(connection, runtime.keys.loop(`rate-limit:${target.id}`), target.rateLimit)
         : undefined;
-    const circuit = new CircuitBreaker(connection, rt.keys.circuit(target.id), target, (open) =>
-      rt.metrics.circuitState.set({ target: target.id }, open ? 1 : 0),
+    const circuit = new CircuitBreaker(connection, runtime.keys.circuit(target.id), target, (open) =>
+      runtime.metrics.circuitState.set({ target: target.id }, open ? 1 : 0),
     );
-    return rt.queues.ofTarget(target.id).map((queue, shard) =>
+    return runtime.queues.ofTarget(target.id).map((queue, shard) =>
       startTargetWorker(
-        rt,
+        runtime,
         ctx,
         connection,
         log,
@@ -83,7 +83,7 @@ export function startDeliveryWorkers(rt: Runtime): DeliveryWorkers {
           queue,
           secrets: secretsOf(target),
           circuit,
-          slots,
+          concurrencyLimit,
           ...(sharedLimit ? { sharedLimit } : {}),
         },
         shard,
@@ -97,7 +97,7 @@ export function startDeliveryWorkers(rt: Runtime): DeliveryWorkers {
      * after it is abandoned, not lost: its lock expires and another worker sends it with the same key.
      */
     async close() {
-      const graceMs = rt.config.worker.shutdownGraceMs;
+      const graceMs = runtime.config.worker.shutdownGraceMs;
       const within = (promise: Promise<unknown>, ms: number) => {
         let timer: NodeJS.Timeout | undefined;
         const late = new Promise<'late'>((res) => {
@@ -121,27 +121,28 @@ export function startDeliveryWorkers(rt: Runtime): DeliveryWorkers {
 }
 
 function startTargetWorker(
-  rt: Runtime,
+  runtime: Runtime,
   ctx: DeliveryContext,
   connection: RedisClient,
   log: Logger,
-  tr: TargetRuntime,
+  targetRuntime: TargetRuntime,
   shard: number,
 ): Worker<DeliveryJobData> {
-  const { target } = tr;
+  const { target } = targetRuntime;
   const lockDuration = lockDurationFor(target);
   const worker = new Worker<DeliveryJobData>(
-    rt.keys.queueName(target.id, shard),
-    // The whole job runs in the target's slot, not just its request: a job waiting for a slot must not have
-    // passed coalescing, the circuit breaker or the rate limit yet (they may say otherwise once it runs).
-    (job, token) => tr.slots(() => processJob(ctx, tr, job, token)),
+    runtime.keys.queueName(target.id, shard),
+    // The whole job runs within the target's concurrency limit, not just its request: a job waiting its turn
+    // must not have passed coalescing, the circuit breaker or the rate limit yet (they may say otherwise once it
+    // runs).
+    (job, token) => targetRuntime.concurrencyLimit(() => processJob(ctx, targetRuntime, job, token)),
     {
       // biome-ignore lint/suspicious/noExplicitAny: ioredis Cluster and Redis are both accepted at runtime
       connection: connection as any,
-      prefix: rt.keys.queuePrefix(target.id, shard),
+      prefix: runtime.keys.queuePrefix(target.id, shard),
       concurrency: target.concurrency,
       limiter:
-        target.rateLimit && !tr.sharedLimit
+        target.rateLimit && !targetRuntime.sharedLimit
           ? { max: target.rateLimit.max, duration: target.rateLimit.durationMs }
           : NO_LIMIT,
       lockDuration,
@@ -151,12 +152,12 @@ function startTargetWorker(
       maxStalledCount: 3,
       settings: {
         backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) =>
-          err instanceof RetryLater ? err.delayMs : backoffDelay(target.retry, attemptsMade),
+          retryDelayAfter(target, attemptsMade, err),
       },
     },
   );
   worker.on('failed', (job, err) => {
-    if (!job || isRecorded(err) || err instanceof RetryLater) return;
+    if (!job || err instanceof DeadLettered || err instanceof RetryLater) return;
     // Failures the processor did not record itself (an expired event, too many stalls): record the dead
     // letter once BullMQ has given up on the job.
     const final = err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
@@ -165,15 +166,14 @@ function startTargetWorker(
       'delivery attempt failed',
     );
     if (!final) return;
-    const eventKey = rt.keys.event(job.data.eventId);
-    indexDeadLetter(connection, rt.keys, String(job.id)).catch(() => {});
-    readTargetState(connection, eventKey, target.id)
-      .then((prev) =>
-        prev?.state === 'dead'
-          ? undefined
-          : recordAttempt(connection, eventKey, target.id, { state: 'dead', reason: err.message }),
-      )
-      .catch(() => {});
+    const letter = {
+      eventId: job.data.eventId,
+      targetId: target.id,
+      jobId: String(job.id),
+      reason: err.message,
+    };
+    // A failed write is logged and counted by the writer; nothing is left to do with it here.
+    ctx.deadLetters.write(letter, { keepEarlier: true }).catch(() => undefined);
   });
   worker.on('error', (err) => log.warn({ target: target.id, err: err.message }, 'worker error'));
   return worker;
