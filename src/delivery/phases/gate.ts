@@ -1,6 +1,7 @@
 import { Worker } from 'bullmq';
 import type { Evidence } from '../../queue/delivery-state.js';
 import type { StoredEvent } from '../../queue/event-store.js';
+import { circuitWaitMs } from '../circuit-decision.js';
 import { type Attempt, ended, type JobOutcome, recordState } from './attempt.js';
 
 /**
@@ -18,10 +19,10 @@ export async function gate(
   { event, coalescing }: { event: StoredEvent; coalescing: boolean },
 ): Promise<Gated> {
   const { ctx, target, targetRuntime } = attempt;
-  const circuit = await targetRuntime.circuit.check();
-  if (circuit.state === 'open' || circuit.state === 'probing') {
+  const held = circuitWaitMs(await targetRuntime.circuit.check());
+  if (held !== undefined) {
     // Back to waiting without using an attempt; the queue's rate limit stops every worker fetching until then.
-    await targetRuntime.queue.rateLimit(Math.max(circuit.waitMs, 50));
+    await targetRuntime.queue.rateLimit(held);
     throw Worker.RateLimitError();
   }
 
