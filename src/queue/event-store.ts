@@ -1,4 +1,3 @@
-import { inflateRawSync } from 'node:zlib';
 import { Job, type JobsOptions } from 'bullmq';
 import { Cluster, type Redis } from 'ioredis';
 import { compressSync, uncompressSync } from 'lz4-napi';
@@ -31,7 +30,7 @@ export interface StoredEvent {
   traceparent?: string | undefined;
   /** Why the event is quarantined (stored, not routed, until an operator releases it); absent when it is not. */
   quarantine?: string;
-  /** Epoch ms it was stored with all its delivery jobs (one script); absent only on torn writes of the earlier two-step store. */
+  /** Epoch ms it was stored with all its delivery jobs (one script). */
   acceptedAt?: number;
 }
 
@@ -284,9 +283,7 @@ function repeatedIndices(list: string): number[] {
   return list === '' ? [] : list.split(',').map((n) => Number(n) - 1);
 }
 
-/** Bodies are stored as written: `lz4` now, `deflate-raw` by earlier versions (kept readable for retention). */
+/** Bodies are stored `lz4`-compressed, or as received (`identity`) when too small to be worth it. */
 function decode(enc: string | undefined, raw: Buffer): Buffer {
-  if (enc === 'lz4') return uncompressSync(raw);
-  if (enc === 'deflate-raw') return inflateRawSync(raw);
-  return raw;
+  return enc === 'lz4' ? uncompressSync(raw) : raw;
 }
