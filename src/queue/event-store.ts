@@ -54,7 +54,7 @@ export interface DedupeKey {
 const COMPRESS_MIN_BYTES = 1024;
 
 /** What the store script needs of a target's queue, worked out once per queue. */
-interface QueueSlot {
+interface JobQueueTarget {
   keys: string[];
   prefix: string;
   /** The target's job options as BullMQ stores them, without the per-job `jobId`. */
@@ -75,7 +75,7 @@ export class EventStore {
   private readonly writer: Redis;
   private readonly script = new LuaScript(STORE_SCRIPT);
   /** Per target, per shard. */
-  private readonly slots = new Map<string, QueueSlot[]>();
+  private readonly jobQueues = new Map<string, JobQueueTarget[]>();
   /**
    * With `durability: fsync|replicated` the store script, the marker and the WAIT/WAITAOF all go over one
    * connection (a lane, see durable-lane.ts): a wait on another connection could reach another server (a
@@ -110,7 +110,7 @@ export class EventStore {
       const opts: Record<string, unknown> = {
         ...Job.optsAsJSON(new Job(shardQueues[0]!, 'x', {}, { ...jobOptions.get(targetId) }).opts),
       };
-      this.slots.set(
+      this.jobQueues.set(
         targetId,
         shardQueues.map((queue) => ({
           keys: JOB_KEY_NAMES.map((name) => queue.keys[name]!),
@@ -160,8 +160,8 @@ export class EventStore {
       args.push(d.tag, d.ttlSeconds, d.kind);
     }
     for (const targetId of event.targets) {
-      const slot = this.slots.get(targetId)?.[shard];
-      if (!slot) throw new Error(`no queue for target ${targetId} in shard ${shard}`);
+      const jobQueue = this.jobQueues.get(targetId)?.[shard];
+      if (!jobQueue) throw new Error(`no queue for target ${targetId} in shard ${shard}`);
       const jobId = deliveryJobId(event.id, targetId);
       const data: DeliveryJobData = {
         eventId: event.id,
@@ -169,12 +169,12 @@ export class EventStore {
         idempotencyKey: idempotencyKey(event.id, targetId),
         ...(event.guard ? { loopGuard: event.guard } : {}),
       };
-      keys.push(...slot.keys, slot.prefix + jobId);
+      keys.push(...jobQueue.keys, jobQueue.prefix + jobId);
       args.push(
         jobId,
         event.envelope.eventKey,
         JSON.stringify(data),
-        JSON.stringify({ ...slot.opts, jobId }),
+        JSON.stringify({ ...jobQueue.opts, jobId }),
       );
     }
     const lane = this.config.redis.durability === 'fast' ? undefined : this.laneFor(keys[0]!);
