@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import { type DeliveryWorkers, startDeliveryWorkers } from '../workers/delivery-worker.js';
 import { buildIngressApp } from './app.js';
 import type { Config } from './config/types.js';
+import { type DeliveryWorkers, startDeliveryWorkers } from './delivery/workers.js';
 import { listenAt } from './listen.js';
 import type { Logger } from './log.js';
 import { buildWorkerMetricsApp } from './metrics-app.js';
@@ -52,7 +52,7 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
     roles.ingress && roles.worker ? 'start' : roles.ingress ? 'ingress' : roles.worker ? 'worker' : 'admin';
   const tracing = startTracing(role);
   if (tracing) log.info('tracing on: spans go to the OTLP endpoint in OTEL_EXPORTER_OTLP_*');
-  let rt: Runtime | undefined;
+  let relayRuntime: Runtime | undefined;
   let app: FastifyInstance | undefined;
   let admin: FastifyInstance | undefined;
   let metricsApp: FastifyInstance | undefined;
@@ -70,7 +70,7 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
       housekeeping?.stop();
       await workers?.close();
       await metricsApp?.close();
-      await rt?.close();
+      await relayRuntime?.close();
       await embedded?.stop();
       // Last: the spans of the final requests and deliveries are flushed before the process exits.
       if (tracing) await stopTracing();
@@ -79,7 +79,7 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
   };
   try {
     const runtime = await createRuntime(effective, log);
-    rt = runtime;
+    relayRuntime = runtime;
     if (await waitForRedis(runtime.redis, 5000)) {
       // Refuse to start when Redis cannot keep the durability promise (DurabilityError stops the CLI), or
       // when the shard count differs from the one the data was written with.

@@ -125,19 +125,15 @@ export async function readEventParts(
   targets?: string[],
 ): Promise<{ meta: EventMeta | null; states: Map<string, TargetState | null>; quarantine?: string }> {
   const key = deps.keys.event(id);
-  // The store script writes `ok` with the event and its jobs in one step; an event without it was left by the
-  // earlier two-step store (a write whose commit failed) and was never acknowledged:
-  // it is not shown as an event.
   if (!targets) {
-    const [metaRaw, ok] = await deps.redis.hmget(key, 'meta', 'ok');
-    const meta = ok ? parseMeta(metaRaw ?? null) : null;
+    const meta = parseMeta((await deps.redis.hget(key, 'meta')) ?? null);
     if (!meta) return { meta: null, states: new Map() };
     return readEventParts(deps, id, meta.targets);
   }
   const values = await deps.redis.hmget(key, 'meta', 'ok', 'q', ...targets.map(targetField));
   const states = new Map<string, TargetState | null>();
   for (const [i, t] of targets.entries()) states.set(t, parseState(values[i + 3]));
-  const meta = values[1] ? parseMeta(values[0]) : null;
+  const meta = parseMeta(values[0] ?? null);
   return { meta, states, ...(meta && values[2] ? { quarantine: values[2] } : {}) };
 }
 

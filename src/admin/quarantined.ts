@@ -164,7 +164,12 @@ export class QuarantinedEvents {
       const queue = this.deps.queues.forEvent(targetId, l.id);
       const target = this.deps.config.targets.find((t) => t.id === targetId);
       if (!queue || !target) throw new RelayError('CONFLICT', `target ${targetId} is not configured`);
-      const data: DeliveryJobData = { e: l.id, t: targetId, k: idempotencyKey(l.id, targetId), g: guard };
+      const data: DeliveryJobData = {
+        eventId: l.id,
+        targetId,
+        idempotencyKey: idempotencyKey(l.id, targetId),
+        loopGuard: guard,
+      };
       await (queue as { add(name: string, data: DeliveryJobData, opts: object): Promise<Job> }).add(
         l.meta.envelope.eventKey,
         data,

@@ -133,9 +133,9 @@ export class SuppressedDeliveries {
       if (!(await queue.getJob(jobId))) break;
     }
     const data: DeliveryJobData = {
-      e: l.eventId,
-      t: l.target,
-      k: idempotencyKey(l.eventId, l.target),
+      eventId: l.eventId,
+      targetId: l.target,
+      idempotencyKey: idempotencyKey(l.eventId, l.target),
       trigger: 'release',
     };
     await (queue as { add(name: string, data: DeliveryJobData, opts: object): Promise<Job> }).add(

@@ -28,7 +28,12 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
  * The delay actually used: a target's Retry-After wins over the computed backoff (it knows best when it will
  * be ready), clamped to `maxRetryAfterMs` so a hostile or buggy header cannot park a delivery for days.
  */
-export function retryDelay(policy: RetryPolicy, retry: number, retryAfterMs?: number): number {
+export function retryDelay(
+  policy: RetryPolicy,
+  retry: number,
+  retryAfterMs?: number,
+  random: () => number = Math.random,
+): number {
   if (retryAfterMs !== undefined) return Math.min(retryAfterMs, policy.maxRetryAfterMs);
-  return backoffDelay(policy, retry);
+  return backoffDelay(policy, retry, random);
 }

@@ -1,6 +1,7 @@
 import type { TargetConfig } from '../config/types.js';
 import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
+import { type CircuitCheck, CircuitMemory, circuitCheckOf } from './circuit-decision.js';
 
 /*
  * The breaker's state lives in one Redis hash per target, so every worker process sees the same circuit:
@@ -13,21 +14,12 @@ const CHECK = LuaScript.fromFile('circuit-check');
 const FAILURE = LuaScript.fromFile('circuit-failure');
 const SUCCESS = LuaScript.fromFile('circuit-success');
 
-export type CircuitCheck =
-  | { state: 'closed' }
-  | { state: 'open'; waitMs: number }
-  /** Half-open: another delivery is probing; wait for its answer. */
-  | { state: 'probing'; waitMs: number }
-  /** Half-open: this delivery is the probe. */
-  | { state: 'probe' };
+export type { CircuitCheck } from './circuit-decision.js';
 
-// A closed circuit is re-read at most this often per process: the check costs a round trip per job otherwise.
-const CLOSED_CACHE_MS = 500;
 const STATE_TTL_MS = 7 * 86_400_000;
 
 export class CircuitBreaker {
-  private closedUntil = 0;
-  private dirty = false;
+  private readonly memory = new CircuitMemory();
 
   constructor(
     private readonly redis: RedisClient,
@@ -37,25 +29,17 @@ export class CircuitBreaker {
   ) {}
 
   async check(now = Date.now()): Promise<CircuitCheck> {
-    if (now < this.closedUntil) return { state: 'closed' };
+    if (this.memory.closedAt(now)) return { state: 'closed' };
     const probeTtl = this.target.timeoutMs + 1000;
-    const [state, waitMs, fails] = (await CHECK.run(this.redis, [this.key], [now, probeTtl])) as number[];
-    if (state === 0) {
-      this.closedUntil = now + CLOSED_CACHE_MS;
-      if ((fails ?? 0) > 0) this.dirty = true;
-      return { state: 'closed' };
-    }
-    this.closedUntil = 0;
-    this.dirty = true;
-    if (state === 1) return { state: 'open', waitMs: waitMs ?? 0 };
-    if (state === 2) return { state: 'probing', waitMs: waitMs ?? 0 };
-    return { state: 'probe' };
+    const [code, waitMs, fails] = (await CHECK.run(this.redis, [this.key], [now, probeTtl])) as number[];
+    const check = circuitCheckOf(code ?? 0, waitMs ?? 0);
+    this.memory.read(check, fails ?? 0, now);
+    return check;
   }
 
   /** A retryable failure (5xx, 429, timeout, connection error). Returns the cooldown if the circuit opened. */
   async failure(now = Date.now()): Promise<number> {
-    this.dirty = true;
-    this.closedUntil = 0;
+    this.memory.failed();
     const { failureThreshold, cooldownMs } = this.target.circuit;
     const opened = (await FAILURE.run(
       this.redis,
@@ -68,8 +52,7 @@ export class CircuitBreaker {
 
   /** The target answered (any non-retryable answer counts: it is up). Closes the circuit, resets the count. */
   async success(): Promise<void> {
-    if (!this.dirty) return;
-    this.dirty = false;
+    if (!this.memory.takeReset()) return;
     const closed = (await SUCCESS.run(this.redis, [this.key], [])) as number;
     if (closed) this.onChange(false);
   }

@@ -4,7 +4,6 @@ import type { StoredEvent } from '../queue/event-store.js';
 import type { Keys } from '../queue/keys.js';
 import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
-import { deliveryJobId } from '../relay/job-types.js';
 import type { StaticLoopRules } from '../relay/loop-rules.js';
 import type { Router } from '../relay/routing.js';
 import { branchTransition } from './ref-order.js';
@@ -25,9 +24,6 @@ import { branchTransition } from './ref-order.js';
 // Events can enter the index slightly out of score order (score = receive time, set before the commit).
 const OVERLAP_MS = 5_000;
 const PAGE = 500;
-// An event without its `ok` mark comes from the earlier two-step store, where one younger than this may still
-// have been committing its jobs (the one-call store writes event, jobs and mark together).
-const UNCOMMITTED_GRACE_MS = 10_000;
 
 // Offer a push as its branch's newest, and move the shared cursor forward: src/lua/coalesce-*.lua.
 const OFFER = LuaScript.fromFile('coalesce-offer');
@@ -62,10 +58,6 @@ export class Coalescer {
     return this.router
       .match(sourceId, env)
       .routes.some((r) => r.coalesce === 'latest-per-ref' && r.targets.includes(targetId));
-  }
-
-  private jobKey(targetId: string, eventId: string): string {
-    return this.keys.job(targetId, deliveryJobId(eventId, targetId), this.keys.shardOfId(eventId));
   }
 
   /**
@@ -113,7 +105,6 @@ export class Coalescer {
     const stored = await this.redis.get(cursorKey);
     let from = (stored ? Number(stored) : fallbackFrom) - OVERLAP_MS;
     let high = 0;
-    let held = false;
     for (;;) {
       const page = await this.redis.zrangebyscore(
         this.keys.eventIndexOf(shard),
@@ -127,18 +118,16 @@ export class Coalescer {
       const entries: { id: string; score: number }[] = [];
       for (let i = 0; i < page.length; i += 2) entries.push({ id: page[i]!, score: Number(page[i + 1]) });
       const fresh = entries.filter((e) => !this.seen.has(e.id));
-      const metas = await Promise.all(
-        fresh.map((e) => this.redis.hmget(this.keys.event(e.id), 'meta', 'ok')),
-      );
+      // The store script indexes an event in the same call that writes it and its jobs: an indexed event is
+      // committed.
+      const metas = await Promise.all(fresh.map((e) => this.redis.hget(this.keys.event(e.id), 'meta')));
       const writes: Promise<unknown>[] = [];
       for (let i = 0; i < fresh.length; i++) {
         const { id, score } = fresh[i]!;
-        const [raw, ok] = metas[i] ?? [];
-        const pending = raw ? await this.index(id, raw, ok ?? null, writes) : false;
-        // The cursor stops before an event that may still be committing, so the next catch-up sees it again.
-        if (pending) held = true;
-        else this.remember(id);
-        if (!held) high = Math.max(high, score);
+        const raw = metas[i];
+        if (raw) this.index(id, raw, writes);
+        this.remember(id);
+        high = Math.max(high, score);
       }
       await Promise.all(writes);
       if (page.length < PAGE * 2) break;
@@ -149,31 +138,20 @@ export class Coalescer {
     if (high > 0) await CURSOR.run(this.redis, [cursorKey], [high]);
   }
 
-  /** Record one event as the latest of its branch for each coalescing target; true = look again later. */
-  private async index(
-    id: string,
-    raw: string,
-    ok: string | null,
-    writes: Promise<unknown>[],
-  ): Promise<boolean> {
+  /** Record one event as the latest of its branch for each coalescing target. */
+  private index(id: string, raw: string, writes: Promise<unknown>[]): void {
     const meta = JSON.parse(raw) as {
       sourceId: string;
       receivedAt: number;
       envelope: Envelope;
       targets: string[];
     };
-    if (branchTransition(meta.envelope) === null || this.rules.check(meta.envelope)) return false;
-    for (const t of meta.targets) {
-      if (!this.applies(t, meta.sourceId, meta.envelope)) continue;
-      // Only an event whose delivery job exists may supersede: an event hash can be written before its jobs
-      // are committed, and a failed commit leaves none.
-      if (!ok && !(await this.redis.exists(this.jobKey(t, id)))) {
-        if (Date.now() - meta.receivedAt < UNCOMMITTED_GRACE_MS) return true;
-        continue;
+    if (branchTransition(meta.envelope) === null || this.rules.check(meta.envelope)) return;
+    for (const targetId of meta.targets) {
+      if (this.applies(targetId, meta.sourceId, meta.envelope)) {
+        writes.push(this.offer(targetId, meta.sourceId, meta.envelope, id));
       }
-      writes.push(this.offer(t, meta.sourceId, meta.envelope, id));
     }
-    return false;
   }
 
   private remember(id: string): void {

@@ -6,7 +6,7 @@ import type { Keys, RepoScope } from '../queue/keys.js';
 import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
 import type { JobGuard, StaticSuppressReason } from '../relay/job-types.js';
-import { actorDigest, chainParents, deliveredHeads, jobGuard, StaticLoopRules } from '../relay/loop-rules.js';
+import { actorDigest, chainParents, deliveredHeads, StaticLoopRules } from '../relay/loop-rules.js';
 
 export type SuppressReason = StaticSuppressReason | 'ref-rate' | 'merge-push-collapsed' | 'chain-loop';
 /** A merged PR whose merge-commit push has not been seen yet: wait a little for it (see LoopGuard.check). */
@@ -43,22 +43,18 @@ export class LoopGuard {
     this.rules = new StaticLoopRules(loop);
   }
 
-  /** For a delivery whose job carries no guard inputs (queued by an earlier version), from the event. */
-  async check(event: StoredEvent, targetId: string, headMessage?: string): Promise<GuardResult> {
-    const g = jobGuard(this.rules, event.envelope, event.sourceId, event.receivedAt);
-    return this.checkGuard(g, event, targetId, headMessage);
-  }
-
-  /** The Redis rules for guard inputs `g` (whose static verdict may be revised by a looked-up message). */
+  /** The Redis rules for the job's guard inputs (whose static verdict may be revised by a looked-up message). */
   async checkGuard(
-    g: JobGuard,
+    inputs: JobGuard,
     event: StoredEvent,
     targetId: string,
     headMessage?: string,
   ): Promise<GuardResult> {
     const fixed =
-      headMessage === undefined ? g.s : (this.rules.check(event.envelope, headMessage) ?? undefined);
-    const guard: JobGuard = { ...g, ...(fixed ? { s: fixed } : {}) };
+      headMessage === undefined
+        ? inputs.staticVerdict
+        : (this.rules.check(event.envelope, headMessage) ?? undefined);
+    const guard: JobGuard = { ...inputs, ...(fixed ? { staticVerdict: fixed } : {}) };
     const { keys, args } = this.plan(guard, event.id, targetId);
     if (keys.length === 0) return this.result(guard, fixed ? [6] : [0], event.envelope, headMessage);
     return this.result(
@@ -75,11 +71,11 @@ export class LoopGuard {
    */
   async readAndCheck(
     store: EventStore,
-    g: JobGuard,
+    inputs: JobGuard,
     eventId: string,
     targetId: string,
   ): Promise<{ event: StoredEvent | null } & GuardResult> {
-    const { keys, args } = this.plan(g, eventId, targetId);
+    const { keys, args } = this.plan(inputs, eventId, targetId);
     const reply = (await READ_AND_CHECK.runBuffer(this.redis, [this.keys.event(eventId), ...keys], args)) as
       | [-1]
       | [Reply, Buffer[]];
@@ -89,8 +85,8 @@ export class LoopGuard {
     for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!.toString('utf8')] = flat[i + 1]!;
     const event = store.decode(eventId, fields);
     if (!event) return { event: null, verdict: null };
-    const verdict = keys.length === 0 && !g.s ? [0] : reply[0];
-    return { event, ...this.result(g, verdict, event.envelope) };
+    const verdict = keys.length === 0 && !inputs.staticVerdict ? [0] : reply[0];
+    return { event, ...this.result(inputs, verdict, event.envelope) };
   }
 
   /**
@@ -118,19 +114,19 @@ export class LoopGuard {
     );
   }
 
-  private scope(sourceId: string | undefined, repo: string | null, eventId: string): RepoScope {
-    return { sourceId: sourceId ?? '-', repo: repo ?? '-', shard: this.keys.shardOfId(eventId) };
+  private scope(sourceId: string, repo: string | null, eventId: string): RepoScope {
+    return { sourceId, repo: repo ?? '-', shard: this.keys.shardOfId(eventId) };
   }
 
-  private result(g: JobGuard, reply: Reply, env: Envelope, headMessage?: string): GuardResult {
+  private result(inputs: JobGuard, reply: Reply, env: Envelope, headMessage?: string): GuardResult {
     const [code, a, b] = reply;
-    const actor = g.actorName ?? 'unknown';
+    const actor = inputs.actorName ?? 'unknown';
     switch (Number(code)) {
       case 1: {
         const { count, windowSeconds } = this.loop.maxTriggersPerRef;
         return {
           verdict: 'ref-rate',
-          evidence: { rule: 'ref-rate', actor, ref: g.r[Number(a) - 1] ?? '-', count, windowSeconds },
+          evidence: { rule: 'ref-rate', actor, ref: inputs.refs[Number(a) - 1] ?? '-', count, windowSeconds },
         };
       }
       case 2:
@@ -146,7 +142,7 @@ export class LoopGuard {
           evidence: {
             rule: 'chain-loop',
             actor,
-            parentCommit: g.parents?.[Number(a) - 1] ?? '-',
+            parentCommit: inputs.parents?.[Number(a) - 1] ?? '-',
             turns: Number(b),
             maxTurns: this.loop.chain.maxTurns,
             memorySeconds: this.loop.chain.memorySeconds,
@@ -161,8 +157,8 @@ export class LoopGuard {
       }
       case 6: {
         const fixed = this.rules.verdict(env, headMessage);
-        if (!g.s) return { verdict: null };
-        return { verdict: g.s, evidence: fixed?.evidence ?? { rule: g.s } };
+        if (!inputs.staticVerdict) return { verdict: null };
+        return { verdict: inputs.staticVerdict, evidence: fixed?.evidence ?? { rule: inputs.staticVerdict } };
       }
       default:
         return { verdict: null };
@@ -171,20 +167,20 @@ export class LoopGuard {
 
   /** The Redis rules' keys (the event's shard holds every one: one slot on a cluster) and arguments. */
   private plan(
-    g: JobGuard,
+    inputs: JobGuard,
     eventId: string,
     targetId: string,
   ): { keys: string[]; args: (string | number)[] } {
-    const scope = this.scope(g.source, g.p, eventId);
+    const scope = this.scope(inputs.source, inputs.repository, eventId);
     const marks = this.loop.collapseMergePush
-      ? g.m.map((mark) => this.keys.loopMerge({ ...scope, targetId, mark }))
+      ? inputs.mergeMarks.map((mark) => this.keys.loopMerge({ ...scope, targetId, mark }))
       : [];
     // Held by the static rules: only a push's merge marks are written (its merged PR inherits the verdict).
-    if (g.s && (g.merge || marks.length === 0)) return { keys: [], args: [] };
-    const rate = g.s
+    if (inputs.staticVerdict && (inputs.merge || marks.length === 0)) return { keys: [], args: [] };
+    const rate = inputs.staticVerdict
       ? []
-      : g.r.map((ref) => this.keys.loopRate({ ...scope, targetId, ref, actor: g.actor ?? '-' }));
-    const chain = g.chain && !g.s && !g.merge ? (g.parents ?? []) : [];
+      : inputs.refs.map((ref) => this.keys.loopRate({ ...scope, targetId, ref, actor: inputs.actor ?? '-' }));
+    const chain = inputs.chain && !inputs.staticVerdict && !inputs.merge ? (inputs.parents ?? []) : [];
     const parents = chain.map((commit) => this.keys.loopCommit({ ...scope, targetId, commit }));
     const { count, windowSeconds } = this.loop.maxTriggersPerRef;
     return {
@@ -196,12 +192,12 @@ export class LoopGuard {
         eventId,
         rate.length,
         this.loop.collapseWindowSeconds,
-        g.merge ? 'merge' : 'push',
+        inputs.merge ? 'merge' : 'push',
         marks.length,
-        g.s ?? '',
-        chain.length > 0 ? (g.actor ?? '-') : '',
+        inputs.staticVerdict ?? '',
+        chain.length > 0 ? (inputs.actor ?? '-') : '',
         this.loop.chain.maxTurns,
-        g.receivedAt ?? Date.now(),
+        inputs.receivedAt,
       ],
     };
   }

@@ -47,7 +47,7 @@ export interface RequestContext {
  */
 export function relayHeaders(ctx: RequestContext): Record<string, string> {
   return {
-    'idempotency-key': ctx.job.k,
+    'idempotency-key': ctx.job.idempotencyKey,
     'x-hookrelay-event': ctx.event.id,
     'x-hookrelay-attempt': String(ctx.attempt),
     'x-hookrelay-source': ctx.event.sourceId,

@@ -20,7 +20,6 @@ learn(KEYS[2], ARGV[3], ARGV[4], ARGV[2])
 local v = redis.call('GET', KEYS[1])
 if v then
   local id, head = string.match(v, '^(%S+) (%S+)$')
-  if not id then id, head = v, '' end
   if id == ARGV[1] then return id end
   local order = newer(KEYS[2], ARGV[4], head)
   if order == -1 or (order == 0 and id > ARGV[1]) then return id end

@@ -1,4 +1,3 @@
-import { inflateRawSync } from 'node:zlib';
 import { Job, type JobsOptions } from 'bullmq';
 import { Cluster, type Redis } from 'ioredis';
 import { compressSync, uncompressSync } from 'lz4-napi';
@@ -30,7 +29,7 @@ export interface StoredEvent {
   traceparent?: string | undefined;
   /** Why the event is quarantined (stored, not routed, until an operator releases it); absent when it is not. */
   quarantine?: string;
-  /** Epoch ms it was stored with all its delivery jobs (one script); absent only on torn writes of the earlier two-step store. */
+  /** Epoch ms it was stored with all its delivery jobs (one script). */
   acceptedAt?: number;
 }
 
@@ -52,7 +51,7 @@ export interface DedupeKey {
 const COMPRESS_MIN_BYTES = 1024;
 
 /** What the store script needs of a target's queue, worked out once per queue. */
-interface QueueSlot {
+interface JobQueueTarget {
   keys: string[];
   /** The target's job options as BullMQ stores them, without the per-job `jobId`. */
   opts: Record<string, unknown>;
@@ -72,7 +71,7 @@ export class EventStore {
   private readonly writer: Redis;
   private readonly script = STORE_SCRIPT;
   /** Per target, per shard. */
-  private readonly slots = new Map<string, QueueSlot[]>();
+  private readonly jobQueues = new Map<string, JobQueueTarget[]>();
   /**
    * With `durability: fsync|replicated` the store script, the marker and the WAIT/WAITAOF all go over one
    * connection (a lane, see durable-lane.ts): a wait on another connection could reach another server (a
@@ -107,7 +106,7 @@ export class EventStore {
       const opts: Record<string, unknown> = {
         ...Job.optsAsJSON(new Job(shardQueues[0]!, 'x', {}, { ...jobOptions.get(targetId) }).opts),
       };
-      this.slots.set(
+      this.jobQueues.set(
         targetId,
         shardQueues.map((_queue, shard) => ({
           keys: JOB_KEY_NAMES.map((name) => this.keys.queueKey(targetId, name, shard)),
@@ -155,21 +154,21 @@ export class EventStore {
       args.push(d.tag, d.ttlSeconds, d.kind);
     }
     for (const targetId of event.targets) {
-      const slot = this.slots.get(targetId)?.[shard];
-      if (!slot) throw new Error(`no queue for target ${targetId} in shard ${shard}`);
+      const jobQueue = this.jobQueues.get(targetId)?.[shard];
+      if (!jobQueue) throw new Error(`no queue for target ${targetId} in shard ${shard}`);
       const jobId = deliveryJobId(event.id, targetId);
       const data: DeliveryJobData = {
-        e: event.id,
-        t: targetId,
-        k: idempotencyKey(event.id, targetId),
-        ...(event.guard ? { g: event.guard } : {}),
+        eventId: event.id,
+        targetId,
+        idempotencyKey: idempotencyKey(event.id, targetId),
+        ...(event.guard ? { loopGuard: event.guard } : {}),
       };
-      keys.push(...slot.keys, this.keys.job(targetId, jobId, shard));
+      keys.push(...jobQueue.keys, this.keys.job(targetId, jobId, shard));
       args.push(
         jobId,
         event.envelope.eventKey,
         JSON.stringify(data),
-        JSON.stringify({ ...slot.opts, jobId }),
+        JSON.stringify({ ...jobQueue.opts, jobId }),
       );
     }
     const lane = this.config.redis.durability === 'fast' ? undefined : this.laneFor(keys[0]!);
@@ -278,9 +277,7 @@ function repeatedIndices(list: string): number[] {
   return list === '' ? [] : list.split(',').map((n) => Number(n) - 1);
 }
 
-/** Bodies are stored as written: `lz4` now, `deflate-raw` by earlier versions (kept readable for retention). */
+/** Bodies are stored `lz4`-compressed, or as received (`identity`) when too small to be worth it. */
 function decode(enc: string | undefined, raw: Buffer): Buffer {
-  if (enc === 'lz4') return uncompressSync(raw);
-  if (enc === 'deflate-raw') return inflateRawSync(raw);
-  return raw;
+  return enc === 'lz4' ? uncompressSync(raw) : raw;
 }

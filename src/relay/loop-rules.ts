@@ -216,11 +216,11 @@ export function jobGuard(
   const fixed = rules.check(env);
   const push = env.refs.length > 0;
   return {
-    p: env.repository ?? '-',
-    r: env.refs.map((ref) => ref.name),
-    m: mergeMarks(env),
+    repository: env.repository ?? '-',
+    refs: env.refs.map((ref) => ref.name),
+    mergeMarks: mergeMarks(env),
     ...(MERGED_EVENTS.has(env.eventKey) ? { merge: true as const } : {}),
-    ...(fixed ? { s: fixed } : {}),
+    ...(fixed ? { staticVerdict: fixed } : {}),
     source: sourceId,
     receivedAt,
     ...(push

@@ -103,7 +103,7 @@ describe('fault: a target down for a while', () => {
       expect(run.missing).toEqual([]);
       expect(run.notIndexed).toEqual([]);
       expect(run.mismatched).toEqual([]);
-      expect(failed.map((j) => j.data.k).sort()).toEqual(ids.map((id) => `${id}.ci`).sort());
+      expect(failed.map((j) => j.data.idempotencyKey).sort()).toEqual(ids.map((id) => `${id}.ci`).sort());
       // The replay is attempt 4 of the same key: one delivery per key, no duplicate.
       for (const id of ids) expect(target.keys.get(`${id}.ci`)?.attempts.at(-1)).toBe('4');
       expect(run.report.duplicates).toBe(0);

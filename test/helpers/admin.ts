@@ -53,7 +53,7 @@ export function scriptedWorker(rt: Runtime, target: string, decide: (job: Job<De
     rt.keys.queueName(target),
     async (job) => {
       seen.push({ id: String(job.id), data: { ...job.data } });
-      const key = rt.keys.event(job.data.e);
+      const key = rt.keys.event(job.data.eventId);
       const n = job.attemptsMade + 1;
       const at = Date.now();
       const trigger = job.data.trigger ?? 'bitbucket';
@@ -66,7 +66,7 @@ export function scriptedWorker(rt: Runtime, target: string, decide: (job: Job<De
         return { status: 200 };
       }
       if ('suppress' in outcome) {
-        await rt.redis.zadd(rt.keys.suppressed, Date.now(), `${job.data.e}.${target}`);
+        await rt.redis.zadd(rt.keys.suppressed, Date.now(), `${job.data.eventId}.${target}`);
         await recordAttempt(rt.redis, key, target, { state: 'suppressed', reason: outcome.suppress });
         return { suppressed: true };
       }

@@ -109,7 +109,7 @@ describe('loop guard', () => {
     expect(t.received).toHaveLength(3);
   });
 
-  it('jobs carry the guard inputs taken at the ingress; jobs without them (earlier versions) are guarded all the same', async () => {
+  it('jobs carry the guard inputs taken at the ingress, and the workers guard with them', async () => {
     const { r, t } = await setup(
       { loop: { maxTriggersPerRef: { count: 1, windowSeconds: 60 } } },
       { workers: false },
@@ -119,17 +119,12 @@ describe('loop guard', () => {
     const second = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
     const queue = r.ing.rt.queues.get('ci')!;
     const jobOf = async (id: string) => (await queue.getJob(`${id}.ci`))!;
-    const head = (await jobOf(first)).data.g!;
-    expect(head).toMatchObject({ p: 'acme/widgets', r: ['main'] });
-    expect(head.m).toHaveLength(1);
-    expect(head.s).toBeUndefined();
-    expect((await jobOf(skipped)).data.g!.s).toBe('skip-marker');
+    const head = (await jobOf(first)).data.loopGuard!;
+    expect(head).toMatchObject({ repository: 'acme/widgets', refs: ['main'] });
+    expect(head.mergeMarks).toHaveLength(1);
+    expect(head.staticVerdict).toBeUndefined();
+    expect((await jobOf(skipped)).data.loopGuard!.staticVerdict).toBe('skip-marker');
 
-    for (const id of [skipped, first, second]) {
-      const job = await jobOf(id);
-      const { g: _dropped, ...legacy } = job.data;
-      await job.updateData(legacy);
-    }
     r.startWorkers();
     await expectSuppressed(r, skipped, 'skip-marker');
     expect((await r.settled(first, 'ci')).state).toBe('delivered');
@@ -192,7 +187,11 @@ describe('loop guard', () => {
     // What the ops side does for a release.
     await r.ing.rt.queues
       .get('ci')!
-      .add('release', { e: id, t: 'ci', k: `${id}.ci`, trigger: 'release' }, { jobId: `${id}.ci.release-1` });
+      .add(
+        'release',
+        { eventId: id, targetId: 'ci', idempotencyKey: `${id}.ci`, trigger: 'release' },
+        { jobId: `${id}.ci.release-1` },
+      );
     const s = await r.settled(id, 'ci', ['delivered']);
     expect(s.attempts).toMatchObject([{ n: 1, status: 200, trigger: 'release' }]);
     expect(t.received).toHaveLength(1);

@@ -52,7 +52,7 @@ describe('accepting webhooks', () => {
     expect(await jobCount(config, 'ci')).toBe(1);
     expect(await jobCount(config, 'ci2')).toBe(1);
     const job = await ing.rt.queues.get('ci')!.getJob(`${id}.ci`);
-    expect(job?.data).toMatchObject({ e: id, t: 'ci', k: `${id}.ci` });
+    expect(job?.data).toMatchObject({ eventId: id, targetId: 'ci', idempotencyKey: `${id}.ci` });
     const stored = await ing.rt.store.read(id);
     expect(stored?.body.equals(req.body)).toBe(true);
     expect(stored?.headers['x-hub-signature']).toBe(req.headers['x-hub-signature']);

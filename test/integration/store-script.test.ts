@@ -59,7 +59,7 @@ async function addLikeBullMQ(config: Config, queue: Queue, eventId: string): Pro
   const opts = deliveryJobOptions(config, config.targets[0]!);
   await queue.add(
     'repo:push',
-    { e: eventId, t: 'ci', k: `${eventId}.ci` },
+    { eventId: eventId, targetId: 'ci', idempotencyKey: `${eventId}.ci` },
     { ...opts, jobId: `${eventId}.ci` },
   );
 }
@@ -93,7 +93,11 @@ describe('the store script writes jobs as BullMQ does', () => {
     const { jobId: myId, ...myOpts } = JSON.parse(mine.opts!);
     expect([theirId, myId]).toEqual(['ref-1.ci', 'mine-1.ci']);
     expect(myOpts).toEqual(theirOpts);
-    expect(JSON.parse(mine.data!)).toEqual({ e: 'mine-1', t: 'ci', k: 'mine-1.ci' });
+    expect(JSON.parse(mine.data!)).toEqual({
+      eventId: 'mine-1',
+      targetId: 'ci',
+      idempotencyKey: 'mine-1.ci',
+    });
 
     expect(await db.inspect.lrange(queue.toKey('wait'), 0, -1)).toEqual(['mine-1.ci', 'ref-1.ci']);
     expect(await db.inspect.zrange(queue.toKey('marker'), 0, -1)).toEqual(['0']);
