@@ -39,7 +39,7 @@ function runRoles(roles: Roles) {
     // Listening from the start: a SIGTERM during start-up (an orchestrator giving up) must still stop what has
     // started, or an embedded redis-server would outlive the relay. The in-flight deliveries' grace, plus a few
     // seconds for closing the HTTP servers and Redis.
-    exitOnSignals(relay, log, (roles.worker ? config.worker.shutdownGraceMs : 0) + 10_000);
+    exitOnSignals(relay, log, (roles.worker ? config.worker.shutdownGrace : 0) + 10_000);
     await relay;
   };
 }

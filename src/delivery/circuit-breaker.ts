@@ -71,7 +71,7 @@ export class CircuitBreaker {
 
   async check(now = Date.now()): Promise<CircuitCheck> {
     if (now < this.closedUntil) return { state: 'closed' };
-    const probeTtl = this.target.timeoutMs + 1000;
+    const probeTtl = this.target.timeout + 1000;
     const [state, waitMs, fails] = (await this.run.check([this.key], [now, probeTtl])) as number[];
     if (state === 0) {
       this.closedUntil = now + CLOSED_CACHE_MS;
@@ -89,10 +89,10 @@ export class CircuitBreaker {
   async failure(now = Date.now()): Promise<number> {
     this.dirty = true;
     this.closedUntil = 0;
-    const { failureThreshold, cooldownMs } = this.target.circuit;
+    const { failureThreshold, cooldown } = this.target.circuit;
     const opened = (await this.run.fail(
       [this.key],
-      [now, failureThreshold, cooldownMs, STATE_TTL_MS],
+      [now, failureThreshold, cooldown, STATE_TTL_MS],
     )) as number;
     if (opened > 0) this.onChange(true);
     return opened;

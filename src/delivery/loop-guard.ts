@@ -209,14 +209,7 @@ export class LoopGuard {
     const parents = env.refs.length > 0 ? chainParents(env) : [];
     await this.runRecord(
       [...heads.map(commitKey), ...parents.map(commitKey)],
-      [
-        actorDigest(env.actor),
-        sentAt,
-        this.loop.chain.memorySeconds * 1000,
-        event.id,
-        event.receivedAt,
-        heads.length,
-      ],
+      [actorDigest(env.actor), sentAt, this.loop.chain.memory, event.id, event.receivedAt, heads.length],
     );
   }
 
@@ -229,7 +222,9 @@ export class LoopGuard {
     const actor = g.actorName ?? 'unknown';
     switch (Number(code)) {
       case 1: {
-        const { count, windowSeconds } = this.loop.maxTriggersPerRef;
+        const { count, window } = this.loop.maxTriggersPerRef;
+        // Evidence is stored with the event and read by the console: its unit stays in the name.
+        const windowSeconds = window / 1000;
         return {
           verdict: 'ref-rate',
           evidence: { rule: 'ref-rate', actor, ref: g.r[Number(a) - 1] ?? '-', count, windowSeconds },
@@ -251,7 +246,7 @@ export class LoopGuard {
             parentCommit: g.parents?.[Number(a) - 1] ?? '-',
             turns: Number(b),
             maxTurns: this.loop.chain.maxTurns,
-            memorySeconds: this.loop.chain.memorySeconds,
+            memorySeconds: this.loop.chain.memory / 1000,
           },
         };
       case 5: {
@@ -288,16 +283,17 @@ export class LoopGuard {
       : g.r.map((ref) => this.keys.loopRate({ ...scope, targetId, ref, actor: g.actor ?? '-' }));
     const chain = g.chain && !g.s && !g.merge ? (g.parents ?? []) : [];
     const parents = chain.map((commit) => this.keys.loopCommit({ ...scope, targetId, commit }));
-    const { count, windowSeconds } = this.loop.maxTriggersPerRef;
+    const { count, window } = this.loop.maxTriggersPerRef;
     return {
       keys: [...rate, ...marks, ...parents],
       args: [
         Date.now(),
-        windowSeconds * 1000,
+        window,
         count,
         eventId,
         rate.length,
-        this.loop.collapseWindowSeconds,
+        // The script sets this expiry in whole seconds.
+        Math.ceil(this.loop.collapseWindow / 1000),
         g.merge ? 'merge' : 'push',
         marks.length,
         g.s ?? '',

@@ -151,7 +151,7 @@ export async function processJob(
   let looked: GuardResult | undefined;
   // A push whose message must be read from Bitbucket first is guarded after that (see headMessage).
   const lookup = firstLook ? data.g?.lookup : undefined;
-  if (firstLook && data.g && !lookup && Date.now() - job.timestamp <= target.retry.maxAgeMs) {
+  if (firstLook && data.g && !lookup && Date.now() - job.timestamp <= target.retry.maxAge) {
     let verdict: GuardVerdict;
     let evidence: Evidence | undefined;
     ({ event, verdict, evidence } = await ctx.guard.readAndCheck(ctx.store, data.g, data.e, target.id));
@@ -190,7 +190,7 @@ export async function processJob(
   };
 
   // An operator's replay or release is sent however old the event is; automatic retries stop at max age.
-  if (!manual && Date.now() - event.receivedAt > target.retry.maxAgeMs) return dead('max age');
+  if (!manual && Date.now() - event.receivedAt > target.retry.maxAge) return dead('max age');
 
   if (firstLook) {
     const { verdict, evidence } =
@@ -201,7 +201,7 @@ export async function processJob(
     if (
       verdict === 'wait-for-push' &&
       token &&
-      Date.now() - event.receivedAt < ctx.config.loop.collapseWaitSeconds * 1000
+      Date.now() - event.receivedAt < ctx.config.loop.collapseWait
     ) {
       // The merge's push usually follows within seconds: look again shortly (not an attempt, no retry used).
       await job.moveToDelayed(Date.now() + 1000, token);
@@ -341,7 +341,7 @@ export async function processJob(
   if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) return dead('max attempts', attempt, bodyExcerpt);
   const retryAfter = exchange.answer ? retryHintMs(target.type, exchange.answer) : undefined;
   const delay = retryDelay(target.retry, job.attemptsMade + 1, retryAfter);
-  if (Date.now() + delay - event.receivedAt > target.retry.maxAgeMs) {
+  if (Date.now() + delay - event.receivedAt > target.retry.maxAge) {
     return dead('max age', attempt, bodyExcerpt);
   }
   await settle('retrying', { attempt, reason: verdict.reason });

@@ -37,22 +37,22 @@ export function dedupeKeys(
     {
       key: keys.dedupeDelivery(sourceId, input.deliveryId, shard),
       tag: '',
-      ttlSeconds: windows.deliveryIdSeconds,
+      ttlSeconds: Math.ceil(windows.deliveryIdWindow / 1000),
       kind: 'request',
     },
     {
       key: keys.dedupeBody(sourceId, bodyHash, shard),
       tag: '',
-      ttlSeconds: windows.deliveryIdSeconds,
+      ttlSeconds: Math.ceil(windows.deliveryIdWindow / 1000),
       kind: 'request',
     },
   ];
-  if (windows.contentSeconds > 0 && !input.requestOnly) {
+  if (windows.contentWindow > 0 && !input.requestOnly) {
     for (const c of contentKeys(sourceId, input.envelope, bodyHash)) {
       out.push({
         key: keys.dedupeContent(c.key, shard),
         tag: c.tag,
-        ttlSeconds: windows.contentSeconds,
+        ttlSeconds: Math.ceil(windows.contentWindow / 1000),
         kind: 'change',
       });
     }

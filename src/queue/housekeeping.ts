@@ -25,7 +25,7 @@ export function startHousekeeping(
     );
   }
   const run = async () => {
-    const horizon = Date.now() - (rt.config.retention.eventsMs + rt.config.retention.deadLettersMs);
+    const horizon = Date.now() - (rt.config.retention.events + rt.config.retention.deadLetters);
     try {
       const [suppressed, deadLetters, ...perShard] = await Promise.all([
         rt.redis.zremrangebyscore(rt.keys.suppressed, '-inf', horizon),
