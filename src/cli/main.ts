@@ -25,8 +25,13 @@ export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
 
 function runRoles(roles: Roles) {
   return async (opts: { config?: string }) => {
-    const config = loadConfig(resolveConfigPath(opts.config));
+    // The logger's level comes from the config: hold the loader's warnings until it exists.
+    const deprecations: string[] = [];
+    const config = loadConfig(resolveConfigPath(opts.config), process.env, (message) =>
+      deprecations.push(message),
+    );
     const log = createLogger(config.log.level);
+    for (const message of deprecations) log.warn(message);
     checkDevelopmentDefaults(config, { ingress: roles.ingress, admin: roles.admin ?? false }, (found) =>
       log.warn(
         { key: found.key, listener: found.listener },

@@ -45,7 +45,7 @@ export class TargetClient {
     if (url.origin !== this.origin) throw new Error('request url outside the target origin');
     // The whole exchange, not just the gaps between bytes, must fit in the timeout (and so in the job lock). A
     // cleared timer rather than AbortSignal.timeout(): same TimeoutError, ~20 µs less per request (measured),
-    // and no timer left pending for timeoutMs after every delivery.
+    // and no timer left pending for the timeout after every delivery.
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(timeoutError()), this.target.timeout);
     timer.unref();

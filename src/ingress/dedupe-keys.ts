@@ -21,10 +21,10 @@ export interface DedupeInput {
 
 /**
  * The keys that make a request a copy of a stored event:
- * - the delivery id (Bitbucket's own retry), kept `deliveryIdSeconds`;
+ * - the delivery id (Bitbucket's own retry), kept `deliveryIdWindow`;
  * - the body's SHA-256 (the replay guard): Bitbucket's signature has no timestamp, so a captured signed body
  *   resent with a fresh delivery id is only recognisable by its bytes; kept as long as delivery ids;
- * - the change (`contentSeconds`, see contentKeys): each ref's transition, a merge, or the body.
+ * - the change (`contentWindow`, see contentKeys): each ref's transition, a merge, or the body.
  */
 export function dedupeKeys(
   keys: Keys,
