@@ -86,7 +86,7 @@ export function buildCli(): Command {
     .option(...CONFIG_OPTION)
     .action((opts: { config?: string }) => {
       const file = resolveConfigPath(opts.config);
-      const c = loadConfig(file);
+      const c = loadConfig(file, process.env, (message) => printError(`warning: ${message}`));
       print(
         `${file}: ok (${c.sources.length} sources, ${c.targets.length} targets, ${c.routes.length} routes)`,
       );

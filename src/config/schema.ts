@@ -156,7 +156,7 @@ export const sourceSchema = Strict({
   ),
 });
 
-export const TARGET_TYPES = [
+const TARGET_TYPES = [
   'http',
   'jenkins-generic',
   'jenkins-branch-source',
