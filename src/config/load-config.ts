@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import type { StaticDecode } from '@sinclair/typebox';
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { parseDocument } from 'yaml';
@@ -274,7 +275,7 @@ const DEFAULT_CLUSTER_SHARDS = 12;
 
 /** The validated tree in memory: durations in milliseconds, and what the file may leave out filled in. */
 function normalise(raw: Raw): Config {
-  const decoded = decodeTree(configSchema, raw) as Raw;
+  const decoded = decodeTree(configSchema, raw) as StaticDecode<typeof configSchema>;
   return {
     ...decoded,
     redis: {
@@ -286,13 +287,10 @@ function normalise(raw: Raw): Config {
       // A request cut off by shutdown is sent again with the same key, which a target without idempotency may
       // take for a second build: by default wait as long as the slowest target may take.
       shutdownGrace:
-        decoded.worker.shutdownGrace ?? Math.max(...decoded.targets.map((t: Raw) => t.timeout)) + 2000,
+        decoded.worker.shutdownGrace ?? Math.max(...decoded.targets.map((t) => t.timeout)) + 2000,
     },
-    sources: decoded.sources.map((s: Raw) => ({
-      ...s,
-      secrets: s.secrets.filter((x: string) => x.length > 0),
-    })),
-    routes: decoded.routes.map((r: Raw, i: number) => ({ ...r, id: r.id ?? `route-${i}` })),
+    sources: decoded.sources.map((s) => ({ ...s, secrets: s.secrets.filter((x) => x.length > 0) })),
+    routes: decoded.routes.map((r, i) => ({ ...r, id: r.id ?? `route-${i}` })),
   };
 }
 
