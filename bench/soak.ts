@@ -82,9 +82,9 @@ async function main(): Promise<void> {
       target: { concurrency: 16 },
       retention: { completedJobs: '30s', events: '30s', deadLetters: '30s' },
       // Delivery-id dedupe keys live 24 h by default: over a few minutes they would only ever grow.
-      ingress: { dedupe: { deliveryIdSeconds: 60, contentSeconds: 60 } },
+      ingress: { dedupe: { deliveryIdWindow: '1m', contentWindow: '1m' } },
       // Every soak webhook is on its own ref: per-ref loop-guard windows (10 min by default) hold one key each.
-      loop: { maxTriggersPerRef: { count: 100000, windowSeconds: 60 }, collapseWindowSeconds: 60 },
+      loop: { maxTriggersPerRef: { count: 100000, window: '1m' }, collapseWindow: '1m' },
     };
     const port = await freePort();
     const { HOOKRELAY_CONFIG: _drop, ...env } = process.env;

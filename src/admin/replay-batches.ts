@@ -37,7 +37,7 @@ export class ReplayBatches {
     await this.deps.redis
       .multi()
       .hset(key, 'at', String(startedAt), 'by', by, 'ids', JSON.stringify(ids))
-      .pexpire(key, this.deps.config.retention.eventsMs)
+      .pexpire(key, this.deps.config.retention.events)
       .exec();
     return batch;
   }

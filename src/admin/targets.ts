@@ -64,7 +64,10 @@ export class Targets {
               consecutiveFailures: Number(circuit[1] ?? 0),
             }
           : { state: 'closed', consecutiveFailures: Number(circuit[1] ?? 0) },
-      rateLimit: target.rateLimit ?? null,
+      // The API keeps its unit in the name: clients read durationMs.
+      rateLimit: target.rateLimit
+        ? { max: target.rateLimit.max, durationMs: target.rateLimit.duration }
+        : null,
       concurrency: target.concurrency,
       paused: paused.some(Boolean),
     };

@@ -24,8 +24,13 @@ export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
 
 function runRoles(roles: Roles) {
   return async (opts: { config?: string }) => {
-    const config = loadConfig(resolveConfigPath(opts.config));
+    // The logger's level comes from the config: hold the loader's warnings until it exists.
+    const deprecations: string[] = [];
+    const config = loadConfig(resolveConfigPath(opts.config), process.env, (message) =>
+      deprecations.push(message),
+    );
     const log = createLogger(config.log.level);
+    for (const message of deprecations) log.warn(message);
     checkDevelopmentDefaults(config, { ingress: roles.ingress, admin: roles.admin ?? false }, (found) =>
       log.warn(
         { key: found.key, listener: found.listener },
@@ -38,7 +43,7 @@ function runRoles(roles: Roles) {
     // Listening from the start: a SIGTERM during start-up (an orchestrator giving up) must still stop what has
     // started, or an embedded redis-server would outlive the relay. The in-flight deliveries' grace, plus a few
     // seconds for closing the HTTP servers and Redis.
-    exitOnSignals(relay, log, (roles.worker ? config.worker.shutdownGraceMs : 0) + 10_000);
+    exitOnSignals(relay, log, (roles.worker ? config.worker.shutdownGrace : 0) + 10_000);
     await relay;
   };
 }
@@ -80,7 +85,7 @@ export function buildCli(): Command {
     .option(...CONFIG_OPTION)
     .action((opts: { config?: string }) => {
       const file = resolveConfigPath(opts.config);
-      const c = loadConfig(file);
+      const c = loadConfig(file, process.env, (message) => printError(`warning: ${message}`));
       print(
         `${file}: ok (${c.sources.length} sources, ${c.targets.length} targets, ${c.routes.length} routes)`,
       );

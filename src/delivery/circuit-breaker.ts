@@ -30,7 +30,7 @@ export class CircuitBreaker {
 
   async check(now = Date.now()): Promise<CircuitCheck> {
     if (this.memory.closedAt(now)) return { state: 'closed' };
-    const probeTtl = this.target.timeoutMs + 1000;
+    const probeTtl = this.target.timeout + 1000;
     const [code, waitMs, fails] = (await CHECK.run(this.redis, [this.key], [now, probeTtl])) as number[];
     const check = circuitCheckOf(code ?? 0, waitMs ?? 0);
     this.memory.read(check, fails ?? 0, now);
@@ -40,11 +40,11 @@ export class CircuitBreaker {
   /** A retryable failure (5xx, 429, timeout, connection error). Returns the cooldown if the circuit opened. */
   async failure(now = Date.now()): Promise<number> {
     this.memory.failed();
-    const { failureThreshold, cooldownMs } = this.target.circuit;
+    const { failureThreshold, cooldown } = this.target.circuit;
     const opened = (await FAILURE.run(
       this.redis,
       [this.key],
-      [now, failureThreshold, cooldownMs, STATE_TTL_MS],
+      [now, failureThreshold, cooldown, STATE_TTL_MS],
     )) as number;
     if (opened > 0) this.onChange(true);
     return opened;

@@ -78,7 +78,7 @@ export class Coalescer {
   }
 
   private ttlMs(): number {
-    return Math.max(...this.config.targets.map((t) => t.retry.maxAgeMs)) + 3_600_000;
+    return Math.max(...this.config.targets.map((t) => t.retry.maxAge)) + 3_600_000;
   }
 
   /** The id of a newer event for the same target and branch, or null when this one is the newest. */

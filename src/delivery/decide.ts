@@ -46,7 +46,7 @@ export function pastMaxAge(
   target: Pick<TargetConfig, 'retry'>,
   at: number,
 ): boolean {
-  return !attempt.manual && at - attempt.receivedAt > target.retry.maxAgeMs;
+  return !attempt.manual && at - attempt.receivedAt > target.retry.maxAge;
 }
 
 /**

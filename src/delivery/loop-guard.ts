@@ -103,14 +103,7 @@ export class LoopGuard {
     await RECORD.run(
       this.redis,
       [...heads.map(commitKey), ...parents.map(commitKey)],
-      [
-        actorDigest(env.actor),
-        sentAt,
-        this.loop.chain.memorySeconds * 1000,
-        event.id,
-        event.receivedAt,
-        heads.length,
-      ],
+      [actorDigest(env.actor), sentAt, this.loop.chain.memory, event.id, event.receivedAt, heads.length],
     );
   }
 
@@ -123,7 +116,9 @@ export class LoopGuard {
     const actor = inputs.actorName ?? 'unknown';
     switch (Number(code)) {
       case 1: {
-        const { count, windowSeconds } = this.loop.maxTriggersPerRef;
+        const { count, window } = this.loop.maxTriggersPerRef;
+        // Evidence is stored with the event and read by the console: its unit stays in the name.
+        const windowSeconds = window / 1000;
         return {
           verdict: 'ref-rate',
           evidence: { rule: 'ref-rate', actor, ref: inputs.refs[Number(a) - 1] ?? '-', count, windowSeconds },
@@ -145,7 +140,7 @@ export class LoopGuard {
             parentCommit: inputs.parents?.[Number(a) - 1] ?? '-',
             turns: Number(b),
             maxTurns: this.loop.chain.maxTurns,
-            memorySeconds: this.loop.chain.memorySeconds,
+            memorySeconds: this.loop.chain.memory / 1000,
           },
         };
       case 5: {
@@ -182,16 +177,17 @@ export class LoopGuard {
       : inputs.refs.map((ref) => this.keys.loopRate({ ...scope, targetId, ref, actor: inputs.actor ?? '-' }));
     const chain = inputs.chain && !inputs.staticVerdict && !inputs.merge ? (inputs.parents ?? []) : [];
     const parents = chain.map((commit) => this.keys.loopCommit({ ...scope, targetId, commit }));
-    const { count, windowSeconds } = this.loop.maxTriggersPerRef;
+    const { count, window } = this.loop.maxTriggersPerRef;
     return {
       keys: [...rate, ...marks, ...parents],
       args: [
         Date.now(),
-        windowSeconds * 1000,
+        window,
         count,
         eventId,
         rate.length,
-        this.loop.collapseWindowSeconds,
+        // The script sets this expiry in whole seconds.
+        Math.ceil(this.loop.collapseWindow / 1000),
         inputs.merge ? 'merge' : 'push',
         marks.length,
         inputs.staticVerdict ?? '',

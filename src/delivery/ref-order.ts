@@ -41,7 +41,7 @@ export class RefOrder {
 
   /** How long the ref's transitions and delivered head are kept: as long as a delivery may be retried. */
   ttlMs(): number {
-    return Math.max(...this.config.targets.map((t) => t.retry.maxAgeMs)) + 3_600_000;
+    return Math.max(...this.config.targets.map((t) => t.retry.maxAge)) + 3_600_000;
   }
 
   private scope(event: StoredEvent): RepoScope {

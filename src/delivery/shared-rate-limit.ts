@@ -19,6 +19,6 @@ export class SharedRateLimit {
 
   /** 0 when a request may go now, else how many ms until the window allows one. */
   async acquire(): Promise<number> {
-    return Number(await TAKE.run(this.redis, [this.key], [this.limit.max, this.limit.durationMs]));
+    return Number(await TAKE.run(this.redis, [this.key], [this.limit.max, this.limit.duration]));
   }
 }

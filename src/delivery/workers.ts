@@ -32,7 +32,7 @@ const NO_LIMIT = { max: 1_000_000, duration: 1000 };
  * the lock, and a killed process's job is free again one lock later (then found by the stalled check).
  */
 export function lockDurationFor(target: TargetConfig): number {
-  return target.timeoutMs + Math.max(2000, Math.min(target.timeoutMs, 30_000));
+  return target.timeout + Math.max(2000, Math.min(target.timeout, 30_000));
 }
 
 /** One BullMQ worker per target queue, so a slow target cannot take the workers of a healthy one. */
@@ -97,7 +97,7 @@ export function startDeliveryWorkers(runtime: Runtime): DeliveryWorkers {
      * after it is abandoned, not lost: its lock expires and another worker sends it with the same key.
      */
     async close() {
-      const graceMs = runtime.config.worker.shutdownGraceMs;
+      const graceMs = runtime.config.worker.shutdownGrace;
       const within = (promise: Promise<unknown>, ms: number) => {
         let timer: NodeJS.Timeout | undefined;
         const late = new Promise<'late'>((res) => {
@@ -143,7 +143,7 @@ function startTargetWorker(
       concurrency: target.concurrency,
       limiter:
         target.rateLimit && !targetRuntime.sharedLimit
-          ? { max: target.rateLimit.max, duration: target.rateLimit.durationMs }
+          ? { max: target.rateLimit.max, duration: target.rateLimit.duration }
           : NO_LIMIT,
       lockDuration,
       // Renewed four times per lock period: one late renewal (a busy event loop) does not lose the lock.

@@ -21,10 +21,10 @@ export interface DedupeInput {
 
 /**
  * The keys that make a request a copy of a stored event:
- * - the delivery id (Bitbucket's own retry), kept `deliveryIdSeconds`;
+ * - the delivery id (Bitbucket's own retry), kept `deliveryIdWindow`;
  * - the body's SHA-256 (the replay guard): Bitbucket's signature has no timestamp, so a captured signed body
  *   resent with a fresh delivery id is only recognisable by its bytes; kept as long as delivery ids;
- * - the change (`contentSeconds`, see contentKeys): each ref's transition, a merge, or the body.
+ * - the change (`contentWindow`, see contentKeys): each ref's transition, a merge, or the body.
  */
 export function dedupeKeys(
   keys: Keys,
@@ -37,22 +37,22 @@ export function dedupeKeys(
     {
       key: keys.dedupeDelivery(sourceId, input.deliveryId, shard),
       tag: '',
-      ttlSeconds: windows.deliveryIdSeconds,
+      ttlSeconds: Math.ceil(windows.deliveryIdWindow / 1000),
       kind: 'request',
     },
     {
       key: keys.dedupeBody(sourceId, bodyHash, shard),
       tag: '',
-      ttlSeconds: windows.deliveryIdSeconds,
+      ttlSeconds: Math.ceil(windows.deliveryIdWindow / 1000),
       kind: 'request',
     },
   ];
-  if (windows.contentSeconds > 0 && !input.requestOnly) {
+  if (windows.contentWindow > 0 && !input.requestOnly) {
     for (const c of contentKeys(sourceId, input.envelope, bodyHash)) {
       out.push({
         key: keys.dedupeContent(c.key, shard),
         tag: c.tag,
-        ttlSeconds: windows.contentSeconds,
+        ttlSeconds: Math.ceil(windows.contentWindow / 1000),
         kind: 'change',
       });
     }

@@ -141,7 +141,7 @@ export class EventStore {
     const args: (string | number | Buffer)[] = [
       event.id,
       event.receivedAt,
-      this.config.retention.eventsMs + this.config.retention.deadLettersMs,
+      this.config.retention.events + this.config.retention.deadLetters,
       meta,
       JSON.stringify(event.headers),
       compress ? 'lz4' : 'identity',
@@ -208,7 +208,7 @@ export class EventStore {
     return new DurableLane(
       conn,
       (c, marker) => this.waitForDurability(c, marker),
-      this.config.redis.commandTimeoutMs,
+      this.config.redis.commandTimeout,
     );
   }
 
@@ -227,7 +227,7 @@ export class EventStore {
    * writes along with it (and, for a copy, an original another instance wrote).
    */
   private async waitForDurability(c: Redis, marker: string): Promise<void> {
-    const { durability, replicas, commandTimeoutMs } = this.config.redis;
+    const { durability, replicas, commandTimeout: commandTimeoutMs } = this.config.redis;
     if (durability === 'fast') return;
     // Fail closed: an unverified server must not let 2xx claim a durability it may not give.
     if (durability === 'fsync' && !this.durabilityChecked)

@@ -25,7 +25,7 @@ export function startHousekeeping(
     );
   }
   const run = async () => {
-    const horizon = Date.now() - (runtime.config.retention.eventsMs + runtime.config.retention.deadLettersMs);
+    const horizon = Date.now() - (runtime.config.retention.events + runtime.config.retention.deadLetters);
     try {
       const [suppressed, deadLetters, ...perShard] = await Promise.all([
         runtime.redis.zremrangebyscore(runtime.keys.suppressed, '-inf', horizon),

@@ -104,7 +104,7 @@ export function connectionOptions(
       ? {
           enableOfflineQueue: false,
           maxRetriesPerRequest: 1,
-          commandTimeout: r.commandTimeoutMs,
+          commandTimeout: r.commandTimeout,
         }
       : { maxRetriesPerRequest: null, enableOfflineQueue: true }),
   };

@@ -16,7 +16,7 @@ export function target(
   return {
     id,
     url,
-    timeoutMs: 1000,
+    timeout: 1000,
     concurrency: 2,
     retry: { attempts: 4, delay: 50, maxDelay: 200 },
     ...extra,

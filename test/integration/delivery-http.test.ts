@@ -225,7 +225,7 @@ describe('http target', () => {
   it('timeouts are retried until the attempts run out, then dead-lettered as max attempts', async () => {
     const t = await server(() => ({ hang: true }));
     const r = await relay(db.url, [
-      target('ci', t.url, { timeoutMs: 300, retry: { attempts: 3, delay: 50, maxDelay: 100 } }),
+      target('ci', t.url, { timeout: 300, retry: { attempts: 3, delay: 50, maxDelay: 100 } }),
     ]);
     const { id } = await push(r);
     const final = await r.settled(id, 'ci', ['dead']);
@@ -282,7 +282,7 @@ describe('http target', () => {
   it('a slow answer that outlasts the lock renewal is delivered once', async () => {
     const t = await server(() => ({ status: 200, delayMs: 1600 }));
     // timeout 2 s → lock 4 s, renewed every 1 s: the answer comes after a renewal, within the timeout.
-    const r = await relay(db.url, [target('ci', t.url, { timeoutMs: 2000 })]);
+    const r = await relay(db.url, [target('ci', t.url, { timeout: 2000 })]);
     const { id } = await push(r);
     expect((await r.settled(id, 'ci')).state).toBe('delivered');
     const first = t.received[0]!.at;

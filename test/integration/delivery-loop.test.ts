@@ -92,7 +92,7 @@ describe('loop guard', () => {
   });
 
   it('a rate breaker per repository+branch and target: over the limit in the window is suppressed as ref-rate', async () => {
-    const { r, t } = await setup({ loop: { maxTriggersPerRef: { count: 2, windowSeconds: 60 } } });
+    const { r, t } = await setup({ loop: { maxTriggersPerRef: { count: 2, window: '1m' } } });
     const main = [];
     for (let i = 0; i < 3; i++)
       main.push(await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() })));
@@ -111,7 +111,7 @@ describe('loop guard', () => {
 
   it('jobs carry the guard inputs taken at the ingress, and the workers guard with them', async () => {
     const { r, t } = await setup(
-      { loop: { maxTriggersPerRef: { count: 1, windowSeconds: 60 } } },
+      { loop: { maxTriggersPerRef: { count: 1, window: '1m' } } },
       { workers: false },
     );
     const skipped = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ message: 'chore [ci skip]' }));
@@ -166,8 +166,8 @@ describe('loop guard', () => {
     expect(t.received.every((x) => x.headers['x-event-key'] === 'repo:push')).toBe(true);
   });
 
-  it('a merged PR whose push never comes is delivered after collapseWaitSeconds', async () => {
-    const { r, t } = await setup({ loop: { collapseWaitSeconds: 1 } });
+  it('a merged PR whose push never comes is delivered after collapseWait', async () => {
+    const { r, t } = await setup({ loop: { collapseWait: '1s' } });
     const merge = await accept(
       r.ing.url,
       'cloud',

@@ -28,7 +28,7 @@ describe('redis.durability', () => {
     const primary = await startTestRedis(['--repl-diskless-sync-delay', '0']);
     cleanups.push(() => primary.cleanup());
     const config = testConfig(primary.url, {
-      redis: { url: primary.url, durability: 'replicated', commandTimeoutMs: 300 },
+      redis: { url: primary.url, durability: 'replicated', commandTimeout: 300 },
     });
     const logs = captureLogs();
     const ing = await startIngress(config, logs.log);

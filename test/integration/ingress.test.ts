@@ -321,9 +321,9 @@ describe('dedupe', () => {
     expect(await jobCount(config)).toBe(3);
   });
 
-  it('keeps the content key off when contentSeconds is 0', async () => {
+  it('keeps the content key off when contentWindow is 0', async () => {
     const { ing, config } = await ingress({
-      ingress: { host: '127.0.0.1', port: 0, dedupe: { deliveryIdSeconds: 60, contentSeconds: 0 } },
+      ingress: { host: '127.0.0.1', port: 0, dedupe: { deliveryIdWindow: '1m', contentWindow: 0 } },
     });
     await send(ing.url, 'dc', dcRequest('repo:refs_changed', dcRefsChanged()));
     const later = { ...dcRefsChanged(), date: '2026-11-27T01:35:00+0000' };

@@ -15,7 +15,7 @@ const HOUR = 3_600_000;
 
 const target: Pick<TargetConfig, 'type' | 'retry'> = {
   type: 'http',
-  retry: { attempts: 5, delayMs: 1000, maxDelayMs: 60_000, maxRetryAfterMs: HOUR, maxAgeMs: 24 * HOUR },
+  retry: { attempts: 5, delay: 1000, maxDelay: 60_000, maxRetryAfter: HOUR, maxAge: 24 * HOUR },
 };
 
 /** The second of five attempts of an event received a minute ago; the jitter at its top (the full cap). */

@@ -41,11 +41,11 @@ function push(o: Partial<Envelope> = {}): Envelope {
 const loop = {
   skipMarkers: ['[skip ci]', '[ci skip]', '***NO_CI***'],
   ignoreActors: ['*@ci.acme.test', '{11111111-a087-4756-b2da-2f9eadf50ba8}', 'jenkins*'],
-  maxTriggersPerRef: { count: 3, windowSeconds: 60 },
+  maxTriggersPerRef: { count: 3, window: 60_000 },
   collapseMergePush: true,
-  collapseWindowSeconds: 600,
-  collapseWaitSeconds: 15,
-  chain: { maxTurns: 3, memorySeconds: 3600, actors: ['*'] },
+  collapseWindow: 600_000,
+  collapseWait: 15_000,
+  chain: { maxTurns: 3, memory: 3600_000, actors: ['*'] },
 };
 
 describe('loop guard rules', () => {

@@ -58,11 +58,11 @@ function merged(o: Partial<Envelope> = {}): Envelope {
 const loop = {
   skipMarkers: ['[skip ci]'],
   ignoreActors: ['merge-bot'],
-  maxTriggersPerRef: { count: 3, windowSeconds: 60 },
+  maxTriggersPerRef: { count: 3, window: 60_000 },
   collapseMergePush: true,
-  collapseWindowSeconds: 600,
-  collapseWaitSeconds: 15,
-  chain: { maxTurns: 3, memorySeconds: 3600, actors: ['*'] },
+  collapseWindow: 600_000,
+  collapseWait: 15_000,
+  chain: { maxTurns: 3, memory: 3600_000, actors: ['*'] },
 };
 
 describe('causal chain inputs', () => {

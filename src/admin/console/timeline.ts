@@ -162,7 +162,7 @@ function loopGuardEntry(config: Config, target: string, state: TargetState, env:
   } else if (state.reason === 'ref-rate') {
     evidence.push(
       ['refs', env.refs.map((r) => r.name).join(', ')],
-      ['limit', `${maxTriggersPerRef.count} triggers per ref in ${maxTriggersPerRef.windowSeconds} s`],
+      ['limit', `${maxTriggersPerRef.count} triggers per ref in ${maxTriggersPerRef.window / 1000} s`],
     );
   } else {
     evidence.push(['commit message', firstLine(env.headCommit?.message)]);

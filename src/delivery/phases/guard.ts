@@ -41,7 +41,7 @@ export async function guard(attempt: Attempt): Promise<Guarded> {
   let looked: GuardResult | undefined;
   // A push whose message must be read from Bitbucket first is guarded after that (see headMessage).
   const lookup = loopGuard?.lookup;
-  if (loopGuard && !lookup && Date.now() - job.timestamp <= target.retry.maxAgeMs) {
+  if (loopGuard && !lookup && Date.now() - job.timestamp <= target.retry.maxAge) {
     let verdict: GuardVerdict;
     let evidence: Evidence | undefined;
     ({ event, verdict, evidence } = await ctx.guard.readAndCheck(
@@ -71,7 +71,7 @@ export async function guard(attempt: Attempt): Promise<Guarded> {
     if (
       verdict === 'wait-for-push' &&
       attempt.token &&
-      Date.now() - event.receivedAt < ctx.config.loop.collapseWaitSeconds * 1000
+      Date.now() - event.receivedAt < ctx.config.loop.collapseWait
     ) {
       // The merge's push usually follows within seconds: look again shortly (not an attempt, no retry used).
       await job.moveToDelayed(Date.now() + 1000, attempt.token);

@@ -17,7 +17,7 @@ export interface FaultConfig {
   prefix: string;
   targetUrl: string;
   targets: string[];
-  /** Per-target overrides (retry, timeoutMs, concurrency, …). */
+  /** Per-target overrides (retry, timeout, concurrency, …). */
   target?: Record<string, unknown>;
   retention?: Record<string, unknown>;
   /** Merged into the `loop:` block (e.g. shorter per-ref windows for the soak). */
@@ -34,13 +34,13 @@ export interface FaultConfig {
  */
 export function writeFaultConfig(c: FaultConfig, name: string, port: number): string {
   const tree = {
-    redis: { commandTimeoutMs: 1000, ...c.redis, prefix: c.prefix },
+    redis: { commandTimeout: 1000, ...c.redis, prefix: c.prefix },
     ingress: { host: '127.0.0.1', port, bodyLimit: 1048576, ...c.ingress },
     sources: [{ id: 'cloud', platform: 'cloud', secrets: [SECRETS.cloud] }],
     targets: c.targets.map((id) => ({
       id,
       url: `${c.targetUrl}/${id}`,
-      timeoutMs: 2000,
+      timeout: 2000,
       concurrency: 8,
       retry: { attempts: 10, delay: 100, maxDelay: 1000 },
       // The breaker is not what these cases measure; a tripped breaker would only slow them down.
@@ -49,7 +49,7 @@ export function writeFaultConfig(c: FaultConfig, name: string, port: number): st
     })),
     routes: [{ source: 'cloud', targets: c.targets }],
     // Every webhook is a distinct push on its own ref: the per-ref trigger cap must not suppress any.
-    loop: { maxTriggersPerRef: { count: 100000, windowSeconds: 600 }, ...c.loop },
+    loop: { maxTriggersPerRef: { count: 100000, window: '10m' }, ...c.loop },
     ...(c.retention ? { retention: c.retention } : {}),
     ...(c.admin ? { admin: c.admin } : {}),
     log: { level: 'info' },
