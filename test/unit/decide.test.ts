@@ -142,7 +142,7 @@ describe('decide', () => {
   });
 
   it('an explicit schedule sets the delay of each retry', () => {
-    const scheduled = { ...target, retry: { ...target.retry, scheduleMs: [5000, 30_000] } };
+    const scheduled = { ...target, retry: { ...target.retry, schedule: [5000, 30_000] } };
     expect(decide(answered(502), attempt({ number: 1 }), scheduled)).toMatchObject({ delayMs: 5000 });
     expect(decide(answered(502), attempt({ number: 3 }), scheduled)).toMatchObject({ delayMs: 30_000 });
   });
@@ -150,7 +150,7 @@ describe('decide', () => {
 
 describe('the backoff hook BullMQ calls', () => {
   it('returns the delay decide() chose, and the policy backoff for any other failure', () => {
-    const scheduled = { retry: { ...target.retry, scheduleMs: [7000] } };
+    const scheduled = { retry: { ...target.retry, schedule: [7000] } };
     expect(retryDelayAfter(scheduled, 2, new RetryLater('status 429', 120_000))).toBe(120_000);
     expect(retryDelayAfter(scheduled, 2, new Error('Connection is closed.'))).toBe(7000);
   });
