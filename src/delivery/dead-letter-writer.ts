@@ -1,4 +1,3 @@
-import { UnrecoverableError } from 'bullmq';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { indexDeadLetter } from '../queue/dead-letter-index.js';
@@ -16,18 +15,6 @@ export interface DeadLetter {
   attempt?: AttemptRecord;
   /** The start of the target's answer, secrets blanked. */
   excerpt?: string;
-}
-
-/**
- * Thrown by the processor once it has written the dead letter itself (BullMQ then fails the job at once, as for
- * any UnrecoverableError); the worker writes the dead letters of every other final failure.
- */
-export class DeadLettered extends UnrecoverableError {
-  constructor(reason: string) {
-    super(reason);
-    // BullMQ names the error after its class; the failed job reads as any unrecoverable failure.
-    this.name = 'UnrecoverableError';
-  }
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 export { ERRORS, type ErrorBody, type ErrorCode } from './catalogue.js';
 export { ConfigError } from './config-error.js';
+export { DeadLettered } from './dead-lettered.js';
 export { DurabilityError, NotDurableYet } from './durability-error.js';
 export {
   answerClientError,

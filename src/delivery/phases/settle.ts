@@ -1,8 +1,8 @@
-import { RetryLater } from '../../errors/index.js';
+import { DeadLettered, RetryLater } from '../../errors/index.js';
 import type { AttemptRecord, Evidence } from '../../queue/delivery-state.js';
 import type { StoredEvent } from '../../queue/event-store.js';
 import { countAttempt } from '../../queue/target-stats.js';
-import { DeadLettered } from '../dead-letter-writer.js';
+
 import { decide } from '../decide.js';
 import { type Attempt, ended, type JobOutcome, recordState } from './attempt.js';
 import type { Sent } from './send.js';
