@@ -89,7 +89,7 @@ function summaryOf(i: Indexed, job?: Job<DeliveryJobData>): DeadLetter {
         }
       : {}),
     failedAt: new Date(job?.finishedOn ?? i.failedAt).toISOString(),
-    attemptsMade: job?.attemptsMade ?? state?.attempts.at(-1)?.n ?? 0,
+    attemptsMade: job?.attemptsMade ?? state?.attempts.at(-1)?.number ?? 0,
     ...(last?.status !== undefined ? { status: last.status } : {}),
     ...(statusClass(last) ? { statusClass: statusClass(last) } : {}),
     ...(reason ? { reason } : {}),

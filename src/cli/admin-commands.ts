@@ -164,7 +164,7 @@ function registerList<T>(parent: Command, spec: ListSpec<T>): void {
 function attemptsTable(attempts: AttemptView[]): string {
   return table(
     ['#', 'at', 'ms', 'result', 'trigger'],
-    attempts.map((a) => [a.n, shortTime(a.at), a.ms, a.status ?? a.error, a.trigger]),
+    attempts.map((a) => [a.number, shortTime(a.at), a.ms, a.status ?? a.error, a.trigger]),
   );
 }
 

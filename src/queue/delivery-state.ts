@@ -23,7 +23,7 @@ export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
 export interface AttemptRecord {
   /** 1-based attempt number. */
-  n: number;
+  number: number;
   /** Epoch ms when the attempt started. */
   at: number;
   /** Duration in ms. */

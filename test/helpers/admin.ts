@@ -61,7 +61,7 @@ export function scriptedWorker(rt: Runtime, target: string, decide: (job: Job<De
       if ('ok' in outcome) {
         await recordAttempt(rt.redis, key, target, {
           state: 'delivered',
-          attempt: { n, at, ms: 3, status: 200, trigger },
+          attempt: { number: n, at, ms: 3, status: 200, trigger },
         });
         return { status: 200 };
       }
@@ -73,7 +73,7 @@ export function scriptedWorker(rt: Runtime, target: string, decide: (job: Job<De
       if ('status' in outcome) {
         await recordAttempt(rt.redis, key, target, {
           state: 'dead',
-          attempt: { n, at, ms: 5, status: outcome.status, trigger },
+          attempt: { number: n, at, ms: 5, status: outcome.status, trigger },
           reason: `status ${outcome.status}`,
           ...(outcome.excerpt ? { excerpt: outcome.excerpt } : {}),
         });
@@ -82,7 +82,7 @@ export function scriptedWorker(rt: Runtime, target: string, decide: (job: Job<De
       }
       await recordAttempt(rt.redis, key, target, {
         state: 'dead',
-        attempt: { n, at, ms: 10_000, error: outcome.error, trigger },
+        attempt: { number: n, at, ms: 10_000, error: outcome.error, trigger },
         reason: outcome.error,
       });
       await indexDeadLetter(rt.redis, rt.keys, String(job.id));

@@ -210,14 +210,14 @@ describe('events', () => {
     const byTarget = Object.fromEntries(res.json.targets.map((t: any) => [t.target, t]));
     expect(byTarget.ci).toMatchObject({
       state: 'delivered',
-      attempts: [{ n: 1, status: 200 }],
+      attempts: [{ number: 1, status: 200 }],
       job: { state: 'completed' },
     });
     expect(byTarget.ci2).toMatchObject({
       state: 'dead',
       reason: 'status 503',
       excerpt: 'Jenkins is restarting',
-      attempts: [{ n: 1, status: 503, trigger: 'bitbucket' }],
+      attempts: [{ number: 1, status: 503, trigger: 'bitbucket' }],
       job: { id: `${id}.ci2`, state: 'failed' },
     });
     const text = JSON.stringify(res.json);
@@ -379,7 +379,7 @@ describe('dead letters', () => {
       reason: 'status 503',
       excerpt: 'down',
       idempotencyKey: `${a}.ci2`,
-      attempts: [{ n: 1, status: 503 }],
+      attempts: [{ number: 1, status: 503 }],
       expired: false,
     });
     expect((await api(r.url, 'GET', `/api/dead-letters/${a}.nope`, { token: VIEWER })).status).toBe(404);

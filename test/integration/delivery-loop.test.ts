@@ -193,7 +193,7 @@ describe('loop guard', () => {
         { jobId: `${id}.ci.release-1` },
       );
     const s = await r.settled(id, 'ci', ['delivered']);
-    expect(s.attempts).toMatchObject([{ n: 1, status: 200, trigger: 'release' }]);
+    expect(s.attempts).toMatchObject([{ number: 1, status: 200, trigger: 'release' }]);
     expect(t.received).toHaveLength(1);
     expect(t.received[0]!.headers['idempotency-key']).toBe(`${id}.ci`);
   });

@@ -210,7 +210,7 @@ function attemptEntry(
     at: iso(a.at),
     kind: 'attempt',
     target,
-    title: `Attempt ${a.n}${of ? ` of ${of}` : ''} to ${target}: ${a.status ?? a.error ?? 'no answer'}`,
+    title: `Attempt ${a.number}${of ? ` of ${of}` : ''} to ${target}: ${a.status ?? a.error ?? 'no answer'}`,
     details: [
       ['duration', a.ms !== undefined ? `${a.ms} ms` : '-'],
       ['status', a.status !== undefined ? String(a.status) : `no answer (${a.error ?? 'unknown'})`],

@@ -42,24 +42,32 @@ interface Exchange {
  */
 export async function sendPhase(attempt: Attempt, event: StoredEvent): Promise<Sent> {
   const { ctx, target, targetRuntime, job } = attempt;
-  const n = await attemptNumber(attempt);
+  const number = await attemptNumber(attempt);
   const relayId = await ctx.relayId.get();
-  const built = buildRequest({ target, event, job: job.data, attempt: n, relayId });
+  const built = buildRequest({ target, event, job: job.data, attempt: number, relayId });
   // The event carries nothing this target could act on (a deleted branch; a branch Bamboo has no plan branch for).
   if ('skip' in built) return { kind: 'nothing-to-send', reason: built.skip };
 
-  const span = startDeliverySpan(event, target.id, n);
+  const span = startDeliverySpan(event, target.id, number);
   const traced: Record<string, string> = span ? { traceparent: span.traceparent } : {};
   // Any attempt after the first may follow one that did its work without the relay hearing so (a timeout, a
   // reset connection, or some builds of several created): requests that are not idempotent look first.
   const prepared = Array.isArray(built) || 'lookup' in built ? built : [built];
-  const exchange = await send(ctx, targetRuntime, prepared, event, job.data.idempotencyKey, n > 1, traced);
+  const exchange = await send(
+    ctx,
+    targetRuntime,
+    prepared,
+    event,
+    job.data.idempotencyKey,
+    number > 1,
+    traced,
+  );
   span?.end(exchange.skipped ? 'not-applicable' : exchange.verdict.kind, exchange.answer?.status);
   if (exchange.skipped) return { kind: 'nothing-to-send', reason: exchange.skipped };
   ctx.metrics.attemptDuration.observe({ target: target.id }, exchange.ms / 1000);
   const secrets = exchange.token ? [...targetRuntime.secrets, exchange.token] : targetRuntime.secrets;
   const record: AttemptRecord = {
-    n,
+    number,
     at: exchange.at,
     ms: exchange.ms,
     ...(exchange.answer ? { status: exchange.answer.status } : {}),
@@ -86,7 +94,7 @@ async function attemptNumber({ ctx, job, manual, eventKey, target }: Attempt): P
   const own = job.attemptsMade + 1;
   if (!manual) return own;
   const prev = await readTargetState(ctx.redis, eventKey, target.id);
-  const last = prev?.attempts.at(-1)?.n ?? 0;
+  const last = prev?.attempts.at(-1)?.number ?? 0;
   return Math.max(own, last + 1);
 }
 
