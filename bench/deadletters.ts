@@ -52,9 +52,10 @@ log: { level: warn }
 `;
 }
 
+const keys = makeKeys({ redis: { prefix: 'bench' } } as Pick<Config, 'redis'>);
+
 /** 100k dead letters as the workers record them: event hash (meta, ok, the delivery's state) and index entry. */
 async function fill(redis: Redis): Promise<void> {
-  const keys = makeKeys({ redis: { prefix: 'bench' } } as Pick<Config, 'redis'>);
   const now = Date.now();
   for (let start = 0; start < DEAD; start += 1000) {
     const p = redis.pipeline();
@@ -133,12 +134,12 @@ export async function benchDeadLetters(seconds = 6): Promise<DeadLetterBench> {
     await waitReady(`${ingress}/readyz`);
     await waitReady(`${admin}/readyz`);
     await fill(inspect);
-    const count = await inspect.zcard('bench:dead-letters');
+    const count = await inspect.zcard(keys.deadLetters);
     const first = (await (
       await fetch(`${admin}/api/dead-letters?limit=50`, { headers: { authorization: `Bearer ${TOKEN}` } })
     ).json()) as { nextCursor: string | null };
     // A cursor about halfway down the index.
-    const middle = await inspect.zrevrange('bench:dead-letters', DEAD / 2, DEAD / 2, 'WITHSCORES');
+    const middle = await inspect.zrevrange(keys.deadLetters, DEAD / 2, DEAD / 2, 'WITHSCORES');
     const deep = Buffer.from(JSON.stringify({ f: Number(middle[1]), id: middle[0] })).toString('base64url');
     if (!first.nextCursor) throw new Error('no second page');
     await timePages(admin, '/api/dead-letters?limit=50', 20); // warm-up

@@ -30,7 +30,7 @@ export function e2eRelayConfig(o: {
       routes: [{ source: 'cloud', targets: ['ci'] }],
       loop: {
         ignoreActors: ['ci-bot*', '*@ci.example.test'],
-        maxTriggersPerRef: { count: 1_000_000, windowSeconds: 600 },
+        maxTriggersPerRef: { count: 1_000_000, window: '10m' },
         collapseMergePush: true,
       },
       log: { level: o.logLevel },

@@ -10,10 +10,10 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { request } from 'undici';
 import { buildIngressApp } from '../src/app.js';
+import { startDeliveryWorkers } from '../src/delivery/workers.js';
 import { startFanOut } from '../src/fanout/fan-out.js';
 import { createLogger } from '../src/log.js';
 import { createRuntime, waitForRedis } from '../src/runtime.js';
-import { startDeliveryWorkers } from '../workers/delivery-worker.js';
 import { e2eRelayConfig } from './e2e-config.js';
 import { ioredisEndpoint } from './harness.js';
 

@@ -27,7 +27,7 @@ import { benchRedisUrl } from './harness.js';
 import { makeSignedPushes } from './payloads.js';
 
 const SECRET = 'bench-secret';
-const windows = { deliveryIdSeconds: 60, contentSeconds: 60 };
+const windows = { deliveryIdWindow: 60_000, contentWindow: 60_000 };
 const bodyHash = (body: Buffer) => createHash('sha256').update(body).digest('base64url');
 const benchKeys = makeKeys({ redis: { prefix: 'stages' } } as Parameters<typeof makeKeys>[0]);
 

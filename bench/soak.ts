@@ -16,6 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
+import type { Config } from '../src/config/types.js';
+import { makeKeys } from '../src/queue/keys.js';
 import { uniquePush } from '../test/edge/helpers/clients.js';
 import { freePort, spawnTracked, stopAll, waitFor } from '../test/edge/helpers/processes.js';
 import { REPO, requireBuild } from '../test/edge/helpers/stack.js';
@@ -27,6 +29,7 @@ const RATE = Number(process.env.SOAK_RATE ?? 200);
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 300);
 const SAMPLE_MS = 10_000;
 const PREFIX = 'soak';
+const KEYS = makeKeys({ redis: { prefix: PREFIX } as Config['redis'] });
 const TICK_MS = 50;
 const MAX_OUTSTANDING = 400;
 
@@ -79,9 +82,9 @@ async function main(): Promise<void> {
       target: { concurrency: 16 },
       retention: { completedJobs: '30s', events: '30s', deadLetters: '30s' },
       // Delivery-id dedupe keys live 24 h by default: over a few minutes they would only ever grow.
-      ingress: { dedupe: { deliveryIdSeconds: 60, contentSeconds: 60 } },
+      ingress: { dedupe: { deliveryIdWindow: '1m', contentWindow: '1m' } },
       // Every soak webhook is on its own ref: per-ref loop-guard windows (10 min by default) hold one key each.
-      loop: { maxTriggersPerRef: { count: 100000, windowSeconds: 60 }, collapseWindowSeconds: 60 },
+      loop: { maxTriggersPerRef: { count: 100000, window: '1m' }, collapseWindow: '1m' },
     };
     const port = await freePort();
     const { HOOKRELAY_CONFIG: _drop, ...env } = process.env;
@@ -142,8 +145,8 @@ async function main(): Promise<void> {
     const sample = async () => {
       const info = await inspect.info('memory');
       const used = Number(/^used_memory:(\d+)/m.exec(info)?.[1] ?? 0);
-      const completedHeld = await inspect.zcard(`${PREFIX}:deliver-ci:completed`);
-      const eventIndex = await inspect.zcard(`${PREFIX}:events`);
+      const completedHeld = await inspect.zcard(KEYS.queueKey('ci', 'completed'));
+      const eventIndex = await inspect.zcard(KEYS.eventIndex);
       const keyspace = await inspect.info('keyspace');
       const keys = Number(/keys=(\d+)/.exec(keyspace)?.[1] ?? 0);
       const s: Sample = {

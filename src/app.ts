@@ -1,6 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { answerClientError, installBodyDeadline, installErrorHandlers } from './errors/index.js';
 import { healthRoutes } from './health-routes.js';
-import { answerClientError, installBodyDeadline, installErrorHandlers } from './http-errors.js';
 import { hooksRoute } from './ingress/hooks-route.js';
 import type { IngressDeps } from './ingress/ingress-deps.js';
 import { addMetricsRoute } from './metrics-app.js';

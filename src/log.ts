@@ -34,9 +34,9 @@ const CENSOR = '[redacted]';
 
 /**
  * What `*.token`-style redact paths did, one level down, without their price: pino's wildcard redaction clones
- * the log object on every call, 17–23 µs a line against 6–8 µs with exact paths only (two lines per event).
- * Copies only what it blanks, keeping its prototype and hidden fields (an Error stays an Error for pino's `err`
- * serializer); never walks into buffers or arrays.
+ * the log object on every call, which costs far more than exact paths do, on two lines per event
+ * (docs/benchmarks.md). Copies only what it blanks, keeping its prototype and hidden fields (an Error stays an
+ * Error for pino's `err` serializer); never walks into buffers or arrays.
  */
 export function redactNested(obj: Record<string, unknown>): Record<string, unknown> {
   let out = obj;

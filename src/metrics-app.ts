@@ -1,6 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { installErrorHandlers } from './errors/index.js';
 import { healthRoutes } from './health-routes.js';
-import { installErrorHandlers } from './http-errors.js';
 import type { Runtime } from './runtime.js';
 
 /**
@@ -8,20 +8,20 @@ import type { Runtime } from './runtime.js';
  * process serves its delivery counters, latency histograms and circuit state here (`worker.metricsPort`),
  * unauthenticated like most Prometheus targets, so bind it to a private address.
  */
-export function addMetricsRoute(app: FastifyInstance, rt: Pick<Runtime, 'metrics'>): void {
+export function addMetricsRoute(app: FastifyInstance, runtime: Pick<Runtime, 'metrics'>): void {
   app.get('/metrics', async (_req, reply) => {
-    reply.header('content-type', rt.metrics.registry.contentType);
-    return rt.metrics.registry.metrics();
+    reply.header('content-type', runtime.metrics.registry.contentType);
+    return runtime.metrics.registry.metrics();
   });
 }
 
-export function buildWorkerMetricsApp(rt: Runtime): FastifyInstance {
+export function buildWorkerMetricsApp(runtime: Runtime): FastifyInstance {
   const app = Fastify({
-    loggerInstance: rt.log.child({ role: 'worker-metrics' }) as FastifyBaseLogger,
+    loggerInstance: runtime.log.child({ role: 'worker-metrics' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
   });
   installErrorHandlers(app);
-  healthRoutes(app, rt.redis);
-  addMetricsRoute(app, rt);
+  healthRoutes(app, runtime.redis);
+  addMetricsRoute(app, runtime);
   return app;
 }

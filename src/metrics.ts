@@ -64,6 +64,12 @@ export function createMetrics() {
       labelNames: ['target', 'outcome'] as const,
       registers: [registry],
     }),
+    deadLetterWriteFailures: new Counter({
+      name: 'hookrelay_dead_letter_write_failures_total',
+      help: 'Dead letters whose state or index entry could not be written to Redis, by target',
+      labelNames: ['target'] as const,
+      registers: [registry],
+    }),
     attemptDuration: new Histogram({
       name: 'hookrelay_delivery_attempt_duration_seconds',
       help: 'Duration of one HTTP attempt to a target',

@@ -1,6 +1,5 @@
 import type { JobsOptions } from 'bullmq';
 import type { Config } from './config/types.js';
-import { Router } from './ingress/routing.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { checkDurability } from './queue/durability.js';
@@ -10,6 +9,7 @@ import { type Keys, makeKeys } from './queue/keys.js';
 import { TargetQueues } from './queue/queues.js';
 import { createRedis, type RedisClient } from './queue/redis-connection.js';
 import { RelayIdentity } from './queue/relay-id.js';
+import { Router } from './relay/routing.js';
 
 /** The shared pieces of a relay process, built once from the frozen config. */
 export interface Runtime {

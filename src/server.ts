@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import { type DeliveryWorkers, startDeliveryWorkers } from '../workers/delivery-worker.js';
 import { buildIngressApp } from './app.js';
 import type { Config } from './config/types.js';
+import { type DeliveryWorkers, startDeliveryWorkers } from './delivery/workers.js';
 import { type FanOut, startFanOut } from './fanout/fan-out.js';
 import { listenAt } from './listen.js';
 import type { Logger } from './log.js';
@@ -53,7 +53,7 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
     roles.ingress && roles.worker ? 'start' : roles.ingress ? 'ingress' : roles.worker ? 'worker' : 'admin';
   const tracing = startTracing(role);
   if (tracing) log.info('tracing on: spans go to the OTLP endpoint in OTEL_EXPORTER_OTLP_*');
-  let rt: Runtime | undefined;
+  let relayRuntime: Runtime | undefined;
   let app: FastifyInstance | undefined;
   let admin: FastifyInstance | undefined;
   let metricsApp: FastifyInstance | undefined;
@@ -74,7 +74,7 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
       await fanOut?.close();
       await workers?.close();
       await metricsApp?.close();
-      await rt?.close();
+      await relayRuntime?.close();
       await embedded?.stop();
       // Last: the spans of the final requests and deliveries are flushed before the process exits.
       if (tracing) await stopTracing();
@@ -83,7 +83,7 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
   };
   try {
     const runtime = await createRuntime(effective, log);
-    rt = runtime;
+    relayRuntime = runtime;
     if (await waitForRedis(runtime.redis, 5000)) {
       // Refuse to start when Redis cannot keep the durability promise (DurabilityError stops the CLI), or
       // when the shard count differs from the one the data was written with.

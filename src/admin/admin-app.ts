@@ -1,6 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { installErrorHandlers } from '../errors/index.js';
 import { healthRoutes } from '../health-routes.js';
-import { installErrorHandlers } from '../http-errors.js';
 import type { AdminDeps } from './admin-deps.js';
 import { createAudit } from './audit.js';
 import { createAuthenticator } from './auth.js';

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ERRORS } from '../errors.js';
+import { ERRORS } from '../errors/index.js';
 import type { Audit } from './audit.js';
 import { type Authenticator, hasRole, type Identity, type Role } from './auth.js';
 import type { LoginThrottle } from './login-throttle.js';

@@ -1,5 +1,5 @@
 import type { Config } from '../config/types.js';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import { type Filter, hasFilter, parseFilter } from './filters.js';
 
 export interface BulkRequest {
@@ -45,6 +45,32 @@ export interface BulkOutcome {
   matched: number;
   done: string[];
   failed: { id: string; error: string; message: string }[];
+}
+
+/** What a bulk action answers; the count acted on is named after the action (`wouldBe` on a dry run). */
+export interface BulkAnswer {
+  dryRun: boolean;
+  matched: number;
+  replayed?: number;
+  purged?: number;
+  released?: number;
+  discarded?: number;
+  wouldBe?: number;
+  ids: string[];
+  failed: BulkOutcome['failed'];
+}
+
+export function bulkAnswer(
+  o: BulkOutcome,
+  verb: 'replayed' | 'purged' | 'released' | 'discarded',
+): BulkAnswer {
+  return {
+    dryRun: o.dryRun,
+    matched: o.matched,
+    [o.dryRun ? 'wouldBe' : verb]: o.done.length,
+    ids: o.done.slice(0, 1000),
+    failed: o.failed,
+  };
 }
 
 export async function runBulk<T extends { id: string }>(

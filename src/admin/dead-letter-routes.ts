@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import type { AdminDeps } from './admin-deps.js';
 import type { Audit } from './audit.js';
-import { type BulkOutcome, type BulkRequest, parseBulk, runBulk } from './bulk-body.js';
+import { type BulkOutcome, type BulkRequest, bulkAnswer, parseBulk, runBulk } from './bulk-body.js';
 import { DeadLetters } from './dead-letters.js';
 import { decodeCursor, describeFilter, encodeCursor, parseLimit, parseQueryFilter } from './filters.js';
 import { isIndexPosition } from './index-pages.js';
@@ -22,16 +22,6 @@ function freshFlag(body: unknown): boolean {
   if (fresh !== undefined && typeof fresh !== 'boolean')
     throw new RelayError('BAD_REQUEST', 'fresh must be a boolean');
   return fresh === true;
-}
-
-function bulkAnswer(o: BulkOutcome, verb: 'replayed' | 'purged') {
-  return {
-    dryRun: o.dryRun,
-    matched: o.matched,
-    [o.dryRun ? 'wouldBe' : verb]: o.done.length,
-    ids: o.done.slice(0, 1000),
-    failed: o.failed,
-  };
 }
 
 export async function deadLetterRoutes(app: FastifyInstance, deps: AdminDeps, audit: Audit): Promise<void> {

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import { unindexDeadLetter } from '../queue/dead-letter-index.js';
 import { type AttemptRecord, recordAttempt, type TargetState } from '../queue/delivery-state.js';
-import type { DeliveryJobData } from '../queue/job-types.js';
+import type { DeliveryJobData } from '../relay/job-types.js';
 import type { AdminDeps } from './admin-deps.js';
 import { matchesEvent } from './event-match.js';
 import { type AttemptView, attemptViews, type EventMeta, readEventParts } from './event-view.js';
@@ -89,7 +89,7 @@ function summaryOf(i: Indexed, job?: Job<DeliveryJobData>): DeadLetter {
         }
       : {}),
     failedAt: new Date(job?.finishedOn ?? i.failedAt).toISOString(),
-    attemptsMade: job?.attemptsMade ?? state?.attempts.at(-1)?.n ?? 0,
+    attemptsMade: job?.attemptsMade ?? state?.attempts.at(-1)?.number ?? 0,
     ...(last?.status !== undefined ? { status: last.status } : {}),
     ...(statusClass(last) ? { statusClass: statusClass(last) } : {}),
     ...(reason ? { reason } : {}),
@@ -101,15 +101,15 @@ function summaryOf(i: Indexed, job?: Job<DeliveryJobData>): DeadLetter {
 function detail(l: Loaded): DeadLetterDetail {
   const i: Indexed = {
     id: String(l.job.id),
-    eventId: l.job.data.e,
-    target: l.job.data.t,
+    eventId: l.job.data.eventId,
+    target: l.job.data.targetId,
     failedAt: l.job.finishedOn ?? 0,
     meta: l.meta,
     state: l.state,
   };
   return {
     ...summaryOf(i, l.job),
-    idempotencyKey: l.job.data.k,
+    idempotencyKey: l.job.data.idempotencyKey,
     ...(l.state?.excerpt ? { excerpt: l.state.excerpt } : {}),
     attempts: attemptViews(l.state),
   };
@@ -127,8 +127,8 @@ export class DeadLetters {
   constructor(private readonly deps: AdminDeps) {}
 
   private async load(job: Job<DeliveryJobData>): Promise<Loaded> {
-    const { meta, states } = await readEventParts(this.deps, job.data.e, [job.data.t]);
-    return { job, meta, state: states.get(job.data.t) ?? null };
+    const { meta, states } = await readEventParts(this.deps, job.data.eventId, [job.data.targetId]);
+    return { job, meta, state: states.get(job.data.targetId) ?? null };
   }
 
   private walk(after?: DeadLetterCursor) {
@@ -199,17 +199,17 @@ export class DeadLetters {
     if (!l.meta)
       throw new RelayError('CONFLICT', 'the event has expired; the dead letter can only be purged');
     const { job } = l;
-    const k = fresh ? `${job.data.e}.${job.data.t}.${randomUUID()}` : job.data.k;
-    // A replay skips the loop guard: its inputs (`g`) go, the rest of the delivery's data stays.
-    const { g: _guard, ...data } = job.data;
-    await job.updateData({ ...data, k, trigger: 'replay' });
+    const key = fresh ? `${job.data.eventId}.${job.data.targetId}.${randomUUID()}` : job.data.idempotencyKey;
+    // A replay skips the loop guard: its inputs go, the rest of the delivery's data stays.
+    const { loopGuard: _guard, ...data } = job.data;
+    await job.updateData({ ...data, idempotencyKey: key, trigger: 'replay' });
     try {
       await job.retry('failed');
     } catch (err) {
       throw new RelayError('CONFLICT', 'the delivery left the dead letters meanwhile', { cause: err });
     }
     await unindexDeadLetter(this.deps.redis, this.deps.keys, String(job.id));
-    return { id: String(job.id), idempotencyKey: k };
+    return { id: String(job.id), idempotencyKey: key };
   }
 
   /** Remove the failed job; the event keeps a `dead` state that says who purged it. */
@@ -217,7 +217,7 @@ export class DeadLetters {
     await l.job.remove();
     await unindexDeadLetter(this.deps.redis, this.deps.keys, String(l.job.id));
     const previous = l.state;
-    await recordAttempt(this.deps.redis, this.deps.keys.event(l.job.data.e), l.job.data.t, {
+    await recordAttempt(this.deps.redis, this.deps.keys.event(l.job.data.eventId), l.job.data.targetId, {
       state: 'dead',
       reason: `${previous?.reason ?? l.job.failedReason ?? 'dead'}; purged by ${by}`,
       ...(previous?.excerpt ? { excerpt: previous.excerpt } : {}),

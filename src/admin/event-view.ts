@@ -9,7 +9,7 @@ import {
   targetField,
 } from '../queue/delivery-state.js';
 import type { EventMeta, EventState } from '../queue/event-store.js';
-import { deliveryJobId } from '../queue/job-types.js';
+import { deliveryJobId } from '../relay/job-types.js';
 import type { AdminDeps } from './admin-deps.js';
 
 export type { EventMeta } from '../queue/event-store.js';
@@ -146,11 +146,8 @@ export async function readEventParts(
   routing: Routing;
 }> {
   const key = deps.keys.event(id);
-  // `ok` is written with the event in one script; an event without it was left by an earlier two-step store
-  // (a write whose commit failed) and was never acknowledged: it is not shown as an event.
   if (!targets) {
-    const [metaRaw, ok] = await deps.redis.hmget(key, 'meta', 'ok');
-    const meta = ok ? parseMeta(metaRaw ?? null) : null;
+    const meta = parseMeta((await deps.redis.hget(key, 'meta')) ?? null);
     if (meta) return readEventParts(deps, id, meta.targets);
     // Moved to its repository's shard by the fan-out (a cluster): read there.
     const routedAs = deps.keys.shards > 1 ? await deps.redis.get(deps.keys.routedAs(id)) : null;
@@ -170,7 +167,7 @@ export async function readEventParts(
   );
   const states = new Map<string, TargetState | null>();
   for (const [i, t] of targets.entries()) states.set(t, parseState(values[i + 6]));
-  const meta = values[1] ? parseMeta(values[0]) : null;
+  const meta = parseMeta(values[0] ?? null);
   const routing: Routing = {
     ...(values[3] ? { state: values[3] as EventState } : {}),
     ...(values[4] ? { duplicateOf: values[4] } : {}),

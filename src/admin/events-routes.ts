@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import type { EventState } from '../queue/event-store.js';
 import type { AdminDeps } from './admin-deps.js';
 import type { Audit } from './audit.js';
-import { buildTimeline } from './console/timeline.js';
+import { buildTimeline, type TimelineEntry } from './console/timeline.js';
 import { matchesEvent } from './event-match.js';
 import {
   type ReceivedView,
@@ -48,10 +48,22 @@ export interface EventListItem
   quarantined?: true;
 }
 
+/** `GET /api/events/:id`: what was received, each target's delivery, and the event's timeline. */
+export interface EventDetail extends ReceivedView {
+  targets: TargetView[];
+  timeline: TimelineEntry[];
+}
+
+/** `GET /api/events`: a page of events, newest first, and the cursor of the next page (null at the end). */
+export interface EventPage {
+  events: EventListItem[];
+  nextCursor: string | null;
+}
+
 export { listEvents };
 
 export async function eventsRoutes(app: FastifyInstance, deps: AdminDeps, audit: Audit): Promise<void> {
-  app.get<{ Params: { id: string } }>('/api/events/:id', async (req) => {
+  app.get<{ Params: { id: string } }>('/api/events/:id', async (req): Promise<EventDetail> => {
     const { id } = req.params;
     if (!EVENT_ID.test(id)) throw new RelayError('NOT_FOUND', 'no such event');
     const { meta, states, routing } = await readEventParts(deps, id);
@@ -126,7 +138,7 @@ async function listEvents(
   filter: Filter,
   limit: number,
   cursor: IndexCursor | undefined,
-): Promise<{ events: EventListItem[]; nextCursor: string | null }> {
+): Promise<EventPage> {
   const max = cursor ? String(cursor.s) : filter.until !== undefined ? `(${filter.until}` : '+inf';
   const min = filter.since !== undefined ? String(filter.since) : '-inf';
   const events: EventListItem[] = [];

@@ -1,6 +1,6 @@
 import picomatch from 'picomatch';
 import type { Config } from '../config/types.js';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import { type AttemptRecord, DELIVERY_STATES, type DeliveryState } from '../queue/delivery-state.js';
 
 /** The filter language shared by events, dead letters and suppressed deliveries (query string or JSON body). */

@@ -1,9 +1,9 @@
 import type { Job } from 'bullmq';
-import { eventGuard, jobGuard, StaticLoopRules } from '../delivery/loop-rules.js';
-import { RelayError } from '../errors.js';
-import { Router } from '../ingress/routing.js';
+import { RelayError } from '../errors/index.js';
 import { deliveryJobOptions } from '../queue/job-options.js';
-import { type DeliveryJobData, deliveryJobId, idempotencyKey } from '../queue/job-types.js';
+import { type DeliveryJobData, deliveryJobId, idempotencyKey } from '../relay/job-types.js';
+import { eventGuard, jobGuard, StaticLoopRules } from '../relay/loop-rules.js';
+import { Router } from '../relay/routing.js';
 import type { AdminDeps } from './admin-deps.js';
 import { matchesEvent } from './event-match.js';
 import { type EventMeta, type EventSummary, eventSummary, parseMeta } from './event-view.js';
@@ -164,7 +164,12 @@ export class QuarantinedEvents {
       const queue = this.deps.queues.forEvent(targetId, l.id);
       const target = this.deps.config.targets.find((t) => t.id === targetId);
       if (!queue || !target) throw new RelayError('CONFLICT', `target ${targetId} is not configured`);
-      const data: DeliveryJobData = { e: l.id, t: targetId, k: idempotencyKey(l.id, targetId), g: guard };
+      const data: DeliveryJobData = {
+        eventId: l.id,
+        targetId,
+        idempotencyKey: idempotencyKey(l.id, targetId),
+        loopGuard: guard,
+      };
       await (queue as { add(name: string, data: DeliveryJobData, opts: object): Promise<Job> }).add(
         l.meta.envelope.eventKey,
         data,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import type { AdminDeps } from './admin-deps.js';
 import { parseState } from './event-view.js';
 
@@ -37,7 +37,7 @@ export class ReplayBatches {
     await this.deps.redis
       .multi()
       .hset(key, 'at', String(startedAt), 'by', by, 'ids', JSON.stringify(ids))
-      .pexpire(key, this.deps.config.retention.eventsMs)
+      .pexpire(key, this.deps.config.retention.events)
       .exec();
     return batch;
   }

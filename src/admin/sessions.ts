@@ -18,7 +18,7 @@ export class Sessions {
   ) {}
 
   private key(id: string): string {
-    return `${this.keys.prefix}:admin:session:${createHash('sha256').update(id).digest('hex')}`;
+    return this.keys.adminSession(createHash('sha256').update(id).digest('hex'));
   }
 
   async create(identity: Identity, maxMs = SESSION_TTL_MS): Promise<{ id: string; ttlMs: number }> {

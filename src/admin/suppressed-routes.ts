@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { AdminDeps } from './admin-deps.js';
 import type { Audit } from './audit.js';
-import { parseBulk, runBulk } from './bulk-body.js';
+import { bulkAnswer, parseBulk, runBulk } from './bulk-body.js';
 import { decodeCursor, describeFilter, encodeCursor, parseLimit, parseQueryFilter } from './filters.js';
 import { isIndexPosition } from './index-pages.js';
 import { SuppressedDeliveries } from './suppressed.js';
@@ -48,12 +48,6 @@ export async function suppressedRoutes(app: FastifyInstance, deps: AdminDeps, au
       ids: o.done,
       failed: o.failed.length,
     });
-    return {
-      dryRun: o.dryRun,
-      matched: o.matched,
-      [o.dryRun ? 'wouldBe' : 'released']: o.done.length,
-      ids: o.done.slice(0, 1000),
-      failed: o.failed,
-    };
+    return bulkAnswer(o, 'released');
   });
 }

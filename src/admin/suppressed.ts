@@ -1,9 +1,9 @@
 import type { Job } from 'bullmq';
 import { explain } from '../delivery/explain.js';
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import type { TargetState } from '../queue/delivery-state.js';
 import { deliveryJobOptions } from '../queue/job-options.js';
-import { type DeliveryJobData, idempotencyKey } from '../queue/job-types.js';
+import { type DeliveryJobData, idempotencyKey } from '../relay/job-types.js';
 import type { AdminDeps } from './admin-deps.js';
 import { matchesEvent } from './event-match.js';
 import { type EventMeta, eventSummary, readEventParts } from './event-view.js';
@@ -133,9 +133,9 @@ export class SuppressedDeliveries {
       if (!(await queue.getJob(jobId))) break;
     }
     const data: DeliveryJobData = {
-      e: l.eventId,
-      t: l.target,
-      k: idempotencyKey(l.eventId, l.target),
+      eventId: l.eventId,
+      targetId: l.target,
+      idempotencyKey: idempotencyKey(l.eventId, l.target),
       trigger: 'release',
     };
     await (queue as { add(name: string, data: DeliveryJobData, opts: object): Promise<Job> }).add(

@@ -1,4 +1,4 @@
-import { RelayError } from '../errors.js';
+import { RelayError } from '../errors/index.js';
 import { type AttemptSummary, readAttemptSummaries } from '../queue/target-stats.js';
 import type { AdminDeps } from './admin-deps.js';
 
@@ -64,7 +64,10 @@ export class Targets {
               consecutiveFailures: Number(circuit[1] ?? 0),
             }
           : { state: 'closed', consecutiveFailures: Number(circuit[1] ?? 0) },
-      rateLimit: target.rateLimit ?? null,
+      // The API keeps its unit in the name: clients read durationMs.
+      rateLimit: target.rateLimit
+        ? { max: target.rateLimit.max, durationMs: target.rateLimit.duration }
+        : null,
       concurrency: target.concurrency,
       paused: paused.some(Boolean),
     };

@@ -17,7 +17,7 @@ const ZERO_HASH = /^0+$/;
 /*
  * Objects are built whole, with `undefined` for what a payload lacks, never spread and pruned with `delete`:
  * JSON.stringify leaves undefined fields out all the same, and deleting turns V8 objects into slow dictionaries
- * that cost again when the envelope is serialised. Normalising a push was 4 % of the ingress's CPU before.
+ * that cost again when the envelope is serialised (docs/benchmarks.md).
  *
  * Every field is read through read-typed.ts, so the envelope holds only the types it declares whatever the
  * payload holds: the schema (payload-schemas.ts) checks shape, these reads check each value where it is used.

@@ -1,8 +1,13 @@
 import { type Command, CommanderError, Option } from 'commander';
-import { type TimelineEntry, timelineText } from '../admin/console/timeline.js';
+import type { BulkAnswer } from '../admin/bulk-body.js';
+import { timelineText } from '../admin/console/timeline.js';
+import type { DeadLetter, DeadLetterDetail } from '../admin/dead-letters.js';
+import type { AttemptView } from '../admin/event-view.js';
+import type { EventDetail, EventListItem } from '../admin/events-routes.js';
 import { FILTER_STATES } from '../admin/filters.js';
 import type { Quarantined } from '../admin/quarantined.js';
 import type { ReplayBatchStatus } from '../admin/replay-batches.js';
+import type { Suppressed } from '../admin/suppressed.js';
 import {
   AdminApiError,
   type AdminClient,
@@ -156,21 +161,10 @@ function registerList<T>(parent: Command, spec: ListSpec<T>): void {
   );
 }
 
-interface TargetView {
-  target: string;
-  state: string;
-  reason?: string;
-  supersededBy?: string;
-  explanation?: string;
-  excerpt?: string;
-  attempts: { n: number; at: string; ms?: number; status?: number; error?: string; trigger?: string }[];
-  job: { id: string; state: string };
-}
-
-function attemptsTable(attempts: TargetView['attempts']): string {
+function attemptsTable(attempts: AttemptView[]): string {
   return table(
     ['#', 'at', 'ms', 'result', 'trigger'],
-    attempts.map((a) => [a.n, shortTime(a.at), a.ms, a.status ?? a.error, a.trigger]),
+    attempts.map((a) => [a.number, shortTime(a.at), a.ms, a.status ?? a.error, a.trigger]),
   );
 }
 
@@ -181,68 +175,39 @@ export function registerEventsCommands(program: Command): void {
     events.command('show').description('the life of one event').argument('<id>', 'event id'),
   ).action(
     action(async (client, opts, id: string) => {
-      const ev = await client.get<Record<string, unknown> & { targets: TargetView[] }>(
-        `/api/events/${encodeURIComponent(id)}`,
-      );
+      const ev = await client.get<EventDetail>(`/api/events/${encodeURIComponent(id)}`);
       if (opts.json) {
         printJson(ev);
         return;
       }
       // The console's event page and this print the same timeline (src/admin/console/timeline.ts); every value
       // from a payload or a target goes through printable() so a newline in it cannot forge a line.
-      const entries = (ev.timeline as TimelineEntry[] | undefined) ?? [];
-      print(`event ${ev.id} (${printable(String(ev.state ?? 'routed'))})\n`);
-      print(timelineText({ id: String(ev.id), found: true, entries }, printable));
+      print(`event ${ev.id} (${printable(ev.state ?? 'routed')})\n`);
+      print(timelineText({ id: ev.id, found: true, entries: ev.timeline ?? [] }, printable));
     }),
   );
 
-  registerList<Record<string, unknown>>(events, {
+  registerList<EventListItem>(events, {
     description: 'received events, newest first',
     filters: ['state'],
     path: '/api/events',
     field: 'events',
     columns: ['received', 'id', 'source', 'event', 'repository', 'refs', 'targets'],
     row: (e) => [
-      shortTime(e.receivedAt as string),
-      e.id as string,
-      e.source as string,
-      e.eventKey as string,
-      e.repository as string,
-      (e.refs as string[]).join(','),
+      shortTime(e.receivedAt),
+      e.id,
+      e.source,
+      e.eventKey,
+      e.repository,
+      e.refs.join(','),
       // Before the fan-out has routed it an event has no targets yet; a second hook's copy never has any.
       e.state === 'received' || e.state === 'duplicate'
-        ? `(${e.state as string})`
-        : Object.entries(e.targets as Record<string, string>)
+        ? `(${e.state})`
+        : Object.entries(e.targets)
             .map(([t, st]) => `${t}:${st}`)
             .join(' '),
     ],
   });
-}
-
-interface DeadLetter {
-  id: string;
-  target: string;
-  eventKey?: string;
-  repository?: string | null;
-  failedAt?: string;
-  receivedAt?: string;
-  attemptsMade: number;
-  status?: number;
-  statusClass?: string;
-  reason?: string;
-  expired: boolean;
-}
-
-interface BulkAnswer {
-  dryRun: boolean;
-  matched: number;
-  replayed?: number;
-  purged?: number;
-  released?: number;
-  discarded?: number;
-  wouldBe?: number;
-  ids: string[];
-  failed: { id: string; error: string; message: string }[];
 }
 
 function printBulk(opts: Opts, answer: BulkAnswer, verb: string): void {
@@ -400,9 +365,7 @@ export function registerDlqCommands(program: Command): void {
       .argument('<id>', 'dead-letter id <eventId>.<targetId>'),
   ).action(
     action(async (client, opts, id: string) => {
-      const d = await client.get<
-        DeadLetter & { idempotencyKey: string; excerpt?: string; attempts: TargetView['attempts'] }
-      >(`/api/dead-letters/${encodeURIComponent(id)}`);
+      const d = await client.get<DeadLetterDetail>(`/api/dead-letters/${encodeURIComponent(id)}`);
       if (opts.json) {
         printJson(d);
         return;
@@ -478,20 +441,10 @@ export function registerDlqCommands(program: Command): void {
   );
 }
 
-interface SuppressedItem {
-  id: string;
-  suppressedAt: string;
-  reason?: string;
-  eventKey?: string;
-  repository?: string | null;
-  refs?: string[];
-  expired: boolean;
-}
-
 export function registerSuppressedCommands(program: Command): void {
   const sup = program.command('suppressed').description('deliveries held back by the loop guard (admin API)');
 
-  registerList<SuppressedItem>(sup, {
+  registerList<Suppressed>(sup, {
     description: 'suppressed deliveries, newest first',
     filters: ['reason'],
     path: '/api/suppressed',

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { EventPage } from '../admin/events-routes.js';
 import { relayTestRequest } from '../bitbucket/relay-test-event.js';
 import { describeScope, type HookScope, levelOf, parentScope } from '../bitbucket-api/hook-scope.js';
 import {
@@ -219,10 +220,13 @@ async function relaySide(opts: HooksOptions, ctx: BitbucketContext, hook: Hook):
   let cursor: string | undefined;
   let pages = 0;
   do {
-    const page = await client.get<{
-      events: { receivedAt: string; hookId?: string }[];
-      nextCursor: string | null;
-    }>('/api/events', { source: ctx.source.id, repo, since: opts.since, limit: 200, cursor });
+    const page = await client.get<EventPage>('/api/events', {
+      source: ctx.source.id,
+      repo,
+      since: opts.since,
+      limit: 200,
+      cursor,
+    });
     for (const e of page.events) {
       if (ctx.source.platform === 'cloud' && e.hookId !== hook.id) continue;
       events += 1;

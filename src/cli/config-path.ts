@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../errors/index.js';
 
 /** The file every command reads when neither `--config` nor HOOKRELAY_CONFIG names one. */
 export const DEFAULT_CONFIG_FILE = 'hookrelay.yaml';

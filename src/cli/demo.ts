@@ -2,6 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { TargetView } from '../admin/event-view.js';
+import type { EventDetail } from '../admin/events-routes.js';
 import { sign } from '../bitbucket/signature.js';
 import { buildConfig } from '../config/load-config.js';
 import { createLogger } from '../log.js';
@@ -50,12 +52,6 @@ function cloudPush(branch: string, message: string): Buffer {
       },
     }),
   );
-}
-
-interface DeliveryView {
-  state: string;
-  reason?: string;
-  attempts: { n: number; status?: number }[];
 }
 
 /**
@@ -110,12 +106,12 @@ export async function runDemo(opts: { exit?: boolean }, print: (line: string) =>
     print(`  Bitbucket → relay: ${res.status} (event ${answer.id})`);
     return answer.id;
   };
-  const settled = async (eventId: string, until: (d: DeliveryView) => boolean): Promise<DeliveryView> => {
+  const settled = async (eventId: string, until: (d: TargetView) => boolean): Promise<TargetView> => {
     const deadline = Date.now() + 30_000;
     for (;;) {
       const res = await admin(`/api/events/${eventId}`);
       if (res.ok) {
-        const view = (await res.json()) as { targets: DeliveryView[] };
+        const view = (await res.json()) as EventDetail;
         const delivery = view.targets[0];
         if (delivery && until(delivery)) return delivery;
       }
@@ -123,7 +119,7 @@ export async function runDemo(opts: { exit?: boolean }, print: (line: string) =>
       await new Promise((r) => setTimeout(r, 200));
     }
   };
-  const attempts = (d: DeliveryView) => d.attempts.map((a) => a.status ?? 'error').join(' → ');
+  const attempts = (d: TargetView) => d.attempts.map((a) => a.status ?? 'error').join(' → ');
 
   try {
     print(`hookrelay demo: relay at ${relay.ingressUrl}, a stand-in Jenkins at ${target.url}\n`);

@@ -3,10 +3,9 @@ import { Command, CommanderError } from 'commander';
 import { checkDevelopmentDefaults } from '../config/development-defaults.js';
 import { loadConfig } from '../config/load-config.js';
 import { newSecret, SECRET_MAX_BYTES, SECRET_MIN_BYTES } from '../delivery/signing.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, DurabilityError } from '../errors/index.js';
 import { ListenError } from '../listen.js';
 import { createLogger } from '../log.js';
-import { DurabilityError } from '../queue/durability.js';
 import { RedisServerMissing } from '../queue/embedded-redis.js';
 import type { Roles } from '../server.js';
 import {
@@ -25,8 +24,13 @@ export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2 } as const;
 
 function runRoles(roles: Roles) {
   return async (opts: { config?: string }) => {
-    const config = loadConfig(resolveConfigPath(opts.config));
+    // The logger's level comes from the config: hold the loader's warnings until it exists.
+    const deprecations: string[] = [];
+    const config = loadConfig(resolveConfigPath(opts.config), process.env, (message) =>
+      deprecations.push(message),
+    );
     const log = createLogger(config.log.level);
+    for (const message of deprecations) log.warn(message);
     checkDevelopmentDefaults(config, { ingress: roles.ingress, admin: roles.admin ?? false }, (found) =>
       log.warn(
         { key: found.key, listener: found.listener },
@@ -39,7 +43,7 @@ function runRoles(roles: Roles) {
     // Listening from the start: a SIGTERM during start-up (an orchestrator giving up) must still stop what has
     // started, or an embedded redis-server would outlive the relay. The in-flight deliveries' grace, plus a few
     // seconds for closing the HTTP servers and Redis.
-    exitOnSignals(relay, log, (roles.worker ? config.worker.shutdownGraceMs : 0) + 10_000);
+    exitOnSignals(relay, log, (roles.worker ? config.worker.shutdownGrace : 0) + 10_000);
     await relay;
   };
 }
@@ -81,7 +85,7 @@ export function buildCli(): Command {
     .option(...CONFIG_OPTION)
     .action((opts: { config?: string }) => {
       const file = resolveConfigPath(opts.config);
-      const c = loadConfig(file);
+      const c = loadConfig(file, process.env, (message) => printError(`warning: ${message}`));
       print(
         `${file}: ok (${c.sources.length} sources, ${c.targets.length} targets, ${c.routes.length} routes)`,
       );

@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../errors/index.js';
 import type { Config } from './types.js';
 
 /**

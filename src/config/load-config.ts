@@ -1,13 +1,15 @@
 import { existsSync, readFileSync } from 'node:fs';
+import type { StaticDecode } from '@sinclair/typebox';
 import { Ajv, type ErrorObject } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { parseDocument } from 'yaml';
 import { SECRET_MAX_BYTES, SECRET_MIN_BYTES, secretProblem } from '../delivery/signing.js';
-import { ConfigError } from '../errors.js';
-import { toMs } from './duration.js';
+import { ConfigError } from '../errors/index.js';
+import { DURATION_KEYWORD, type DurationRange, formatMs, toMs } from './duration.js';
 import { configSchema } from './schema.js';
+import { decodeTree, moveReplacedKeys, type ReplacedKey } from './schema-walk.js';
 import { checkTriggerTarget } from './target-rules.js';
-import type { Config, RetryPolicy, TargetConfig } from './types.js';
+import type { Config } from './types.js';
 
 // ajv-formats ships CJS with a default export that ESM sees one level down.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -21,6 +23,31 @@ const ajv = new Ajv({
   verbose: true,
 });
 addFormats(ajv);
+// A duration's shape is the schema's anyOf (a number, or a string with a unit); its range needs the value in
+// milliseconds first, which JSON Schema cannot express.
+const durationInRange: ((range: DurationRange, value: unknown) => boolean) & {
+  errors?: Partial<ErrorObject>[];
+} = (range, value) => {
+  if (typeof value !== 'number' && typeof value !== 'string') return true; // the anyOf reports it
+  let ms: number;
+  try {
+    ms = toMs(value);
+  } catch {
+    return true; // the anyOf reports it
+  }
+  const limit =
+    range.minimum !== undefined && ms < range.minimum
+      ? `at least ${formatMs(range.minimum)}`
+      : range.maximum !== undefined && ms > range.maximum
+        ? `at most ${formatMs(range.maximum)}`
+        : null;
+  if (limit === null) return true;
+  durationInRange.errors = [
+    { keyword: DURATION_KEYWORD, message: `must be a duration of ${limit}`, params: { limit } },
+  ];
+  return false;
+};
+ajv.addKeyword({ keyword: DURATION_KEYWORD, schemaType: 'object', errors: true, validate: durationInRange });
 const validate = ajv.compile(configSchema);
 
 /** `a/0/b` (JSON pointer) → `a[0].b`, the way people read config paths. */
@@ -59,7 +86,7 @@ function describe(err: ErrorObject): { path: string; message: string } {
     case 'enum':
       return { path: base, message: `must be one of: ${(err.params.allowedValues as unknown[]).join(', ')}` };
     case 'anyOf':
-      if (err.parentSchema && JSON.stringify(err.parentSchema).includes('(ms|s|m|h|d)')) {
+      if (err.parentSchema?.[DURATION_KEYWORD]) {
         return { path: base, message: 'must be a duration (milliseconds, or like "30s", "5m", "2h")' };
       }
       return { path: base, message: err.message ?? 'is invalid' };
@@ -120,24 +147,8 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-function parseHostPort(entry: string): { host: string; port: number } {
-  const at = entry.lastIndexOf(':');
-  return { host: entry.slice(0, at), port: Number(entry.slice(at + 1)) };
-}
-
 // biome-ignore lint/suspicious/noExplicitAny: the raw tree has just been validated against the schema
 type Raw = any;
-
-function normaliseRetry(raw: Raw): RetryPolicy {
-  return {
-    attempts: raw.attempts,
-    ...(raw.schedule ? { scheduleMs: raw.schedule.map(toMs) } : {}),
-    delayMs: toMs(raw.delay),
-    maxDelayMs: toMs(raw.maxDelay),
-    maxRetryAfterMs: toMs(raw.maxRetryAfter),
-    maxAgeMs: toMs(raw.maxAge),
-  };
-}
 
 function hasUserinfo(url: string): boolean {
   try {
@@ -262,61 +273,66 @@ function crossCheck(raw: Raw): string[] {
 // Enough shards to spread over a few primaries without a worker needing hundreds of queues.
 const DEFAULT_CLUSTER_SHARDS = 12;
 
+/** The validated tree in memory: durations in milliseconds, and what the file may leave out filled in. */
 function normalise(raw: Raw): Config {
+  const decoded = decodeTree(configSchema, raw) as StaticDecode<typeof configSchema>;
   return {
-    relay: raw.relay,
+    ...decoded,
     redis: {
-      ...raw.redis,
-      ...(raw.redis.sentinels ? { sentinels: raw.redis.sentinels.map(parseHostPort) } : {}),
-      ...(raw.redis.cluster ? { cluster: raw.redis.cluster.map(parseHostPort) } : {}),
-      shards: raw.redis.cluster ? (raw.redis.shards ?? DEFAULT_CLUSTER_SHARDS) : 1,
+      ...decoded.redis,
+      shards: decoded.redis.cluster ? (decoded.redis.shards ?? DEFAULT_CLUSTER_SHARDS) : 1,
     },
-    ingress: raw.ingress,
     worker: {
-      metricsHost: raw.worker.metricsHost,
-      ...(raw.worker.metricsPort !== undefined ? { metricsPort: raw.worker.metricsPort } : {}),
+      ...decoded.worker,
       // A request cut off by shutdown is sent again with the same key, which a target without idempotency may
       // take for a second build: by default wait as long as the slowest target may take.
-      shutdownGraceMs:
-        raw.worker.shutdownGrace !== undefined
-          ? toMs(raw.worker.shutdownGrace)
-          : Math.max(...raw.targets.map((t: Raw) => t.timeoutMs)) + 2000,
+      shutdownGrace:
+        decoded.worker.shutdownGrace ?? Math.max(...decoded.targets.map((t) => t.timeout)) + 2000,
     },
-    admin: raw.admin,
-    sources: raw.sources.map((s: Raw) => ({ ...s, secrets: s.secrets.filter((x: string) => x.length > 0) })),
-    targets: raw.targets.map(
-      (t: Raw): TargetConfig => ({
-        ...t,
-        retry: normaliseRetry(t.retry),
-        circuit: { failureThreshold: t.circuit.failureThreshold, cooldownMs: toMs(t.circuit.cooldown) },
-        ...(t.rateLimit
-          ? { rateLimit: { max: t.rateLimit.max, durationMs: toMs(t.rateLimit.duration) } }
-          : {}),
-      }),
-    ),
-    routes: raw.routes.map((r: Raw, i: number) => ({ ...r, id: r.id ?? `route-${i}` })),
-    loop: raw.loop,
-    retention: {
-      eventsMs: toMs(raw.retention.events),
-      completedJobsMs: toMs(raw.retention.completedJobs),
-      deadLettersMs: toMs(raw.retention.deadLetters),
-    },
-    log: raw.log,
+    sources: decoded.sources.map((s) => ({ ...s, secrets: s.secrets.filter((x) => x.length > 0) })),
+    routes: decoded.routes.map((r, i) => ({ ...r, id: r.id ?? `route-${i}` })),
   };
 }
 
+/** An error at a key the file spelled the old way names the key the file has. */
+function atOldKeys(problems: string[], moved: ReplacedKey[]): string[] {
+  return problems.map((problem) => {
+    const match = moved.find(({ newPath }) => problem.startsWith(`${newPath}: `));
+    return match ? match.oldPath + problem.slice(match.newPath.length) : problem;
+  });
+}
+
+/** How the loader says that a file uses an old key name (once per key, at load). */
+export type DeprecationWarn = (message: string) => void;
+
+const warnOnStderr: DeprecationWarn = (message) => process.emitWarning(message, 'DeprecationWarning');
+
 /** Validate an already-parsed config tree. Throws ConfigError listing every problem by path. */
-export function buildConfig(tree: unknown, env: NodeJS.ProcessEnv = process.env, file?: string): Config {
+export function buildConfig(
+  tree: unknown,
+  env: NodeJS.ProcessEnv = process.env,
+  file?: string,
+  warn: DeprecationWarn = warnOnStderr,
+): Config {
   const problems: string[] = [];
   const raw = interpolate(tree ?? {}, '', env, problems);
-  if (!validate(raw)) problems.push(...formatAjvErrors(validate.errors ?? []));
+  const moved = moveReplacedKeys(configSchema, raw, problems);
+  if (!validate(raw)) problems.push(...atOldKeys(formatAjvErrors(validate.errors ?? []), moved));
   if (problems.length > 0) throw new ConfigError(problems, file);
   const cross = crossCheck(raw);
   if (cross.length > 0) throw new ConfigError(cross, file);
+  for (const { oldPath, newPath } of moved) {
+    warn(`${oldPath} is deprecated: use ${newPath} (a duration such as "10s", or milliseconds)`);
+  }
   return deepFreeze(normalise(raw));
 }
 
-export function parseConfigText(text: string, env: NodeJS.ProcessEnv = process.env, file?: string): Config {
+export function parseConfigText(
+  text: string,
+  env: NodeJS.ProcessEnv = process.env,
+  file?: string,
+  warn: DeprecationWarn = warnOnStderr,
+): Config {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
@@ -326,15 +342,19 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv = process.e
       file,
     );
   }
-  return buildConfig(doc.toJS(), env, file);
+  return buildConfig(doc.toJS(), env, file, warn);
 }
 
-export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Config {
+export function loadConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  warn: DeprecationWarn = warnOnStderr,
+): Config {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError([`cannot read file: ${(err as Error).message}`], file);
   }
-  return parseConfigText(text, env, file);
+  return parseConfigText(text, env, file, warn);
 }

@@ -1,5 +1,5 @@
 import type { TargetConfig } from '../config/types.js';
-import { compile as compileGlobs } from '../ingress/routing.js';
+import { compile as compileGlobs } from '../relay/routing.js';
 import { pprAccepts } from './targets/jenkins-bitbucket.js';
 import { branchSourceProcesses } from './targets/jenkins-branch-source.js';
 

@@ -148,6 +148,6 @@ export async function applyAuth(target: TargetConfig, tokens: TokenCache): Promi
       if (target.type === 'gitlab-trigger') return { headers: {} };
       return { headers: {}, query: [a.query ?? 'token', a.token] };
     case 'oauth2':
-      return { headers: { authorization: `Bearer ${await tokens.get(target.id, a, target.timeoutMs)}` } };
+      return { headers: { authorization: `Bearer ${await tokens.get(target.id, a, target.timeout)}` } };
   }
 }

@@ -6,10 +6,10 @@ import type { RetryPolicy } from '../config/types.js';
  * spreads a burst of failures so that a recovering target is not hit by all of them at once.
  */
 export function backoffDelay(policy: RetryPolicy, retry: number, random: () => number = Math.random): number {
-  if (policy.scheduleMs && policy.scheduleMs.length > 0) {
-    return policy.scheduleMs[Math.min(Math.max(retry, 1), policy.scheduleMs.length) - 1]!;
+  if (policy.schedule && policy.schedule.length > 0) {
+    return policy.schedule[Math.min(Math.max(retry, 1), policy.schedule.length) - 1]!;
   }
-  const cap = Math.min(policy.maxDelayMs, policy.delayMs * 2 ** Math.min(Math.max(retry - 1, 0), 40));
+  const cap = Math.min(policy.maxDelay, policy.delay * 2 ** Math.min(Math.max(retry - 1, 0), 40));
   return Math.floor(random() * cap);
 }
 
@@ -28,7 +28,12 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
  * The delay actually used: a target's Retry-After wins over the computed backoff (it knows best when it will
  * be ready), clamped to `maxRetryAfterMs` so a hostile or buggy header cannot park a delivery for days.
  */
-export function retryDelay(policy: RetryPolicy, retry: number, retryAfterMs?: number): number {
-  if (retryAfterMs !== undefined) return Math.min(retryAfterMs, policy.maxRetryAfterMs);
-  return backoffDelay(policy, retry);
+export function retryDelay(
+  policy: RetryPolicy,
+  retry: number,
+  retryAfterMs?: number,
+  random: () => number = Math.random,
+): number {
+  if (retryAfterMs !== undefined) return Math.min(retryAfterMs, policy.maxRetryAfter);
+  return backoffDelay(policy, retry, random);
 }

@@ -1,13 +1,12 @@
 import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
-import type { Router } from '../ingress/routing.js';
 import type { StoredEvent } from '../queue/event-store.js';
-import { deliveryJobId } from '../queue/job-types.js';
 import type { Keys } from '../queue/keys.js';
+import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
-import type { StaticLoopRules } from './loop-rules.js';
-import { branchTransition, ORDER_LUA } from './ref-order.js';
-import { luaScript } from './scripts.js';
+import type { StaticLoopRules } from '../relay/loop-rules.js';
+import type { Router } from '../relay/routing.js';
+import { branchTransition } from './ref-order.js';
 
 /*
  * Coalescing (`coalesce: latest-per-ref` on a route): while pushes to one branch wait for a busy or failing
@@ -25,30 +24,10 @@ import { luaScript } from './scripts.js';
 // Events can enter the index slightly out of score order (score = receive time, set before the commit).
 const OVERLAP_MS = 5_000;
 const PAGE = 500;
-// An event without its `ok` mark comes from the earlier two-step store, where one younger than this may still
-// have been committing its jobs (the one-call store writes event, jobs and mark together).
-const UNCOMMITTED_GRACE_MS = 10_000;
 
-// KEYS: the latest key, the branch's transitions. ARGV: event id, ttl ms, old head, new head. Returns the id
-// of the newest push after this one's offer. A value of the earlier format (an event id alone) compares by
-// arrival.
-const MAX = `${ORDER_LUA}
-learn(KEYS[2], ARGV[3], ARGV[4], ARGV[2])
-local v = redis.call('GET', KEYS[1])
-if v then
-  local id, head = string.match(v, '^(%S+) (%S+)$')
-  if not id then id, head = v, '' end
-  if id == ARGV[1] then return id end
-  local order = newer(KEYS[2], ARGV[4], head)
-  if order == -1 or (order == 0 and id > ARGV[1]) then return id end
-end
-redis.call('SET', KEYS[1], ARGV[1] .. ' ' .. ARGV[4], 'PX', ARGV[2])
-return ARGV[1]`;
-
-const CURSOR = `
-local v = tonumber(redis.call('GET', KEYS[1]) or '0')
-if v < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
-return 1`;
+// Offer a push as its branch's newest, and move the shared cursor forward: src/lua/coalesce-*.lua.
+const OFFER = LuaScript.fromFile('coalesce-offer');
+const CURSOR = LuaScript.fromFile('coalesce-cursor');
 
 /** The branch a push moves, when it is a single-branch push to a branch that still exists (what is coalesced). */
 export function coalesceRef(env: Envelope): string | null {
@@ -60,8 +39,6 @@ export class Coalescer {
   /** The running catch-up per shard (an event's shard holds every event of its repository: keys.ts). */
   private readonly catching = new Map<number, Promise<void>>();
   private readonly seen = new Set<string>();
-  private readonly max: ReturnType<typeof luaScript>;
-  private readonly cursor: ReturnType<typeof luaScript>;
 
   constructor(
     private readonly redis: RedisClient,
@@ -70,8 +47,6 @@ export class Coalescer {
     private readonly router: Router,
     private readonly rules: StaticLoopRules,
   ) {
-    this.max = luaScript(redis, 'hrCoalesceMax', MAX);
-    this.cursor = luaScript(redis, 'hrCoalesceCursor', CURSOR);
     this.coalescing = new Set(
       config.routes.filter((r) => r.coalesce === 'latest-per-ref').flatMap((r) => r.targets),
     );
@@ -85,11 +60,6 @@ export class Coalescer {
       .routes.some((r) => r.coalesce === 'latest-per-ref' && r.targets.includes(targetId));
   }
 
-  private jobKey(targetId: string, eventId: string): string {
-    const shard = this.keys.shardOfId(eventId);
-    return `${this.keys.queuePrefix(targetId, shard)}:${this.keys.queueName(targetId, shard)}:${deliveryJobId(eventId, targetId)}`;
-  }
-
   /**
    * Records the event as the newest of its branch unless a newer one is; resolves to the newest's id. The keys
    * are in the event's shard.
@@ -97,7 +67,8 @@ export class Coalescer {
   private offer(targetId: string, sourceId: string, env: Envelope, eventId: string): Promise<string> {
     const move = branchTransition(env)!;
     const scope = { sourceId, repo: env.repository ?? '-', shard: this.keys.shardOfId(eventId) };
-    return this.max(
+    return OFFER.run(
+      this.redis,
       [
         this.keys.loopLatest({ ...scope, targetId, ref: move.ref }),
         this.keys.refEdges({ ...scope, ref: move.ref }),
@@ -107,7 +78,7 @@ export class Coalescer {
   }
 
   private ttlMs(): number {
-    return Math.max(...this.config.targets.map((t) => t.retry.maxAgeMs)) + 3_600_000;
+    return Math.max(...this.config.targets.map((t) => t.retry.maxAge)) + 3_600_000;
   }
 
   /** The id of a newer event for the same target and branch, or null when this one is the newest. */
@@ -130,11 +101,10 @@ export class Coalescer {
   }
 
   private async scan(fallbackFrom: number, shard: number): Promise<void> {
-    const cursorKey = this.keys.loop('coalesce:cursor', shard);
+    const cursorKey = this.keys.coalesceCursor(shard);
     const stored = await this.redis.get(cursorKey);
     let from = (stored ? Number(stored) : fallbackFrom) - OVERLAP_MS;
     let high = 0;
-    let held = false;
     for (;;) {
       const page = await this.redis.zrangebyscore(
         this.keys.eventIndexOf(shard),
@@ -148,18 +118,16 @@ export class Coalescer {
       const entries: { id: string; score: number }[] = [];
       for (let i = 0; i < page.length; i += 2) entries.push({ id: page[i]!, score: Number(page[i + 1]) });
       const fresh = entries.filter((e) => !this.seen.has(e.id));
-      const metas = await Promise.all(
-        fresh.map((e) => this.redis.hmget(this.keys.event(e.id), 'meta', 'ok')),
-      );
+      // The store script indexes an event in the same call that writes it and its jobs: an indexed event is
+      // committed.
+      const metas = await Promise.all(fresh.map((e) => this.redis.hget(this.keys.event(e.id), 'meta')));
       const writes: Promise<unknown>[] = [];
       for (let i = 0; i < fresh.length; i++) {
         const { id, score } = fresh[i]!;
-        const [raw, ok] = metas[i] ?? [];
-        const pending = raw ? await this.index(id, raw, ok ?? null, writes) : false;
-        // The cursor stops before an event that may still be committing, so the next catch-up sees it again.
-        if (pending) held = true;
-        else this.remember(id);
-        if (!held) high = Math.max(high, score);
+        const raw = metas[i];
+        if (raw) this.index(id, raw, writes);
+        this.remember(id);
+        high = Math.max(high, score);
       }
       await Promise.all(writes);
       if (page.length < PAGE * 2) break;
@@ -167,34 +135,23 @@ export class Coalescer {
       if (next <= from) break;
       from = next;
     }
-    if (high > 0) await this.cursor([cursorKey], [high]);
+    if (high > 0) await CURSOR.run(this.redis, [cursorKey], [high]);
   }
 
-  /** Record one event as the latest of its branch for each coalescing target; true = look again later. */
-  private async index(
-    id: string,
-    raw: string,
-    ok: string | null,
-    writes: Promise<unknown>[],
-  ): Promise<boolean> {
+  /** Record one event as the latest of its branch for each coalescing target. */
+  private index(id: string, raw: string, writes: Promise<unknown>[]): void {
     const meta = JSON.parse(raw) as {
       sourceId: string;
       receivedAt: number;
       envelope: Envelope;
       targets: string[];
     };
-    if (branchTransition(meta.envelope) === null || this.rules.check(meta.envelope)) return false;
-    for (const t of meta.targets) {
-      if (!this.applies(t, meta.sourceId, meta.envelope)) continue;
-      // Only an event whose delivery job exists may supersede: an event hash can be written before its jobs
-      // are committed, and a failed commit leaves none.
-      if (!ok && !(await this.redis.exists(this.jobKey(t, id)))) {
-        if (Date.now() - meta.receivedAt < UNCOMMITTED_GRACE_MS) return true;
-        continue;
+    if (branchTransition(meta.envelope) === null || this.rules.check(meta.envelope)) return;
+    for (const targetId of meta.targets) {
+      if (this.applies(targetId, meta.sourceId, meta.envelope)) {
+        writes.push(this.offer(targetId, meta.sourceId, meta.envelope, id));
       }
-      writes.push(this.offer(t, meta.sourceId, meta.envelope, id));
     }
-    return false;
   }
 
   private remember(id: string): void {

@@ -2,11 +2,11 @@ import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
 import type { Evidence } from '../queue/delivery-state.js';
 import type { EventStore, StoredEvent } from '../queue/event-store.js';
-import type { JobGuard, StaticSuppressReason } from '../queue/job-types.js';
 import type { Keys, RepoScope } from '../queue/keys.js';
+import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
-import { actorDigest, chainParents, deliveredHeads, jobGuard, StaticLoopRules } from './loop-rules.js';
-import { luaScript } from './scripts.js';
+import type { JobGuard, StaticSuppressReason } from '../relay/job-types.js';
+import { actorDigest, chainParents, deliveredHeads, StaticLoopRules } from '../relay/loop-rules.js';
 
 export type SuppressReason = StaticSuppressReason | 'ref-rate' | 'merge-push-collapsed' | 'chain-loop';
 /** A merged PR whose merge-commit push has not been seen yet: wait a little for it (see LoopGuard.check). */
@@ -20,113 +20,10 @@ export interface GuardResult {
 
 type LoopConfig = Config['loop'];
 
-// The turn a push makes in a causal chain, from the records of the commits it builds on (KEYS[from..to]):
-// `<actor digest> <turns> <delivered at ms> <event id>`. A commit delivered after the push was received cannot
-// have caused it. The same actor continues the chain (turns + 1); anyone else starts one (1). Returns the
-// highest turn and the index (1-based, within the range) of the commit it follows.
-const TURN = `
-local function turn(from, to, actor, received)
-  local best, at = 0, 0
-  for i = from, to do
-    local v = redis.call('GET', KEYS[i])
-    if v then
-      local who, turns, deliveredAt = string.match(v, '^(%S+) (%d+) (%d+)')
-      if who and tonumber(deliveredAt) <= received then
-        local t = 1
-        if who == actor then t = tonumber(turns) + 1 end
-        if t > best then best, at = t, i - from + 1 end
-      end
-    end
-  end
-  return best, at
-end
-`;
-
-// The Redis rules of one delivery in one call. `guard(first)`: KEYS[first …] are the per-actor ref-rate ZSETs
-// (ARGV[5] of them), then the merge marks (ARGV[8]), then the delivered-commit records of the commits the push
-// builds on. ARGV: 1 now, 2 rate window ms, 3 rate count, 4 event id, 5 rate keys, 6 mark ttl s, 7 'push' or
-// 'merge', 8 mark keys, 9 the static rules' verdict ('' = none), 10 actor digest ('' = chain rule off),
-// 11 max turns, 12 received at ms.
-// Returns {code, a, b}: 0 pass; 1 ref-rate (a = ref index, b = count); 2 merge-push-collapsed (a = the push's
-// event id); 3 a merge whose push is not seen yet; 4 chain-loop (a = parent index, b = turns); 5 a merge whose
-// push was held (a = its event id, b = its reason); 6 the static verdict stands.
-// A push checks the chain first, then its rate (a held push is not counted: the rate closes as entries age
-// out; members are event ids, so a crashed worker's second look is not counted twice), and records its merge
-// marks whatever its verdict — `<verdict> <event id>` — so that the merged PR inherits it instead of waiting.
-const GUARD = `${TURN}
-local function guard(first)
-  local nRate = tonumber(ARGV[5])
-  local lastRate = first + nRate - 1
-  local lastMerge = lastRate + tonumber(ARGV[8])
-  local id = ARGV[4]
-  if ARGV[7] == 'merge' then
-    local waiting = false
-    for i = lastRate + 1, lastMerge do
-      local mark = redis.call('GET', KEYS[i])
-      if mark then
-        local verdict, pushId = string.match(mark, '^(%S+) (%S+)$')
-        if not verdict then return {2, mark} end
-        if verdict == 'pass' then return {2, pushId} end
-        return {5, pushId, verdict}
-      end
-      waiting = true
-    end
-    if waiting then return {3} end
-    return {0}
-  end
-  local code, a, b = 0, 0, 0
-  local verdict = ARGV[9]
-  if verdict ~= '' then code = 6 end
-  if code == 0 and ARGV[10] ~= '' then
-    local best, at = turn(lastMerge + 1, #KEYS, ARGV[10], tonumber(ARGV[12]))
-    if best >= tonumber(ARGV[11]) then code, a, b, verdict = 4, at, best, 'chain-loop' end
-  end
-  if code == 0 then
-    local now = tonumber(ARGV[1])
-    local window = tonumber(ARGV[2])
-    local count = tonumber(ARGV[3])
-    for i = first, lastRate do
-      local k = KEYS[i]
-      redis.call('ZREMRANGEBYSCORE', k, '-inf', now - window)
-      if not redis.call('ZSCORE', k, id) then
-        if redis.call('ZCARD', k) >= count then
-          code, a, b, verdict = 1, i - first + 1, count, 'ref-rate'
-          break
-        end
-        redis.call('ZADD', k, now, id)
-        redis.call('PEXPIRE', k, window)
-      end
-    end
-  end
-  if verdict == '' then verdict = 'pass' end
-  for i = lastRate + 1, lastMerge do
-    redis.call('SET', KEYS[i], verdict .. ' ' .. id, 'EX', ARGV[6], 'NX')
-  end
-  return {code, a, b}
-end
-`;
-
-const CHECK = `${GUARD}
-return guard(1)`;
-
-// The event's read and the guard in one call, for a delivery whose guard keys were worked out when it was
-// accepted (JobGuard): KEYS[1] is the event hash, the guard's keys follow. An expired event runs no guard.
-// Returns {-1}, or {{code, a, b}, HGETALL of the event}; no guard keys: {{6}, …} (the static verdict).
-const READ_AND_CHECK = `${GUARD}
-if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
-local verdict = {6}
-if #KEYS > 1 then verdict = guard(2) end
-return {verdict, redis.call('HGETALL', KEYS[1])}`;
-
-// A delivered event's heads: KEYS[1..ARGV[6]] are the records of the commits it built, the rest those of the
-// commits it builds on. ARGV: 1 actor digest, 2 sent at ms, 3 memory ms, 4 event id, 5 received at ms, 6 heads.
-const RECORD = `${TURN}
-local heads = tonumber(ARGV[6])
-local best = turn(heads + 1, #KEYS, ARGV[1], tonumber(ARGV[5]))
-for i = 1, heads do
-  redis.call('SET', KEYS[i], ARGV[1] .. ' ' .. best .. ' ' .. ARGV[2] .. ' ' .. ARGV[4], 'PX', ARGV[3])
-end
-return best`;
+// The Redis rules of one delivery, with or without the event's read, and a delivered event's record: src/lua/.
+const CHECK = LuaScript.fromFile('loop-check');
+const READ_AND_CHECK = LuaScript.fromFile('loop-read-and-check');
+const RECORD = LuaScript.fromFile('loop-record-delivered');
 
 type Reply = (number | string | Buffer)[];
 const text = (v: number | string | Buffer | undefined) => (v === undefined ? '' : v.toString());
@@ -138,40 +35,34 @@ const text = (v: number | string | Buffer | undefined) => (v === undefined ? '' 
  */
 export class LoopGuard {
   readonly rules: StaticLoopRules;
-  private readonly run: ReturnType<typeof luaScript>;
-  private readonly runRead: ReturnType<typeof luaScript>;
-  private readonly runRecord: ReturnType<typeof luaScript>;
-
   constructor(
-    redis: RedisClient,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly loop: LoopConfig,
   ) {
     this.rules = new StaticLoopRules(loop);
-    this.run = luaScript(redis, 'hrLoopCheck', CHECK);
-    this.runRead = luaScript(redis, 'hrReadLoopCheck', READ_AND_CHECK, 'buffers');
-    this.runRecord = luaScript(redis, 'hrLoopRecord', RECORD);
   }
 
-  /** For a delivery whose job carries no guard inputs (queued by an earlier version), from the event. */
-  async check(event: StoredEvent, targetId: string, headMessage?: string): Promise<GuardResult> {
-    const g = jobGuard(this.rules, event.envelope, event.sourceId, event.receivedAt);
-    return this.checkGuard(g, event, targetId, headMessage);
-  }
-
-  /** The Redis rules for guard inputs `g` (whose static verdict may be revised by a looked-up message). */
+  /** The Redis rules for the job's guard inputs (whose static verdict may be revised by a looked-up message). */
   async checkGuard(
-    g: JobGuard,
+    inputs: JobGuard,
     event: StoredEvent,
     targetId: string,
     headMessage?: string,
   ): Promise<GuardResult> {
     const fixed =
-      headMessage === undefined ? g.s : (this.rules.check(event.envelope, headMessage) ?? undefined);
-    const guard: JobGuard = { ...g, ...(fixed ? { s: fixed } : {}) };
+      headMessage === undefined
+        ? inputs.staticVerdict
+        : (this.rules.check(event.envelope, headMessage) ?? undefined);
+    const guard: JobGuard = { ...inputs, ...(fixed ? { staticVerdict: fixed } : {}) };
     const { keys, args } = this.plan(guard, event.id, targetId);
     if (keys.length === 0) return this.result(guard, fixed ? [6] : [0], event.envelope, headMessage);
-    return this.result(guard, (await this.run(keys, args)) as Reply, event.envelope, headMessage);
+    return this.result(
+      guard,
+      (await CHECK.run(this.redis, keys, args)) as Reply,
+      event.envelope,
+      headMessage,
+    );
   }
 
   /**
@@ -180,20 +71,22 @@ export class LoopGuard {
    */
   async readAndCheck(
     store: EventStore,
-    g: JobGuard,
+    inputs: JobGuard,
     eventId: string,
     targetId: string,
   ): Promise<{ event: StoredEvent | null } & GuardResult> {
-    const { keys, args } = this.plan(g, eventId, targetId);
-    const reply = (await this.runRead([this.keys.event(eventId), ...keys], args)) as [-1] | [Reply, Buffer[]];
+    const { keys, args } = this.plan(inputs, eventId, targetId);
+    const reply = (await READ_AND_CHECK.runBuffer(this.redis, [this.keys.event(eventId), ...keys], args)) as
+      | [-1]
+      | [Reply, Buffer[]];
     if (reply[0] === -1) return { event: null, verdict: null };
     const flat = reply[1]!;
     const fields: Record<string, Buffer> = {};
     for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!.toString('utf8')] = flat[i + 1]!;
     const event = store.decode(eventId, fields);
     if (!event) return { event: null, verdict: null };
-    const verdict = keys.length === 0 && !g.s ? [0] : reply[0];
-    return { event, ...this.result(g, verdict, event.envelope) };
+    const verdict = keys.length === 0 && !inputs.staticVerdict ? [0] : reply[0];
+    return { event, ...this.result(inputs, verdict, event.envelope) };
   }
 
   /**
@@ -207,32 +100,28 @@ export class LoopGuard {
     const scope = this.scope(event.sourceId, env.repository, event.id);
     const commitKey = (commit: string) => this.keys.loopCommit({ ...scope, targetId, commit });
     const parents = env.refs.length > 0 ? chainParents(env) : [];
-    await this.runRecord(
+    await RECORD.run(
+      this.redis,
       [...heads.map(commitKey), ...parents.map(commitKey)],
-      [
-        actorDigest(env.actor),
-        sentAt,
-        this.loop.chain.memorySeconds * 1000,
-        event.id,
-        event.receivedAt,
-        heads.length,
-      ],
+      [actorDigest(env.actor), sentAt, this.loop.chain.memory, event.id, event.receivedAt, heads.length],
     );
   }
 
-  private scope(sourceId: string | undefined, repo: string | null, eventId: string): RepoScope {
-    return { sourceId: sourceId ?? '-', repo: repo ?? '-', shard: this.keys.shardOfId(eventId) };
+  private scope(sourceId: string, repo: string | null, eventId: string): RepoScope {
+    return { sourceId, repo: repo ?? '-', shard: this.keys.shardOfId(eventId) };
   }
 
-  private result(g: JobGuard, reply: Reply, env: Envelope, headMessage?: string): GuardResult {
+  private result(inputs: JobGuard, reply: Reply, env: Envelope, headMessage?: string): GuardResult {
     const [code, a, b] = reply;
-    const actor = g.actorName ?? 'unknown';
+    const actor = inputs.actorName ?? 'unknown';
     switch (Number(code)) {
       case 1: {
-        const { count, windowSeconds } = this.loop.maxTriggersPerRef;
+        const { count, window } = this.loop.maxTriggersPerRef;
+        // Evidence is stored with the event and read by the console: its unit stays in the name.
+        const windowSeconds = window / 1000;
         return {
           verdict: 'ref-rate',
-          evidence: { rule: 'ref-rate', actor, ref: g.r[Number(a) - 1] ?? '-', count, windowSeconds },
+          evidence: { rule: 'ref-rate', actor, ref: inputs.refs[Number(a) - 1] ?? '-', count, windowSeconds },
         };
       }
       case 2:
@@ -248,10 +137,10 @@ export class LoopGuard {
           evidence: {
             rule: 'chain-loop',
             actor,
-            parentCommit: g.parents?.[Number(a) - 1] ?? '-',
+            parentCommit: inputs.parents?.[Number(a) - 1] ?? '-',
             turns: Number(b),
             maxTurns: this.loop.chain.maxTurns,
-            memorySeconds: this.loop.chain.memorySeconds,
+            memorySeconds: this.loop.chain.memory / 1000,
           },
         };
       case 5: {
@@ -263,8 +152,8 @@ export class LoopGuard {
       }
       case 6: {
         const fixed = this.rules.verdict(env, headMessage);
-        if (!g.s) return { verdict: null };
-        return { verdict: g.s, evidence: fixed?.evidence ?? { rule: g.s } };
+        if (!inputs.staticVerdict) return { verdict: null };
+        return { verdict: inputs.staticVerdict, evidence: fixed?.evidence ?? { rule: inputs.staticVerdict } };
       }
       default:
         return { verdict: null };
@@ -273,37 +162,38 @@ export class LoopGuard {
 
   /** The Redis rules' keys (the event's shard holds every one: one slot on a cluster) and arguments. */
   private plan(
-    g: JobGuard,
+    inputs: JobGuard,
     eventId: string,
     targetId: string,
   ): { keys: string[]; args: (string | number)[] } {
-    const scope = this.scope(g.source, g.p, eventId);
+    const scope = this.scope(inputs.source, inputs.repository, eventId);
     const marks = this.loop.collapseMergePush
-      ? g.m.map((mark) => this.keys.loopMerge({ ...scope, targetId, mark }))
+      ? inputs.mergeMarks.map((mark) => this.keys.loopMerge({ ...scope, targetId, mark }))
       : [];
     // Held by the static rules: only a push's merge marks are written (its merged PR inherits the verdict).
-    if (g.s && (g.merge || marks.length === 0)) return { keys: [], args: [] };
-    const rate = g.s
+    if (inputs.staticVerdict && (inputs.merge || marks.length === 0)) return { keys: [], args: [] };
+    const rate = inputs.staticVerdict
       ? []
-      : g.r.map((ref) => this.keys.loopRate({ ...scope, targetId, ref, actor: g.actor ?? '-' }));
-    const chain = g.chain && !g.s && !g.merge ? (g.parents ?? []) : [];
+      : inputs.refs.map((ref) => this.keys.loopRate({ ...scope, targetId, ref, actor: inputs.actor ?? '-' }));
+    const chain = inputs.chain && !inputs.staticVerdict && !inputs.merge ? (inputs.parents ?? []) : [];
     const parents = chain.map((commit) => this.keys.loopCommit({ ...scope, targetId, commit }));
-    const { count, windowSeconds } = this.loop.maxTriggersPerRef;
+    const { count, window } = this.loop.maxTriggersPerRef;
     return {
       keys: [...rate, ...marks, ...parents],
       args: [
         Date.now(),
-        windowSeconds * 1000,
+        window,
         count,
         eventId,
         rate.length,
-        this.loop.collapseWindowSeconds,
-        g.merge ? 'merge' : 'push',
+        // The script sets this expiry in whole seconds.
+        Math.ceil(this.loop.collapseWindow / 1000),
+        inputs.merge ? 'merge' : 'push',
         marks.length,
-        g.s ?? '',
-        chain.length > 0 ? (g.actor ?? '-') : '',
+        inputs.staticVerdict ?? '',
+        chain.length > 0 ? (inputs.actor ?? '-') : '',
         this.loop.chain.maxTurns,
-        g.receivedAt ?? Date.now(),
+        inputs.receivedAt,
       ],
     };
   }

@@ -1,21 +1,18 @@
 import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
-import type { Router } from '../ingress/routing.js';
 import type { StoredEvent } from '../queue/event-store.js';
 import type { Keys, RepoScope } from '../queue/keys.js';
+import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
-import { luaScript } from './scripts.js';
+import type { Router } from '../relay/routing.js';
 
 /*
  * Which of two pushes to a ref is newer, by the ref's graph rather than by arrival: a push whose old head is
  * another's new head came after it. Each ref keeps a HASH of its recent transitions (old head → new head);
  * `newer` walks it from one new head towards the other. Pushes that the walk does not connect (a force push,
- * transitions already forgotten) fall back to arrival order (event ids are UUIDv7). The HASH is bounded: past
- * EDGE_CAP transitions it starts again (ordering then falls back to arrival until it has learnt again).
+ * transitions already forgotten) fall back to arrival order (event ids are UUIDv7). The HASH is bounded (see
+ * src/lua/includes/ref-graph.lua).
  */
-
-const EDGE_CAP = 512;
-const MAX_WALK = 64;
 
 /** A single-branch push's transition, the only kind ordered (tags and multi-ref pushes are not). */
 export function branchTransition(env: Envelope): { ref: string; oldHash: string; newHash: string } | null {
@@ -25,75 +22,26 @@ export function branchTransition(env: Envelope): { ref: string; oldHash: string;
   return { ref: ref.name, oldHash: (ref.oldHash ?? '').toLowerCase(), newHash: ref.newHash.toLowerCase() };
 }
 
-// Lua: `learn(edges, old, new, ttl)` records a transition; `newer(edges, a, b)` is 1 when head `a` is reachable
-// from head `b` (a is newer), -1 when b is reachable from a, 0 when the walk cannot tell.
-export const ORDER_LUA = `
-local function learn(edges, old, new, ttl)
-  if old == '' or new == '' then return end
-  if redis.call('HLEN', edges) >= ${EDGE_CAP} then redis.call('DEL', edges) end
-  redis.call('HSET', edges, old, new)
-  redis.call('PEXPIRE', edges, ttl)
-end
-local function reaches(edges, from, to)
-  local at = from
-  for _ = 1, ${MAX_WALK} do
-    at = redis.call('HGET', edges, at)
-    if not at then return false end
-    if at == to then return true end
-  end
-  return false
-end
-local function newer(edges, a, b)
-  if a == b or a == '' or b == '' then return 0 end
-  if reaches(edges, b, a) then return 1 end
-  if reaches(edges, a, b) then return -1 end
-  return 0
-end
-`;
-
-// A delivery about to be sent: learn its transition and compare its head with the newest head delivered to the
-// target. KEYS: edges, delivered head. ARGV: old, new, ttl ms. Returns {1, event id, head} when a newer push
-// was delivered already, else {0}.
-const STALE = `${ORDER_LUA}
-learn(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
-local v = redis.call('GET', KEYS[2])
-if not v then return {0} end
-local head, id = string.match(v, '^(%S+) (%S+)$')
-if head and newer(KEYS[1], head, ARGV[2]) == 1 then return {1, id, head} end
-return {0}`;
-
-// A delivered push: its head becomes the delivered head unless a newer one is already there (an older push
-// sent late does not move it back). KEYS: edges, delivered head. ARGV: old, new, ttl ms, event id.
-const DELIVERED = `${ORDER_LUA}
-learn(KEYS[1], ARGV[1], ARGV[2], ARGV[3])
-local v = redis.call('GET', KEYS[2])
-if v then
-  local head = string.match(v, '^(%S+) ')
-  if head and newer(KEYS[1], head, ARGV[2]) == 1 then return 0 end
-end
-redis.call('SET', KEYS[2], ARGV[2] .. ' ' .. ARGV[4], 'PX', ARGV[3])
-return 1`;
+// A delivery about to be sent, and a delivered push: src/lua/ref-order-*.lua.
+const STALE = LuaScript.fromFile('ref-order-stale');
+const DELIVERED = LuaScript.fromFile('ref-order-delivered');
 
 /** Ordering of pushes to a branch per target, for deliveries sent without coalescing. */
 export class RefOrder {
-  private readonly stale: ReturnType<typeof luaScript>;
-  private readonly delivered: ReturnType<typeof luaScript>;
   private readonly skipping: Set<string>;
 
   constructor(
-    redis: RedisClient,
+    private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly config: Config,
     private readonly router: Router,
   ) {
-    this.stale = luaScript(redis, 'hrRefStale', STALE);
-    this.delivered = luaScript(redis, 'hrRefDelivered', DELIVERED);
     this.skipping = new Set(config.routes.filter((r) => r.skipSuperseded).flatMap((r) => r.targets));
   }
 
   /** How long the ref's transitions and delivered head are kept: as long as a delivery may be retried. */
   ttlMs(): number {
-    return Math.max(...this.config.targets.map((t) => t.retry.maxAgeMs)) + 3_600_000;
+    return Math.max(...this.config.targets.map((t) => t.retry.maxAge)) + 3_600_000;
   }
 
   private scope(event: StoredEvent): RepoScope {
@@ -120,7 +68,8 @@ export class RefOrder {
     const move = branchTransition(event.envelope);
     if (!move) return null;
     const scope = this.scope(event);
-    const reply = (await this.stale(
+    const reply = (await STALE.run(
+      this.redis,
       [
         this.keys.refEdges({ ...scope, ref: move.ref }),
         this.keys.refDelivered({ ...scope, targetId, ref: move.ref }),
@@ -134,7 +83,8 @@ export class RefOrder {
     const move = branchTransition(event.envelope);
     if (!move) return;
     const scope = this.scope(event);
-    await this.delivered(
+    await DELIVERED.run(
+      this.redis,
       [
         this.keys.refEdges({ ...scope, ref: move.ref }),
         this.keys.refDelivered({ ...scope, targetId, ref: move.ref }),

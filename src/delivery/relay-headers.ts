@@ -1,7 +1,7 @@
 import type { TargetConfig } from '../config/types.js';
-import { HOP_HEADER, nextHopHeader, viaToken } from '../ingress/hop-marker.js';
 import type { StoredEvent } from '../queue/event-store.js';
-import type { DeliveryJobData } from '../queue/job-types.js';
+import { HOP_HEADER, nextHopHeader, viaToken } from '../relay/hop-marker.js';
+import type { DeliveryJobData } from '../relay/job-types.js';
 
 export interface OutgoingRequest {
   url: string;
@@ -47,7 +47,7 @@ export interface RequestContext {
  */
 export function relayHeaders(ctx: RequestContext): Record<string, string> {
   return {
-    'idempotency-key': ctx.job.k,
+    'idempotency-key': ctx.job.idempotencyKey,
     'x-hookrelay-event': ctx.event.id,
     'x-hookrelay-attempt': String(ctx.attempt),
     'x-hookrelay-source': ctx.event.sourceId,

@@ -11,7 +11,7 @@ export interface ContentDedupeKey {
 }
 
 /**
- * The keys that make a routed event a copy of a stored one (`contentSeconds`, see contentKeys): each ref's
+ * The keys that make a routed event a copy of a stored one (`contentWindow`, see contentKeys): each ref's
  * transition, a merge, or the body. An event is a copy only when all of them are held (route-event.lua). The
  * request keys (delivery id, body hash) are the ingress's (append-event.lua): they need no parse.
  */
@@ -20,10 +20,10 @@ export function contentDedupeKeys(
   windows: Config['ingress']['dedupe'],
   input: { sourceId: string; envelope: Envelope; bodyHash: string; shard: number },
 ): ContentDedupeKey[] {
-  if (windows.contentSeconds <= 0) return [];
+  if (windows.contentWindow <= 0) return [];
   return contentKeys(input.sourceId, input.envelope, input.bodyHash).map((c) => ({
     key: keys.dedupeContent(c.key, input.shard),
     tag: c.tag,
-    ttlSeconds: windows.contentSeconds,
+    ttlSeconds: Math.ceil(windows.contentWindow / 1000),
   }));
 }

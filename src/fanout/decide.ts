@@ -7,10 +7,10 @@ import { validatePayload } from '../bitbucket/payload-schemas.js';
 import type { TypeProblems } from '../bitbucket/read-typed.js';
 import { safeJsonParse } from '../bitbucket/safe-json.js';
 import type { SourceConfig } from '../config/types.js';
-import { eventGuard, jobGuard, missingMessage, type StaticLoopRules } from '../delivery/loop-rules.js';
-import type { Router } from '../ingress/routing.js';
 import type { StoredEvent } from '../queue/event-store.js';
-import type { JobGuard } from '../queue/job-types.js';
+import type { JobGuard } from '../relay/job-types.js';
+import { eventGuard, jobGuard, missingMessage, type StaticLoopRules } from '../relay/loop-rules.js';
+import type { Router } from '../relay/routing.js';
 
 /** What the fan-out makes of a received event before it writes anything. */
 export interface Decision {

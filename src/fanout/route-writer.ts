@@ -2,10 +2,10 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config/types.js';
 import { withShard } from '../ingress/event-id.js';
 import type { EventMeta, EventState, EventStore } from '../queue/event-store.js';
-import { type DeliveryJobData, deliveryJobId, idempotencyKey } from '../queue/job-types.js';
 import type { Keys } from '../queue/keys.js';
 import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
+import { type DeliveryJobData, deliveryJobId, idempotencyKey } from '../relay/job-types.js';
 import type { ContentDedupeKey } from './content-dedupe.js';
 import type { Decision } from './decide.js';
 
@@ -69,7 +69,7 @@ export class RouteWriter {
       routedId,
       now,
       meta.receivedAt,
-      this.config.retention.eventsMs + this.config.retention.deadLettersMs,
+      this.config.retention.events + this.config.retention.deadLetters,
       withTargets(decision.targets),
       withTargets([]),
       decision.quarantine === undefined ? 'routed' : 'quarantined',
@@ -88,22 +88,22 @@ export class RouteWriter {
       args.push(c.tag, c.ttlSeconds);
     }
     for (const targetId of decision.targets) {
-      const slot = this.store.jobSlot(targetId, routedShard);
-      if (!slot) throw new Error(`no queue for target ${targetId} in shard ${routedShard}`);
+      const jobQueue = this.store.jobQueue(targetId, routedShard);
+      if (!jobQueue) throw new Error(`no queue for target ${targetId} in shard ${routedShard}`);
       const jobId = deliveryJobId(routedId, targetId);
       // The Idempotency-Key is the id the ingress answered with, wherever the event was routed.
       const data: DeliveryJobData = {
-        e: routedId,
-        t: targetId,
-        k: idempotencyKey(event.id, targetId),
-        g: decision.guard,
+        eventId: routedId,
+        targetId,
+        idempotencyKey: idempotencyKey(event.id, targetId),
+        loopGuard: decision.guard,
       };
-      keys.push(...slot.keys, slot.prefix + jobId);
+      keys.push(...jobQueue.keys, this.keys.job(targetId, jobId, routedShard));
       args.push(
         jobId,
         decision.envelope.eventKey,
         JSON.stringify(data),
-        JSON.stringify({ ...slot.opts, jobId }),
+        JSON.stringify({ ...jobQueue.opts, jobId }),
       );
     }
     const reply = (await ROUTE_SCRIPT.run(this.redis as Redis, keys, args)) as string[];
@@ -129,7 +129,7 @@ export class RouteWriter {
         at,
         event.entry,
         FAN_OUT_GROUP,
-        this.config.retention.eventsMs + this.config.retention.deadLettersMs,
+        this.config.retention.events + this.config.retention.deadLetters,
       ],
     );
   }

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 /**
  * A UUIDv7 (RFC 9562): 48-bit millisecond timestamp, version 7, then random bits, so event ids sort by arrival.
  * Built on crypto.randomUUID, which draws from a pooled entropy buffer: the `uuid` package's v7 asks the OS for
- * 16 fresh bytes per id, which showed up as 3 % of the ingress's CPU under load.
+ * 16 fresh bytes per id, which showed up in the ingress's CPU profile under load (docs/benchmarks.md).
  */
 export function newEventId(now = Date.now(), shard?: number): string {
   const ts = now.toString(16).padStart(12, '0');

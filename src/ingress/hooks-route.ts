@@ -5,9 +5,10 @@ import { DELIVERY_ID_HEADER, isWellFormedEventKey } from '../bitbucket/event-key
 import { RELAY_TEST_EVENT_KEY } from '../bitbucket/relay-test-event.js';
 import { verifySignature } from '../bitbucket/signature.js';
 import type { SourceConfig } from '../config/types.js';
-import { ERRORS, type ErrorCode } from '../errors.js';
+import { ERRORS, type ErrorCode } from '../errors/index.js';
 import type { AppendResult } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
+import { HOP_HEADER, hasPassedThisRelay } from '../relay/hop-marker.js';
 import {
   endIngressSpan,
   ingressTraceparent,
@@ -15,7 +16,6 @@ import {
   tracedStore,
 } from '../tracing/ingress-span.js';
 import { newEventId } from './event-id.js';
-import { HOP_HEADER, hasPassedThisRelay } from './hop-marker.js';
 import type { IngressDeps } from './ingress-deps.js';
 import { repositoryHint } from './repository-hint.js';
 

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { LuaScript } from './lua-script.js';
 import type { RedisClient } from './redis-connection.js';
 
 /**
@@ -23,7 +23,7 @@ export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
 export interface AttemptRecord {
   /** 1-based attempt number. */
-  n: number;
+  number: number;
   /** Epoch ms when the attempt started. */
   at: number;
   /** Duration in ms. */
@@ -72,70 +72,8 @@ export async function readTargetState(
   return raw ? (JSON.parse(raw) as TargetState) : null;
 }
 
-/*
- * One round trip, atomic: read the previous state, keep its attempts (the last MAX_ATTEMPTS_KEPT, counting the new
- * one), write the new state, and only if the event hash still exists (a state write must not resurrect an
- * expired event as a bare hash). The previous attempts are spliced in as the exact bytes JSON.stringify wrote
- * rather than through cjson: cjson would reorder keys, encode an empty array as `{}` and escape `/`, and the
- * stored JSON must stay byte-for-byte what the admin API has always read. ARGV: field, head (`{"state":…,
- * "attempts":[`), the new attempt's JSON or '', tail (`],…,"updatedAt":…}`), max kept. Returns 0 when there was
- * no previous attempt (the caller's own object is then exact), else the JSON written (or that would have been).
- */
-const RECORD_ATTEMPT = `
-local prev = redis.call('HGET', KEYS[1], ARGV[1])
-local kept = {}
-if prev then
-  local s = string.find(prev, '"attempts":[', 1, true)
-  if s then
-    local pos = s + 12
-    local from = pos
-    local depth = 0
-    while true do
-      local p = string.find(prev, '[\\\\"{}%[%],]', pos)
-      if not p then kept = {} break end
-      local c = string.sub(prev, p, p)
-      if c == '"' then
-        local q = p + 1
-        while true do
-          local r = string.find(prev, '[\\\\"]', q)
-          if not r then q = nil break end
-          if string.sub(prev, r, r) == '"' then q = r + 1 break end
-          q = r + 2
-        end
-        if not q then kept = {} break end
-        pos = q
-      elseif c == '{' or c == '[' then
-        depth = depth + 1
-        pos = p + 1
-      elseif c == '}' then
-        depth = depth - 1
-        pos = p + 1
-      elseif c == ']' then
-        if depth == 0 then
-          if p > from then kept[#kept + 1] = string.sub(prev, from, p - 1) end
-          break
-        end
-        depth = depth - 1
-        pos = p + 1
-      else
-        if depth == 0 then
-          kept[#kept + 1] = string.sub(prev, from, p - 1)
-          from = p + 1
-        end
-        pos = p + 1
-      end
-    end
-  end
-end
-local hadPrevious = #kept > 0
-if ARGV[3] ~= '' then kept[#kept + 1] = ARGV[3] end
-local max = tonumber(ARGV[5])
-local first = 1
-if #kept > max then first = #kept - max + 1 end
-local json = ARGV[2] .. table.concat(kept, ',', first, #kept) .. ARGV[4]
-if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], json) end
-if hadPrevious then return json end
-return 0`;
+/** Splices the previous attempts into the new state: src/lua/record-attempt.lua. */
+const RECORD_ATTEMPT = LuaScript.fromFile('record-attempt');
 
 /** Record one attempt and the state it leaves the delivery in (attempt history bounded). One round trip. */
 export async function recordAttempt(
@@ -164,29 +102,16 @@ export async function recordAttempt(
   const { state, attempts: _attempts, ...rest } = next;
   const head = `{"state":${JSON.stringify(state)},"attempts":[`;
   const tail = `]${JSON.stringify(rest).replace(/^\{/, ',')}`;
-  const written = (await runRecordAttempt(redis, [
-    eventKey,
-    targetField(targetId),
-    head,
-    update.attempt ? JSON.stringify(update.attempt) : '',
-    tail,
-    MAX_ATTEMPTS_KEPT,
-  ])) as string | number;
+  const written = (await RECORD_ATTEMPT.run(
+    redis,
+    [eventKey],
+    [
+      targetField(targetId),
+      head,
+      update.attempt ? JSON.stringify(update.attempt) : '',
+      tail,
+      MAX_ATTEMPTS_KEPT,
+    ],
+  )) as string | number;
   return typeof written === 'string' ? (JSON.parse(written) as TargetState) : next;
-}
-
-const RECORD_ATTEMPT_SHA = createHash('sha1').update(RECORD_ATTEMPT).digest('hex');
-
-/**
- * EVALSHA, and EVAL (which caches the script) when the server does not know it yet. Plain commands rather than
- * ioredis defineCommand: defining a command on a connection lazily, while an auto-pipeline of that connection is
- * pending (the ingress and admin connections auto-pipeline), makes ioredis throw an uncaught TypeError.
- */
-async function runRecordAttempt(redis: RedisClient, args: (string | number)[]): Promise<unknown> {
-  try {
-    return await redis.evalsha(RECORD_ATTEMPT_SHA, 1, ...args);
-  } catch (err) {
-    if (!(err as Error).message?.startsWith('NOSCRIPT')) throw err;
-    return redis.eval(RECORD_ATTEMPT, 1, ...args);
-  }
 }

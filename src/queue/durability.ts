@@ -1,9 +1,8 @@
 import { Cluster } from 'ioredis';
 import type { Config } from '../config/types.js';
+import { DurabilityError } from '../errors/index.js';
 import type { Logger } from '../log.js';
 import type { RedisClient } from './redis-connection.js';
-
-export class DurabilityError extends Error {}
 
 export interface DurabilitySupport {
   /** Redis ≥ 7.2: WAITAOF confirms the local fsync of each batch. */

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { NotDurableYet } from './not-durable.js';
+import { NotDurableYet } from '../errors/index.js';
 
 /** Waits, on one connection, until the writes made over it before a marker are replicated or fsynced. */
 export type DurabilityWait = (conn: Redis, marker: string) => Promise<void>;

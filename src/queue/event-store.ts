@@ -1,21 +1,18 @@
-import { inflateRawSync } from 'node:zlib';
 import { Job, type JobsOptions } from 'bullmq';
 import { Cluster, type Redis } from 'ioredis';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config, Platform } from '../config/types.js';
+import { NotDurableYet } from '../errors/index.js';
 import { ClusterNodes } from './cluster-nodes.js';
 import { DurableLane } from './durable-lane.js';
+import { JOB_KEY_NAMES } from './job-key-names.js';
 import type { Keys } from './keys.js';
 import { LuaScript } from './lua-script.js';
-import { NotDurableYet } from './not-durable.js';
 import type { TargetQueues } from './queues.js';
 import { connectionOptions, type RedisClient } from './redis-connection.js';
 
 const APPEND_SCRIPT = LuaScript.fromFile('append-event');
-
-/** The BullMQ keys of one target's queue that the route script writes, in KEYS order. */
-export const JOB_KEY_NAMES = ['wait', 'paused', 'meta', 'id', 'active', 'events', 'marker'] as const;
 
 /** An event as stored once in Redis, beside the delivery jobs that point at it. */
 export interface StoredEvent {
@@ -32,7 +29,7 @@ export interface StoredEvent {
   traceparent?: string | undefined;
   /** Why the event is quarantined (stored, not routed, until an operator releases it); absent when it is not. */
   quarantine?: string;
-  /** Epoch ms it was stored with all its delivery jobs (one script); absent only on torn writes of the earlier two-step store. */
+  /** Epoch ms it was stored with all its delivery jobs (one script). */
   acceptedAt?: number;
   /** Where the fan-out is with it (absent on events stored before the inbox: routed at the ingress). */
   state?: EventState;
@@ -48,8 +45,6 @@ export interface StoredEvent {
  * event's changes, not delivered.
  */
 export type EventState = 'received' | 'routed' | 'quarantined' | 'duplicate';
-
-export { NotDurableYet } from './not-durable.js';
 
 /** What the ingress appends to the inbox: the request as Bitbucket sent it, nothing parsed. */
 export interface ReceivedEvent {
@@ -108,9 +103,8 @@ export function receivedEnvelope(e: {
 const COMPRESS_MIN_BYTES = 1024;
 
 /** What the route script needs of a target's queue, worked out once per queue. */
-export interface QueueSlot {
+export interface JobQueueTarget {
   keys: string[];
-  prefix: string;
   /** The target's job options as BullMQ stores them, without the per-job `jobId`. */
   opts: Record<string, unknown>;
 }
@@ -123,13 +117,13 @@ export interface QueueSlot {
 export class EventStore {
   private readonly client: Redis;
   /**
-   * The connection the store script goes over when no lane is needed: never the one BullMQ's Queue objects
-   * share. ioredis builds a Pipeline object per auto-pipelined flush and copies every script defined on the
-   * connection into it (BullMQ defines about forty), which cost more CPU than the rest of the store call.
+   * The connection the store script goes over when no lane is needed: the commit connection, which a lane uses
+   * too without a cluster, so a write takes one path whatever `redis.durability` says. Never the connection
+   * BullMQ's Queue objects share: a lane's WAIT holds up every command behind it on its connection.
    */
   private readonly writer: Redis;
   /** Per target, per shard. */
-  private readonly slots = new Map<string, QueueSlot[]>();
+  private readonly jobQueues = new Map<string, JobQueueTarget[]>();
   /**
    * With `durability: fsync|replicated` the store script, the marker and the WAIT/WAITAOF all go over one
    * connection (a lane, see durable-lane.ts): a wait on another connection could reach another server (a
@@ -164,11 +158,10 @@ export class EventStore {
       const opts: Record<string, unknown> = {
         ...Job.optsAsJSON(new Job(shardQueues[0]!, 'x', {}, { ...jobOptions.get(targetId) }).opts),
       };
-      this.slots.set(
+      this.jobQueues.set(
         targetId,
-        shardQueues.map((queue) => ({
-          keys: JOB_KEY_NAMES.map((name) => queue.keys[name]!),
-          prefix: queue.keys['']!,
+        shardQueues.map((_queue, shard) => ({
+          keys: JOB_KEY_NAMES.map((name) => this.keys.queueKey(targetId, name, shard)),
           opts,
         })),
       );
@@ -194,7 +187,7 @@ export class EventStore {
       ...(event.clientIp ? { clientIp: event.clientIp } : {}),
       ...(event.traceparent ? { traceparent: event.traceparent } : {}),
     };
-    // The id names the event's shard (always 0 without a cluster): the inbox shard, from the body's hash.
+    // The id names the event's shard (always 0 without a cluster): its repository's, as the ingress saw it.
     const shard = this.keys.shardOfId(event.id);
     const keys = [
       this.keys.event(event.id),
@@ -206,12 +199,12 @@ export class EventStore {
     const args: (string | number | Buffer)[] = [
       event.id,
       event.receivedAt,
-      this.config.retention.eventsMs + this.config.retention.deadLettersMs,
+      this.config.retention.events + this.config.retention.deadLetters,
       JSON.stringify(meta),
       JSON.stringify(event.headers),
       compress ? 'lz4' : 'identity',
       body,
-      this.config.ingress.dedupe.deliveryIdSeconds,
+      Math.ceil(this.config.ingress.dedupe.deliveryIdWindow / 1000),
     ];
     const lane = this.config.redis.durability === 'fast' ? undefined : this.laneFor(keys[0]!);
     // A node connection is opened on first use: the write waits for it (bounded) rather than failing.
@@ -227,13 +220,13 @@ export class EventStore {
     }
     // A copy is answered 200 only once durable too: its original may have been answered 503 for want of
     // durability, or stored by another instance a moment ago.
-    if (lane) await lane.awaitDurable(epoch, `${keys[1]}:durability-mark`);
+    if (lane) await lane.awaitDurable(epoch, this.keys.durabilityMark(shard));
     return reply[0] === 'duplicate' ? { state: 'duplicate', id: reply[1] } : { state: 'received' };
   }
 
   /** What the fan-out's route script needs of a target's queue in a shard (its BullMQ keys and options). */
-  jobSlot(targetId: string, shard: number): QueueSlot | undefined {
-    return this.slots.get(targetId)?.[shard];
+  jobQueue(targetId: string, shard: number): JobQueueTarget | undefined {
+    return this.jobQueues.get(targetId)?.[shard];
   }
 
   /** The lane for a durable write of `key`: the commit connection, or on a cluster its slot's primary. */
@@ -253,7 +246,7 @@ export class EventStore {
     return new DurableLane(
       conn,
       (c, marker) => this.waitForDurability(c, marker),
-      this.config.redis.commandTimeoutMs,
+      this.config.redis.commandTimeout,
     );
   }
 
@@ -272,7 +265,7 @@ export class EventStore {
    * writes along with it (and, for a copy, an original another instance wrote).
    */
   private async waitForDurability(c: Redis, marker: string): Promise<void> {
-    const { durability, replicas, commandTimeoutMs } = this.config.redis;
+    const { durability, replicas, commandTimeout: commandTimeoutMs } = this.config.redis;
     if (durability === 'fast') return;
     // Fail closed: an unverified server must not let 2xx claim a durability it may not give.
     if (durability === 'fsync' && !this.durabilityChecked)
@@ -329,9 +322,7 @@ export function repeatedIndices(list: string): number[] {
   return list === '' ? [] : list.split(',').map((n) => Number(n) - 1);
 }
 
-/** Bodies are stored as written: `lz4` now, `deflate-raw` by earlier versions (kept readable for retention). */
+/** Bodies are stored `lz4`-compressed, or as received (`identity`) when too small to be worth it. */
 function decode(enc: string | undefined, raw: Buffer): Buffer {
-  if (enc === 'lz4') return uncompressSync(raw);
-  if (enc === 'deflate-raw') return inflateRawSync(raw);
-  return raw;
+  return enc === 'lz4' ? uncompressSync(raw) : raw;
 }

@@ -10,13 +10,13 @@ const EVERY_MS = 60_000;
  * answers every webhook 503). Run by every worker process; each run is one idempotent ZREMRANGEBYSCORE per index.
  */
 export function startHousekeeping(
-  rt: Pick<Runtime, 'redis' | 'keys' | 'config'> & Partial<Pick<Runtime, 'queues'>>,
+  runtime: Pick<Runtime, 'redis' | 'keys' | 'config'> & Partial<Pick<Runtime, 'queues'>>,
   log: Logger,
 ): { stop(): void } {
   // Once per start: failed jobs the dead-letter index does not know yet (see backfillDeadLetterIndex).
-  if (rt.queues) {
-    const failedSets = rt.queues.all().map(({ queue }) => queue.keys.failed!);
-    backfillDeadLetterIndex(rt.redis, rt.keys, failedSets).then(
+  if (runtime.queues) {
+    const failedSets = runtime.queues.all().map(({ queue }) => queue.keys.failed!);
+    backfillDeadLetterIndex(runtime.redis, runtime.keys, failedSets).then(
       (added) => {
         if (added > 0) log.info({ added }, 'indexed dead letters the index did not know');
       },
@@ -25,16 +25,16 @@ export function startHousekeeping(
     );
   }
   const run = async () => {
-    const horizon = Date.now() - (rt.config.retention.eventsMs + rt.config.retention.deadLettersMs);
+    const horizon = Date.now() - (runtime.config.retention.events + runtime.config.retention.deadLetters);
     try {
       const [suppressed, deadLetters, ...perShard] = await Promise.all([
-        rt.redis.zremrangebyscore(rt.keys.suppressed, '-inf', horizon),
-        rt.redis.zremrangebyscore(rt.keys.deadLetters, '-inf', horizon),
-        ...Array.from({ length: rt.keys.shards }, (_, s) =>
-          rt.redis.zremrangebyscore(rt.keys.eventIndexOf(s), '-inf', horizon),
+        runtime.redis.zremrangebyscore(runtime.keys.suppressed, '-inf', horizon),
+        runtime.redis.zremrangebyscore(runtime.keys.deadLetters, '-inf', horizon),
+        ...Array.from({ length: runtime.keys.shards }, (_, s) =>
+          runtime.redis.zremrangebyscore(runtime.keys.eventIndexOf(s), '-inf', horizon),
         ),
-        ...Array.from({ length: rt.keys.shards }, (_, s) =>
-          rt.redis.zremrangebyscore(rt.keys.quarantinedOf(s), '-inf', horizon),
+        ...Array.from({ length: runtime.keys.shards }, (_, s) =>
+          runtime.redis.zremrangebyscore(runtime.keys.quarantinedOf(s), '-inf', horizon),
         ),
       ]);
       const events = perShard.reduce((a, b) => a + b, 0);

@@ -10,7 +10,7 @@ export function deliveryJobOptions(config: Config, target: TargetConfig): JobsOp
   return {
     attempts: target.retry.attempts,
     backoff: { type: 'hookrelay' },
-    removeOnComplete: { age: Math.ceil(config.retention.completedJobsMs / 1000) },
-    removeOnFail: { age: Math.ceil(config.retention.deadLettersMs / 1000) },
+    removeOnComplete: { age: Math.ceil(config.retention.completedJobs / 1000) },
+    removeOnFail: { age: Math.ceil(config.retention.deadLetters / 1000) },
   };
 }

@@ -1,8 +1,9 @@
 import type { Config } from '../config/types.js';
 
 /**
- * Every Redis key the relay writes outside BullMQ's own, in one place. Each target has its own BullMQ queue so
- * that concurrency, rate limits and the circuit breaker are per target.
+ * Every Redis key name the relay uses, in one place: its own keys, and those of BullMQ's keys that it writes or
+ * reads itself (BullMQ names the rest). Each target has its own BullMQ queue so that concurrency, rate limits
+ * and the circuit breaker are per target.
  *
  * On Redis Cluster the keyspace is split into `redis.shards` shards, each under one hash tag (`{prefix:N}`):
  * an event's hash, its index entry, its dedupe keys and its delivery jobs (one BullMQ queue per target and
@@ -63,13 +64,20 @@ export interface Keys {
   dedupeBody(sourceId: string, bodyHash: string, shard?: number): string;
   /** A target's queue in a shard; on a cluster each shard's queue has its own name (metrics and logs name it). */
   queueName(targetId: string, shard?: number): string;
+  /** The `prefix` option of a target's BullMQ queue in a shard: the shard's tag, so the queue is in its slot. */
   queuePrefix(targetId: string, shard?: number): string;
   /**
-   * A loop-guard or coalescing key. Keys about one repository take the shard of its events (pass the event's
-   * shard) so an event's guard check is one script in one slot and the load spreads with the shards; keys
-   * about the whole relay take the shared `{prefix}` tag.
+   * One of BullMQ's keys of a target's queue in a shard (`wait`, `events`, `marker`, …), as BullMQ names it
+   * (`<queue prefix>:<queue name>:<name>`). The store script writes jobs beside BullMQ, so it needs them.
    */
-  loop(name: string, shard?: number): string;
+  queueKey(targetId: string, name: string, shard?: number): string;
+  /** The hash of a BullMQ job of a target's queue in a shard (a delivery job: the event's shard). */
+  job(targetId: string, jobId: string, shard?: number): string;
+  /**
+   * Where the durability wait's marker of a shard is written: beside the shard's event index, so in the slot
+   * the event's write went to (see durable-lane.ts).
+   */
+  durabilityMark(shard: number): string;
   /**
    * ZSET of a shard's quarantined events (member = event id, score = received at): written by the fan-out's
    * route script with the routed event, so in its slot.
@@ -88,6 +96,8 @@ export interface Keys {
   loopCommit(p: RepoScope & { targetId: string; commit: string }): string;
   /** Coalescing: the newest push (by the ref's transitions) of a branch for a target. */
   loopLatest(p: RepoScope & { targetId: string; ref: string }): string;
+  /** Coalescing: how far a shard's event index has been caught up (its score), shared by every worker. */
+  coalesceCursor(shard: number): string;
   /** HASH old head → new head of a ref's recent pushes: the order of pushes by the ref graph (ref-order.ts). */
   refEdges(p: RepoScope & { ref: string }): string;
   /** The newest head of a ref delivered to a target (`<head> <eventId>`), for superseded pushes. */
@@ -104,6 +114,10 @@ export interface Keys {
   targetStats(targetId: string, unit: 'm' | 'h', bucket: number): string;
   /** Hash of the shared circuit-breaker state of a target (consecutive failures, open until, probe). */
   circuit(targetId: string): string;
+  /** A target's rate-limit window shared by its queues in every shard (shared-rate-limit.ts). */
+  sharedRateLimit(targetId: string): string;
+  /** An admin console session, by the digest of its cookie's id (sessions.ts). */
+  adminSession(idDigest: string): string;
 }
 
 /** Where a repository's loop-guard keys live: its source, its name, and the shard of its events. */
@@ -135,6 +149,10 @@ export function makeKeys(config: Pick<Config, 'redis'>): Keys {
     const n = shards === 1 ? 0 : Number.parseInt(id.slice(-3), 16);
     return n >= 0 && n < shards ? n : 0;
   };
+  const queueName = (targetId: string, s = 0) =>
+    clustered ? `deliver-${targetId}-${s}` : `deliver-${targetId}`;
+  const queueKey = (targetId: string, name: string, s?: number) =>
+    `${shard(s)}:${queueName(targetId, s)}:${name}`;
   return {
     prefix: p,
     shards,
@@ -152,14 +170,17 @@ export function makeKeys(config: Pick<Config, 'redis'>): Keys {
     dedupeDelivery: (sourceId, deliveryId, s) => `${shard(s)}:dd:${sourceId}:${deliveryId}`,
     dedupeContent: (contentKey, s) => `${shard(s)}:dc:${contentKey}`,
     dedupeBody: (sourceId, bodyHash, s) => `${shard(s)}:db:${sourceId}:${bodyHash}`,
-    queueName: (targetId, s = 0) => (clustered ? `deliver-${targetId}-${s}` : `deliver-${targetId}`),
+    queueName,
     queuePrefix: (_targetId, s) => shard(s),
-    loop: (name, s) => `${s === undefined ? global : shard(s)}:loop:${name}`,
+    queueKey,
+    job: (targetId, jobId, s) => queueKey(targetId, jobId, s),
+    durabilityMark: (s) => `${shard(s)}:events:durability-mark`,
     quarantinedOf: (s) => `${shard(s)}:quarantined`,
     loopRate: (x) => `${shard(x.shard)}:loop:rate:${x.targetId}:${x.sourceId}:${x.repo}:${x.ref}:${x.actor}`,
     loopMerge: (x) => `${shard(x.shard)}:loop:merge:${x.targetId}:${x.sourceId}:${x.repo}:${x.mark}`,
     loopCommit: (x) => `${shard(x.shard)}:loop:commit:${x.targetId}:${x.sourceId}:${x.repo}:${x.commit}`,
     loopLatest: (x) => `${shard(x.shard)}:loop:latest:${x.targetId}:${x.sourceId}:${x.repo}:${x.ref}`,
+    coalesceCursor: (s) => `${shard(s)}:loop:coalesce:cursor`,
     refEdges: (x) => `${shard(x.shard)}:loop:edges:${x.sourceId}:${x.repo}:${x.ref}`,
     refDelivered: (x) => `${shard(x.shard)}:loop:head:${x.targetId}:${x.sourceId}:${x.repo}:${x.ref}`,
     relayId: `${global}:relay-id`,
@@ -168,5 +189,8 @@ export function makeKeys(config: Pick<Config, 'redis'>): Keys {
     deadLetters: `${global}:dead-letters`,
     replayBatch: (batchId) => `${global}:replay:${batchId}`,
     targetStats: (targetId, unit, bucket) => `${global}:stats:${targetId}:${unit}:${bucket}`,
+    sharedRateLimit: (targetId) => `${global}:loop:rate-limit:${targetId}`,
+    // Untagged even on a cluster: a session is one key, read and written alone.
+    adminSession: (idDigest) => `${p}:admin:session:${idDigest}`,
   };
 }

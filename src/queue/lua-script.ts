@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-connection.js';
 
 /**
  * Where the `.lua` files are: `src/lua/` beside `src/queue/` when run from the sources (tsx, vitest), and
@@ -21,31 +21,66 @@ function readLua(name: string, included: Set<string>): string {
 }
 
 /**
- * A Lua script run by its SHA. ioredis' own script commands remember per socket whether a script is loaded,
- * but inside a pipeline — and auto-pipelining puts every producer command in one — that memory is lost, so each
- * call re-sends the whole script text (BullMQ's addStandardJob is ~10 KB) and Redis re-hashes it. Measured on
- * the ingress, that was most of its Redis client cost. Here the SHA is sent, and the text only when Redis
- * answers NOSCRIPT (after a restart or a failover emptied its script cache).
+ * ioredis defines a `…Buffer` variant of every command (bulk replies as Buffers) but types few of them. Not
+ * `callBuffer('evalsha', …)`: under auto-pipelining ioredis drops the command name of `callBuffer`.
+ */
+type ScriptArgs = (string | number | Buffer)[];
+interface BufferScripting {
+  evalshaBuffer(sha: string, numberOfKeys: number, ...keysAndArgs: ScriptArgs): Promise<unknown>;
+  evalBuffer(lua: string, numberOfKeys: number, ...keysAndArgs: ScriptArgs): Promise<unknown>;
+}
+
+/**
+ * A Lua script run by its SHA: the one way the relay runs its scripts. Nothing is defined on the connection
+ * (unlike ioredis defineCommand), so any connection can run it, including those the ingress and the admin API
+ * share with BullMQ. The text is sent on a client's first call (EVAL caches it, as ioredis does: no NOSCRIPT
+ * round trip on a fresh server), the SHA after that, and the text again only when Redis answers NOSCRIPT
+ * (after a restart or a failover emptied its script cache).
  */
 export class LuaScript {
   readonly sha: string;
+  /** The clients this script has been sent to as text. */
+  private readonly sentTo = new WeakSet<RedisClient>();
 
   constructor(readonly lua: string) {
     this.sha = createHash('sha1').update(lua).digest('hex');
   }
 
-  /** The script in `src/lua/<name>.lua`, its includes inlined. Reads the file: make scripts once, at load. */
+  /**
+   * The script in `src/lua/<name>.lua`, its includes inlined. Reads the file: make scripts once, at module
+   * load, not per call.
+   */
   static fromFile(name: string): LuaScript {
     return new LuaScript(readLua(name, new Set()));
   }
 
-  async run(client: Redis, keys: string[], args: (string | number | Buffer)[]): Promise<unknown> {
+  /** Bulk replies as strings. */
+  async run(client: RedisClient, keys: string[], args: ScriptArgs): Promise<unknown> {
+    if (this.firstCallOn(client)) return client.eval(this.lua, keys.length, ...keys, ...args);
     try {
       return await client.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
-      if (!(err as Error).message.startsWith('NOSCRIPT')) throw err;
+      if (!isNoScript(err)) throw err;
       return client.eval(this.lua, keys.length, ...keys, ...args);
     }
+  }
+
+  /** Bulk replies as Buffers (binary values such as compressed bodies); numbers as they are. */
+  async runBuffer(client: RedisClient, keys: string[], args: ScriptArgs): Promise<unknown> {
+    const scripting = client as RedisClient & BufferScripting;
+    if (this.firstCallOn(client)) return scripting.evalBuffer(this.lua, keys.length, ...keys, ...args);
+    try {
+      return await scripting.evalshaBuffer(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!isNoScript(err)) throw err;
+      return scripting.evalBuffer(this.lua, keys.length, ...keys, ...args);
+    }
+  }
+
+  private firstCallOn(client: RedisClient): boolean {
+    if (this.sentTo.has(client)) return false;
+    this.sentTo.add(client);
+    return true;
   }
 }
 

@@ -10,8 +10,8 @@ export type RedisClient = Redis | Cluster;
  * (no offline queue, a command timeout) so that it answers 503 instead of hanging until Bitbucket's 10 s
  * timeout. Workers block on Redis and must retry forever (`maxRetriesPerRequest: null`).
  *
- * No auto-pipelining: ioredis then builds a Pipeline object per flush, and on the ingress's store call that
- * cost more CPU (87 against 74 µs per call at 16 in flight, `bench/`) than the fewer socket writes saved.
+ * No auto-pipelining (ioredis' default, left as is): with it ioredis builds a Pipeline object per flush, which
+ * cost the ingress's store call more CPU than the fewer socket writes saved (docs/benchmarks.md).
  */
 export function createRedis(config: Config, role: 'producer' | 'worker', name: string = role): RedisClient {
   const r = config.redis;
@@ -44,8 +44,7 @@ export function createRedis(config: Config, role: 'producer' | 'worker', name: s
 
 /**
  * `unix:///run/redis/redis.sock` → the socket's path. A Redis on the same host is cheaper to reach over its Unix
- * socket than over loopback TCP: the store call cost the ingress 60 µs of CPU over TCP and 36–44 over the
- * socket (`bench/`), and Redis itself pays less per command too.
+ * socket than over loopback TCP, for the relay and for Redis itself (docs/benchmarks.md).
  */
 export function unixSocketPath(url: string): string | undefined {
   return url.startsWith('unix://') ? decodeURIComponent(new URL(url).pathname) : undefined;
@@ -105,7 +104,7 @@ export function connectionOptions(
       ? {
           enableOfflineQueue: false,
           maxRetriesPerRequest: 1,
-          commandTimeout: r.commandTimeoutMs,
+          commandTimeout: r.commandTimeout,
         }
       : { maxRetriesPerRequest: null, enableOfflineQueue: true }),
   };

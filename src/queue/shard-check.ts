@@ -1,7 +1,6 @@
+import { ShardCountMismatch } from '../errors/index.js';
 import type { Keys } from './keys.js';
 import type { RedisClient } from './redis-connection.js';
-
-export class ShardCountMismatch extends Error {}
 
 /**
  * The shard count is part of every event id and key on a cluster: a relay started with another count would

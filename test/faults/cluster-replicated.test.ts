@@ -80,7 +80,7 @@ describe('Redis Cluster with durability replicated', () => {
       [string, number],
     ][];
     const primaryOf = (repo: string) => {
-      const slot = calculateSlot(`{${PREFIX}:${keys.shardOf('cloud', repo)}}`);
+      const slot = calculateSlot(keys.eventIndexOf(keys.shardOf('cloud', repo)));
       const range = slots.find(([from, to]) => slot >= from && slot <= to)!;
       return range[2][1];
     };

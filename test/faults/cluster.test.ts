@@ -5,6 +5,7 @@ import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load-config.js';
 import { createLogger } from '../../src/log.js';
+import { makeKeys } from '../../src/queue/keys.js';
 import { createRuntime, waitForRedis } from '../../src/runtime.js';
 import { stopAll } from '../edge/helpers/processes.js';
 import { type RelayProc, requireBuild } from '../edge/helpers/stack.js';
@@ -90,14 +91,14 @@ describe('Redis Cluster: three primaries', () => {
     const cluster = new Cluster(nodes.map((n) => ({ host: '127.0.0.1', port: n.port })));
     cluster.on('error', () => {});
     clients.track(cluster);
-    const shardOf = (id: string) => Number.parseInt(id.slice(-3), 16) % SHARDS;
+    const keys = makeKeys({ redis: { prefix: PREFIX, cluster: [], shards: SHARDS } as never });
     const run = await verifyRun({
       stats,
       target,
       targets: TARGETS,
       redis: cluster,
       prefix: PREFIX,
-      indexOf: (id) => `{${PREFIX}:${shardOf(id)}}:events`,
+      keys,
     });
 
     // Where the events and the delivery jobs ended up: per primary, by key pattern.
@@ -109,7 +110,7 @@ describe('Redis Cluster: three primaries', () => {
         loopGuardKeys: (await node(n.port).keys(`{${PREFIX}:*}:loop:rate:*`)).length,
       })),
     );
-    const shardsUsed = new Set([...stats.acked.keys()].map(shardOf));
+    const shardsUsed = new Set([...stats.acked.keys()].map((id) => keys.shardOfId(id)));
     const peak = Object.fromEntries(target.peakInFlight);
     printReport('cluster', { ...run.report, shardsUsed: shardsUsed.size, perNode, peakInFlight: peak });
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DeliveryJobData } from '../../src/queue/job-types.js';
+import type { DeliveryJobData } from '../../src/relay/job-types.js';
 import { stopAll, waitFor } from '../edge/helpers/processes.js';
 import { type RelayProc, requireBuild } from '../edge/helpers/stack.js';
 import { startDriver } from './helpers/driver.js';
@@ -103,7 +103,7 @@ describe('fault: a target down for a while', () => {
       expect(run.missing).toEqual([]);
       expect(run.notIndexed).toEqual([]);
       expect(run.mismatched).toEqual([]);
-      expect(failed.map((j) => j.data.k).sort()).toEqual(ids.map((id) => `${id}.ci`).sort());
+      expect(failed.map((j) => j.data.idempotencyKey).sort()).toEqual(ids.map((id) => `${id}.ci`).sort());
       // The replay is attempt 4 of the same key: one delivery per key, no duplicate.
       for (const id of ids) expect(target.keys.get(`${id}.ci`)?.attempts.at(-1)).toBe('4');
       expect(run.report.duplicates).toBe(0);

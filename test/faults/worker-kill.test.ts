@@ -62,7 +62,7 @@ beforeAll(async () => {
     targetUrl: target.url,
     targets: TARGETS,
     // Lock = timeout + 2 s: a dead worker's jobs are free again within seconds.
-    target: { timeoutMs: 2000, concurrency: 6 },
+    target: { timeout: 2000, concurrency: 6 },
   };
   const port = await freePort();
   const workerFile = writeFaultConfig(cfg, 'worker', 0);

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { buildAdminApp } from '../../src/admin/admin-app.js';
 import { indexDeadLetter } from '../../src/queue/dead-letter-index.js';
 import { recordAttempt } from '../../src/queue/delivery-state.js';
-import type { DeliveryJobData } from '../../src/queue/job-types.js';
+import type { DeliveryJobData } from '../../src/relay/job-types.js';
 import type { Runtime } from '../../src/runtime.js';
 
 /** Polls until `check` holds (the machine is shared: generous timeouts, no fixed sleeps). */
@@ -53,7 +53,7 @@ export function scriptedWorker(rt: Runtime, target: string, decide: (job: Job<De
     rt.keys.queueName(target),
     async (job) => {
       seen.push({ id: String(job.id), data: { ...job.data } });
-      const key = rt.keys.event(job.data.e);
+      const key = rt.keys.event(job.data.eventId);
       const n = job.attemptsMade + 1;
       const at = Date.now();
       const trigger = job.data.trigger ?? 'bitbucket';
@@ -61,19 +61,19 @@ export function scriptedWorker(rt: Runtime, target: string, decide: (job: Job<De
       if ('ok' in outcome) {
         await recordAttempt(rt.redis, key, target, {
           state: 'delivered',
-          attempt: { n, at, ms: 3, status: 200, trigger },
+          attempt: { number: n, at, ms: 3, status: 200, trigger },
         });
         return { status: 200 };
       }
       if ('suppress' in outcome) {
-        await rt.redis.zadd(rt.keys.suppressed, Date.now(), `${job.data.e}.${target}`);
+        await rt.redis.zadd(rt.keys.suppressed, Date.now(), `${job.data.eventId}.${target}`);
         await recordAttempt(rt.redis, key, target, { state: 'suppressed', reason: outcome.suppress });
         return { suppressed: true };
       }
       if ('status' in outcome) {
         await recordAttempt(rt.redis, key, target, {
           state: 'dead',
-          attempt: { n, at, ms: 5, status: outcome.status, trigger },
+          attempt: { number: n, at, ms: 5, status: outcome.status, trigger },
           reason: `status ${outcome.status}`,
           ...(outcome.excerpt ? { excerpt: outcome.excerpt } : {}),
         });
@@ -82,7 +82,7 @@ export function scriptedWorker(rt: Runtime, target: string, decide: (job: Job<De
       }
       await recordAttempt(rt.redis, key, target, {
         state: 'dead',
-        attempt: { n, at, ms: 10_000, error: outcome.error, trigger },
+        attempt: { number: n, at, ms: 10_000, error: outcome.error, trigger },
         reason: outcome.error,
       });
       await indexDeadLetter(rt.redis, rt.keys, String(job.id));

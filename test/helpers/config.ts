@@ -13,7 +13,7 @@ let counter = 0;
 export function testConfig(redisUrl: string, overrides: Record<string, unknown> = {}): Config {
   counter += 1;
   const tree = {
-    redis: { url: redisUrl, prefix: `t${process.pid}x${counter}`, commandTimeoutMs: 1000 },
+    redis: { url: redisUrl, prefix: `t${process.pid}x${counter}`, commandTimeout: 1000 },
     ingress: { host: '127.0.0.1', port: 0, bodyLimit: 262144 },
     sources: [
       { id: 'cloud', platform: 'cloud', secrets: [SECRETS.cloud, SECRETS.cloudOld] },

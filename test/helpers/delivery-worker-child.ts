@@ -3,9 +3,9 @@
  * JSON>`. Prints `ready` once its workers run; the test may SIGKILL it at any moment.
  */
 import { buildConfig } from '../../src/config/load-config.js';
+import { startDeliveryWorkers } from '../../src/delivery/workers.js';
 import { createLogger } from '../../src/log.js';
 import { createRuntime, waitForRedis } from '../../src/runtime.js';
-import { startDeliveryWorkers } from '../../workers/delivery-worker.js';
 
 const config = buildConfig(JSON.parse(process.argv[2] ?? '{}'), {});
 const log = createLogger('warn');

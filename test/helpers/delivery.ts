@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import type { Config } from '../../src/config/types.js';
+import { startDeliveryWorkers } from '../../src/delivery/workers.js';
 import { readTargetState, type TargetState } from '../../src/queue/delivery-state.js';
-import { startDeliveryWorkers } from '../../workers/delivery-worker.js';
 import { testConfig } from './config.js';
 import { startIngress, type TestIngress } from './ingress.js';
 import { captureLogs } from './logs.js';
@@ -16,7 +16,7 @@ export function target(
   return {
     id,
     url,
-    timeoutMs: 1000,
+    timeout: 1000,
     concurrency: 2,
     retry: { attempts: 4, delay: 50, maxDelay: 200 },
     ...extra,

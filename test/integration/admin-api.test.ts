@@ -47,7 +47,9 @@ async function relay(
   closers.push(() => ing.close());
   const admin = await startAdmin(ing.rt);
   closers.push(() => admin.close());
-  const workers = config.targets.map((t) => scriptedWorker(ing.rt, t.id, (job) => outcome(job.data.e, t.id)));
+  const workers = config.targets.map((t) =>
+    scriptedWorker(ing.rt, t.id, (job) => outcome(job.data.eventId, t.id)),
+  );
   closers.push(async () => {
     await Promise.all(workers.map((w) => w.close()));
   });
@@ -208,14 +210,14 @@ describe('events', () => {
     const byTarget = Object.fromEntries(res.json.targets.map((t: any) => [t.target, t]));
     expect(byTarget.ci).toMatchObject({
       state: 'delivered',
-      attempts: [{ n: 1, status: 200 }],
+      attempts: [{ number: 1, status: 200 }],
       job: { state: 'completed' },
     });
     expect(byTarget.ci2).toMatchObject({
       state: 'dead',
       reason: 'status 503',
       excerpt: 'Jenkins is restarting',
-      attempts: [{ n: 1, status: 503, trigger: 'bitbucket' }],
+      attempts: [{ number: 1, status: 503, trigger: 'bitbucket' }],
       job: { id: `${id}.ci2`, state: 'failed' },
     });
     const text = JSON.stringify(res.json);
@@ -377,7 +379,7 @@ describe('dead letters', () => {
       reason: 'status 503',
       excerpt: 'down',
       idempotencyKey: `${a}.ci2`,
-      attempts: [{ n: 1, status: 503 }],
+      attempts: [{ number: 1, status: 503 }],
       expired: false,
     });
     expect((await api(r.url, 'GET', `/api/dead-letters/${a}.nope`, { token: VIEWER })).status).toBe(404);
@@ -409,7 +411,12 @@ describe('dead letters', () => {
     expect(res.status).toBe(200);
     await waitFor(async () => (await r.state(a, 'ci')) === 'completed');
     const replays = r.workers[0]!.seen.filter((s) => s.id === `${a}.ci`);
-    expect(replays.at(-1)!.data).toEqual({ e: a, t: 'ci', k: `${a}.ci`, trigger: 'replay' });
+    expect(replays.at(-1)!.data).toEqual({
+      eventId: a,
+      targetId: 'ci',
+      idempotencyKey: `${a}.ci`,
+      trigger: 'replay',
+    });
     const ev = await api<Record<string, any>>(r.url, 'GET', `/api/events/${a}`, { token: VIEWER });
     expect(ev.json.targets[0].state).toBe('delivered');
 
@@ -419,7 +426,7 @@ describe('dead letters', () => {
     });
     expect(fresh.json.idempotencyKey).toMatch(new RegExp(`^${b}\\.ci\\.[0-9a-f-]{36}$`));
     await waitFor(async () => (await r.state(b, 'ci')) === 'completed');
-    expect(r.workers[0]!.seen.filter((s) => s.id === `${b}.ci`).at(-1)!.data.k).toBe(
+    expect(r.workers[0]!.seen.filter((s) => s.id === `${b}.ci`).at(-1)!.data.idempotencyKey).toBe(
       fresh.json.idempotencyKey,
     );
 
@@ -539,7 +546,7 @@ describe('suppressed deliveries', () => {
     });
     expect(one.json).toMatchObject({ released: 1, jobId: `${a}.ci.release-1` });
     const job = await r.ing.rt.queues.get('ci')!.getJob(`${a}.ci.release-1`);
-    expect(job?.data).toEqual({ e: a, t: 'ci', k: `${a}.ci`, trigger: 'release' });
+    expect(job?.data).toEqual({ eventId: a, targetId: 'ci', idempotencyKey: `${a}.ci`, trigger: 'release' });
     expect(await job?.getState()).toBe('waiting');
     expect(job?.opts.attempts).toBe(r.config.targets[0]!.retry.attempts);
 

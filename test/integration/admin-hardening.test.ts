@@ -138,7 +138,7 @@ describe('browser sessions', () => {
     const unchanged = await startAdminService(TOKENS, first);
     expect((await whoami(unchanged.url)).status).toBe(200);
     // Nothing of the token is readable from the session in Redis but the fingerprint.
-    const stored = await first.rt.redis.keys(`${first.rt.keys.prefix}:admin:session:*`);
+    const stored = await first.rt.redis.keys(first.rt.keys.adminSession('*'));
     const raw = String(await first.rt.redis.get(stored[0]!));
     expect(raw).not.toContain(OPERATOR);
     expect(JSON.parse(raw)).toMatchObject({
@@ -151,7 +151,7 @@ describe('browser sessions', () => {
 describe('sign-in', () => {
   it('ignores a next that would leave the origin or break the Location header, before any session exists', async () => {
     const { url, rt } = await startAdminService();
-    const sessionCount = async () => (await rt.redis.keys(`${rt.keys.prefix}:admin:session:*`)).length;
+    const sessionCount = async () => (await rt.redis.keys(rt.keys.adminSession('*'))).length;
     const offOrigin = [
       '//evil.example/x',
       '/\\evil.example/x',

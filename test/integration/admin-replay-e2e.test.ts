@@ -2,7 +2,7 @@
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startDeliveryWorkers } from '../../workers/delivery-worker.js';
+import { startDeliveryWorkers } from '../../src/delivery/workers.js';
 import { cloudPush } from '../fixtures/payloads.js';
 import { api, startAdmin, waitFor } from '../helpers/admin.js';
 import { cloudRequest, send } from '../helpers/bitbucket.js';

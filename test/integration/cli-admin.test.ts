@@ -76,9 +76,9 @@ beforeAll(async () => {
   };
   const nthCi = arrivalOrder();
   const nthCi2 = arrivalOrder();
-  const w1 = scriptedWorker(ing.rt, 'ci', (job) => outcomes[nthCi(job.data.e)] ?? { status: 500 });
+  const w1 = scriptedWorker(ing.rt, 'ci', (job) => outcomes[nthCi(job.data.eventId)] ?? { status: 500 });
   const w2 = scriptedWorker(ing.rt, 'ci2', (job) =>
-    nthCi2(job.data.e) === 0 ? { suppress: 'bot actor jenkins' } : { ok: true },
+    nthCi2(job.data.eventId) === 0 ? { suppress: 'bot actor jenkins' } : { ok: true },
   );
   for (let i = 0; i < 3; i++) {
     const res = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush({ ref: `feature-${i}` })));
@@ -211,13 +211,18 @@ describe('hookrelay dlq', () => {
     expect(one.stdout).toContain('1 replayed, 1 failed');
     expect(await jobState(ids[0]!)).toBe('waiting');
     const job = await ing.rt.queues.get('ci')!.getJob(`${ids[0]}.ci`);
-    expect(job!.data).toEqual({ e: ids[0], t: 'ci', k: `${ids[0]}.ci`, trigger: 'replay' });
+    expect(job!.data).toEqual({
+      eventId: ids[0],
+      targetId: 'ci',
+      idempotencyKey: `${ids[0]}.ci`,
+      trigger: 'replay',
+    });
 
     const rest = await asOperator(['dlq', 'replay', '--target', 'ci', '--status', '5xx', '--fresh']);
     expect(rest.code).toBe(0);
     expect(rest.stdout.trim()).toBe('1 replayed');
     const fresh = await ing.rt.queues.get('ci')!.getJob(`${ids[1]}.ci`);
-    expect(fresh!.data.k).toMatch(new RegExp(`^${ids[1]}\\.ci\\.[0-9a-f-]{36}$`));
+    expect(fresh!.data.idempotencyKey).toMatch(new RegExp(`^${ids[1]}\\.ci\\.[0-9a-f-]{36}$`));
     expect(await jobState(ids[2]!)).toBe('failed');
   });
 
@@ -233,7 +238,12 @@ describe('hookrelay dlq', () => {
     expect(rel.code).toBe(0);
     expect(JSON.parse(rel.stdout)).toMatchObject({ released: 1 });
     const job = await ing.rt.queues.get('ci2')!.getJob(`${ids[0]}.ci2.release-1`);
-    expect(job!.data).toEqual({ e: ids[0], t: 'ci2', k: `${ids[0]}.ci2`, trigger: 'release' });
+    expect(job!.data).toEqual({
+      eventId: ids[0],
+      targetId: 'ci2',
+      idempotencyKey: `${ids[0]}.ci2`,
+      trigger: 'release',
+    });
   });
 
   it('dlq purge: filter required, then gone; the audit line names the identity', async () => {
@@ -264,7 +274,7 @@ describe('hookrelay dlq replay --wait', () => {
     await waitFor(async () => (await ing.rt.queues.get('ci')!.getFailedCount()) === 2);
     await dying.close();
     const worker = scriptedWorker(ing.rt, 'ci', (job) =>
-      job.data.e === ids[0] ? { ok: true } : { status: 502, excerpt: 'still down' },
+      job.data.eventId === ids[0] ? { ok: true } : { status: 502, excerpt: 'still down' },
     );
     try {
       const run = await asOperator(['dlq', 'replay', '--target', 'ci', '--wait']);

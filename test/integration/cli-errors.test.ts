@@ -97,3 +97,25 @@ routes: [{ source: cloud, targets: [ci] }]
     },
   );
 });
+
+describe('config check and old key names', () => {
+  it('accepts a unit-suffixed key and names the key that replaces it, once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hookrelay-cli-old-keys-'));
+    try {
+      const config = join(dir, 'old.yaml');
+      writeFileSync(
+        config,
+        `sources: [{ id: cloud, platform: cloud, secrets: ["${SECRETS.cloud}"] }]
+targets: [{ id: ci, url: "http://127.0.0.1:9/hook", timeoutMs: 5000 }]
+routes: [{ source: cloud, targets: [ci] }]
+`,
+      );
+      const { code, stdout, stderr } = await runCli(['config', 'check', '-c', config]);
+      expect(code).toBe(0);
+      expect(stdout).toContain('ok (1 sources, 1 targets, 1 routes)');
+      expect(stderr.split('targets[0].timeoutMs is deprecated: use targets[0].timeout')).toHaveLength(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

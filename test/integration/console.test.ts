@@ -49,7 +49,7 @@ beforeAll(async () => {
   logs = captureLogs();
   ing = await startIngress(config, logs.log);
   admin = await startAdmin(ing.rt);
-  const worker = scriptedWorker(ing.rt, 'ci', (job) => decide(job.data.e));
+  const worker = scriptedWorker(ing.rt, 'ci', (job) => decide(job.data.eventId));
   // Two dead letters (Jenkins down) on two branches, one push held back by a [skip ci] marker.
   await push('main', { ref: 'main' });
   await push('release', { ref: 'release/2.4', newHash: COMMIT });
@@ -205,7 +205,7 @@ describe.runIf(existsSync(CHROMIUM))('ops console in headless Chromium', () => {
 
     // One delivers now, the other still fails: the summary tells them apart.
     decide = (e) => (e === ids.main ? { ok: true } : { status: 502, excerpt: 'still down' });
-    const worker = scriptedWorker(ing.rt, 'ci', (job) => decide(job.data.e));
+    const worker = scriptedWorker(ing.rt, 'ci', (job) => decide(job.data.eventId));
     try {
       await page.getByRole('button', { name: 'Replay 2 dead letters' }).click();
       await expect.poll(() => new URL(page.url()).pathname).toMatch(/^\/console\/replays\//);
@@ -249,7 +249,7 @@ describe.runIf(existsSync(CHROMIUM))('ops console in headless Chromium', () => {
     await shot(page, 'targets-paused');
 
     decide = () => ({ ok: true });
-    const worker = scriptedWorker(ing.rt, 'ci', (job) => decide(job.data.e));
+    const worker = scriptedWorker(ing.rt, 'ci', (job) => decide(job.data.eventId));
     try {
       // Paused: the worker takes nothing.
       await new Promise((r) => setTimeout(r, 500));

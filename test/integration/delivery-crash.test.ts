@@ -24,10 +24,12 @@ let counter = 0;
 function tree(targetUrl: string, timeoutMs: number) {
   counter += 1;
   return {
-    redis: { url: db.url, prefix: `crash${process.pid}x${counter}`, commandTimeoutMs: 1000 },
+    redis: { url: db.url, prefix: `crash${process.pid}x${counter}`, commandTimeout: 1000 },
     ingress: { host: '127.0.0.1', port: 0 },
     sources: [{ id: 'cloud', platform: 'cloud', secrets: [SECRETS.cloud] }],
-    targets: [{ id: 'ci', url: targetUrl, timeoutMs, retry: { attempts: 5, delay: 50, maxDelay: 100 } }],
+    targets: [
+      { id: 'ci', url: targetUrl, timeout: timeoutMs, retry: { attempts: 5, delay: 50, maxDelay: 100 } },
+    ],
     routes: [{ source: 'cloud', targets: ['ci'] }],
     log: { level: 'warn' },
   };

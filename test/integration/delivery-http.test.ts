@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifySignature } from '../../src/bitbucket/signature.js';
 import { newSecret } from '../../src/delivery/signing.js';
-import type { DeliveryJobData } from '../../src/queue/job-types.js';
 import { readAttemptSummaries } from '../../src/queue/target-stats.js';
+import type { DeliveryJobData } from '../../src/relay/job-types.js';
 import { cloudPullRequest, cloudPush, dcRefsChanged } from '../fixtures/payloads.js';
 import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
 import { SECRETS } from '../helpers/config.js';
@@ -84,7 +84,7 @@ describe('http target', () => {
       'x-team': 'core',
     });
     expect(got.headers.authorization).toBeUndefined();
-    expect(cloudGot.attempts).toMatchObject([{ n: 1, status: 200, trigger: 'bitbucket' }]);
+    expect(cloudGot.attempts).toMatchObject([{ number: 1, status: 200, trigger: 'bitbucket' }]);
 
     const dcAt = t.received.find((x) => x.headers['x-hookrelay-event'] === dcRes.json.id)!;
     expect(dcAt.body.equals(dc.body)).toBe(true);
@@ -120,7 +120,7 @@ describe('http target', () => {
     expect(t.received).toHaveLength(3);
     expect(new Set(t.received.map((x) => x.headers['idempotency-key']))).toEqual(new Set([`${id}.ci`]));
     expect(t.received.map((x) => x.headers['x-hookrelay-attempt'])).toEqual(['1', '2', '3']);
-    expect(final.attempts.map((a) => [a.n, a.status])).toEqual([
+    expect(final.attempts.map((a) => [a.number, a.status])).toEqual([
       [1, 503],
       [2, 502],
       [3, 200],
@@ -198,7 +198,7 @@ describe('http target', () => {
     const g = await r.settled(id, 'gone');
     const b = await r.settled(id, 'bad');
     expect(g).toMatchObject({ state: 'dead', reason: 'status 410' });
-    expect(g.attempts).toMatchObject([{ n: 1, status: 410, trigger: 'bitbucket' }]);
+    expect(g.attempts).toMatchObject([{ number: 1, status: 410, trigger: 'bitbucket' }]);
     expect(g.excerpt).toContain('gone: token');
     expect(g.excerpt).not.toContain('s3cret-target-token');
     expect(b).toMatchObject({ state: 'dead', reason: 'status 400', excerpt: '{"error":"bad payload"}' });
@@ -225,7 +225,7 @@ describe('http target', () => {
   it('timeouts are retried until the attempts run out, then dead-lettered as max attempts', async () => {
     const t = await server(() => ({ hang: true }));
     const r = await relay(db.url, [
-      target('ci', t.url, { timeoutMs: 300, retry: { attempts: 3, delay: 50, maxDelay: 100 } }),
+      target('ci', t.url, { timeout: 300, retry: { attempts: 3, delay: 50, maxDelay: 100 } }),
     ]);
     const { id } = await push(r);
     const final = await r.settled(id, 'ci', ['dead']);
@@ -266,7 +266,7 @@ describe('http target', () => {
     );
     const after = await r.settled(id, 'ci', ['dead']);
     expect(after.reason).toBe('status 503');
-    expect(after.attempts.map((a) => [a.n, a.status, a.trigger])).toEqual([
+    expect(after.attempts.map((a) => [a.number, a.status, a.trigger])).toEqual([
       [1, 410, 'bitbucket'],
       [2, 503, 'replay'],
     ]);
@@ -282,7 +282,7 @@ describe('http target', () => {
   it('a slow answer that outlasts the lock renewal is delivered once', async () => {
     const t = await server(() => ({ status: 200, delayMs: 1600 }));
     // timeout 2 s → lock 4 s, renewed every 1 s: the answer comes after a renewal, within the timeout.
-    const r = await relay(db.url, [target('ci', t.url, { timeoutMs: 2000 })]);
+    const r = await relay(db.url, [target('ci', t.url, { timeout: 2000 })]);
     const { id } = await push(r);
     expect((await r.settled(id, 'ci')).state).toBe('delivered');
     const first = t.received[0]!.at;

@@ -93,7 +93,7 @@ describe('loop guard', () => {
   });
 
   it('a rate breaker per repository+branch and target: over the limit in the window is suppressed as ref-rate', async () => {
-    const { r, t } = await setup({ loop: { maxTriggersPerRef: { count: 2, windowSeconds: 60 } } });
+    const { r, t } = await setup({ loop: { maxTriggersPerRef: { count: 2, window: '1m' } } });
     const main = [];
     for (let i = 0; i < 3; i++)
       main.push(await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() })));
@@ -110,9 +110,9 @@ describe('loop guard', () => {
     expect(t.received).toHaveLength(3);
   });
 
-  it('jobs carry the guard inputs taken at the fan-out; jobs without them (earlier versions) are guarded all the same', async () => {
+  it('jobs carry the guard inputs taken at the fan-out, and the workers guard with them', async () => {
     const { r, t } = await setup(
-      { loop: { maxTriggersPerRef: { count: 1, windowSeconds: 60 } } },
+      { loop: { maxTriggersPerRef: { count: 1, window: '1m' } } },
       { workers: false },
     );
     const skipped = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ message: 'chore [ci skip]' }));
@@ -121,17 +121,12 @@ describe('loop guard', () => {
     for (const id of [skipped, first, second]) await routed(r.ing, id);
     const queue = r.ing.rt.queues.get('ci')!;
     const jobOf = async (id: string) => (await queue.getJob(`${id}.ci`))!;
-    const head = (await jobOf(first)).data.g!;
-    expect(head).toMatchObject({ p: 'acme/widgets', r: ['main'] });
-    expect(head.m).toHaveLength(1);
-    expect(head.s).toBeUndefined();
-    expect((await jobOf(skipped)).data.g!.s).toBe('skip-marker');
+    const head = (await jobOf(first)).data.loopGuard!;
+    expect(head).toMatchObject({ repository: 'acme/widgets', refs: ['main'] });
+    expect(head.mergeMarks).toHaveLength(1);
+    expect(head.staticVerdict).toBeUndefined();
+    expect((await jobOf(skipped)).data.loopGuard!.staticVerdict).toBe('skip-marker');
 
-    for (const id of [skipped, first, second]) {
-      const job = await jobOf(id);
-      const { g: _dropped, ...legacy } = job.data;
-      await job.updateData(legacy);
-    }
     r.startWorkers();
     await expectSuppressed(r, skipped, 'skip-marker');
     expect((await r.settled(first, 'ci')).state).toBe('delivered');
@@ -174,8 +169,8 @@ describe('loop guard', () => {
     expect(t.received.every((x) => x.headers['x-event-key'] === 'repo:push')).toBe(true);
   });
 
-  it('a merged PR whose push never comes is delivered after collapseWaitSeconds', async () => {
-    const { r, t } = await setup({ loop: { collapseWaitSeconds: 1 } });
+  it('a merged PR whose push never comes is delivered after collapseWait', async () => {
+    const { r, t } = await setup({ loop: { collapseWait: '1s' } });
     const merge = await accept(
       r.ing.url,
       'cloud',
@@ -195,9 +190,13 @@ describe('loop guard', () => {
     // What the ops side does for a release.
     await r.ing.rt.queues
       .get('ci')!
-      .add('release', { e: id, t: 'ci', k: `${id}.ci`, trigger: 'release' }, { jobId: `${id}.ci.release-1` });
+      .add(
+        'release',
+        { eventId: id, targetId: 'ci', idempotencyKey: `${id}.ci`, trigger: 'release' },
+        { jobId: `${id}.ci.release-1` },
+      );
     const s = await r.settled(id, 'ci', ['delivered']);
-    expect(s.attempts).toMatchObject([{ n: 1, status: 200, trigger: 'release' }]);
+    expect(s.attempts).toMatchObject([{ number: 1, status: 200, trigger: 'release' }]);
     expect(t.received).toHaveLength(1);
     expect(t.received[0]!.headers['idempotency-key']).toBe(`${id}.ci`);
   });

@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkDurability, DurabilityError } from '../../src/queue/durability.js';
+import { DurabilityError } from '../../src/errors/index.js';
+import { checkDurability } from '../../src/queue/durability.js';
 import { createRuntime, waitForRedis } from '../../src/runtime.js';
 import { cloudPush, HASH } from '../fixtures/payloads.js';
 import { cloudRequest, send } from '../helpers/bitbucket.js';
@@ -27,7 +28,7 @@ describe('redis.durability', () => {
     const primary = await startTestRedis(['--repl-diskless-sync-delay', '0']);
     cleanups.push(() => primary.cleanup());
     const config = testConfig(primary.url, {
-      redis: { url: primary.url, durability: 'replicated', commandTimeoutMs: 300 },
+      redis: { url: primary.url, durability: 'replicated', commandTimeout: 300 },
     });
     const logs = captureLogs();
     const ing = await startIngress(config, logs.log);

@@ -34,7 +34,11 @@ it('indexes failed jobs the dead-letter index does not know, with their failure 
   const queues = new TargetQueues(config, keys, db.inspect);
   const queue = queues.get('ci')!;
   // A dead letter left by a version without the index: a job in BullMQ's failed set, nothing in the index.
-  const job = await queue.add('repo:push', { e: 'ev-1', t: 'ci', k: 'ev-1.ci' }, { jobId: 'ev-1.ci' });
+  const job = await queue.add(
+    'repo:push',
+    { eventId: 'ev-1', targetId: 'ci', idempotencyKey: 'ev-1.ci' },
+    { jobId: 'ev-1.ci' },
+  );
   const connection = new Redis(db.url, { maxRetriesPerRequest: null });
   const worker = new Worker(
     queue.name,

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sign } from '../../src/bitbucket/signature.js';
 import type { Config } from '../../src/config/types.js';
+import { makeKeys } from '../../src/queue/keys.js';
 import { readBody } from '../fixtures/bitbucket/corpus/corpus.js';
 import { dcRefsChanged, HASH } from '../fixtures/payloads.js';
 import { dcRequest, send } from '../helpers/bitbucket.js';
@@ -24,7 +25,7 @@ function dcCaptured(eventKey: string, file: string) {
 }
 
 async function jobIds(config: Config, target = 'ci'): Promise<string[]> {
-  return db.inspect.lrange(`${config.redis.prefix}:deliver-${target}:wait`, 0, -1);
+  return db.inspect.lrange(makeKeys(config).queueKey(target, 'wait'), 0, -1);
 }
 
 describe('every event family is stored and routed', () => {
@@ -173,7 +174,7 @@ describe('no payload causes a 5xx', () => {
       quarantine: 'body nests deeper than 128 levels',
       targets: [],
     });
-    expect(await db.inspect.zcard(`${config.redis.prefix}:events`)).toBe(1);
+    expect(await db.inspect.zcard(makeKeys(config).eventIndex)).toBe(1);
     expect(await jobIds(config)).toEqual([]);
   });
 });

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { relayTestRequest } from '../../src/bitbucket/relay-test-event.js';
 import { sign } from '../../src/bitbucket/signature.js';
 import type { Config } from '../../src/config/types.js';
+import { makeKeys } from '../../src/queue/keys.js';
 import {
   cloudPullRequest,
   cloudPush,
@@ -22,16 +23,16 @@ const db = useTestRedis();
 const ingress = useIngress(() => db.url);
 
 async function jobCount(config: Config, target = 'ci'): Promise<number> {
-  const p = `${config.redis.prefix}:deliver-${target}`;
+  const keys = makeKeys(config);
   return (
-    (await db.inspect.llen(`${p}:wait`)) +
-    (await db.inspect.zcard(`${p}:prioritized`)) +
-    (await db.inspect.zcard(`${p}:delayed`))
+    (await db.inspect.llen(keys.queueKey(target, 'wait'))) +
+    (await db.inspect.zcard(keys.queueKey(target, 'prioritized'))) +
+    (await db.inspect.zcard(keys.queueKey(target, 'delayed')))
   );
 }
 
 async function eventCount(config: Config): Promise<number> {
-  return db.inspect.zcard(`${config.redis.prefix}:events`);
+  return db.inspect.zcard(makeKeys(config).eventIndex);
 }
 
 describe('accepting webhooks', () => {
@@ -52,7 +53,7 @@ describe('accepting webhooks', () => {
     expect(await jobCount(config, 'ci')).toBe(1);
     expect(await jobCount(config, 'ci2')).toBe(1);
     const job = await ing.rt.queues.get('ci')!.getJob(`${id}.ci`);
-    expect(job?.data).toMatchObject({ e: id, t: 'ci', k: `${id}.ci` });
+    expect(job?.data).toMatchObject({ eventId: id, targetId: 'ci', idempotencyKey: `${id}.ci` });
     const stored = await ing.rt.store.read(id);
     expect(stored?.body.equals(req.body)).toBe(true);
     expect(stored?.headers['x-hub-signature']).toBe(req.headers['x-hub-signature']);
@@ -63,7 +64,7 @@ describe('accepting webhooks', () => {
       repository: 'acme/widgets',
     });
     // The payload is stored once, whatever the number of targets.
-    expect(await db.inspect.keys(`${config.redis.prefix}:ev:*`)).toHaveLength(1);
+    expect(await db.inspect.keys(makeKeys(config).event('*'))).toHaveLength(1);
   });
 
   it('accepts the old secret during rotation', async () => {
@@ -341,9 +342,9 @@ describe('dedupe', () => {
     expect(await jobCount(config)).toBe(3);
   });
 
-  it('keeps the content key off when contentSeconds is 0', async () => {
+  it('keeps the content key off when contentWindow is 0', async () => {
     const { ing, config } = await ingress({
-      ingress: { host: '127.0.0.1', port: 0, dedupe: { deliveryIdSeconds: 60, contentSeconds: 0 } },
+      ingress: { host: '127.0.0.1', port: 0, dedupe: { deliveryIdWindow: '1m', contentWindow: 0 } },
     });
     await send(ing.url, 'dc', dcRequest('repo:refs_changed', dcRefsChanged()));
     const later = { ...dcRefsChanged(), date: '2026-11-27T01:35:00+0000' };
@@ -506,7 +507,7 @@ describe('when Redis is unavailable', () => {
       expect(res.status).toBe(503);
       expect(await jobCount(config, 'ci')).toBe(0);
       expect(await jobCount(config, 'ci2')).toBe(0);
-      expect(await db.inspect.keys(`${config.redis.prefix}:ev:*`)).toHaveLength(0);
+      expect(await db.inspect.keys(makeKeys(config).event('*'))).toHaveLength(0);
       await db.inspect.config('SET', 'maxmemory', '0');
       // Bitbucket's retry of the same delivery is then accepted, not taken for a duplicate.
       const retry = await send(ing.url, 'cloud', req);

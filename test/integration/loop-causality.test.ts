@@ -90,7 +90,7 @@ describe('causal loop guard with a reactive CI', () => {
     // The rate breaker allows 2 pushes per second and each turn takes longer than half a second: it never trips.
     const { r, ci } = await setup(
       bump('CI Bot'),
-      { loop: { maxTriggersPerRef: { count: 2, windowSeconds: 1 } } },
+      { loop: { maxTriggersPerRef: { count: 2, window: '1s' } } },
       600,
     );
     const first = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
@@ -217,7 +217,7 @@ describe('causal loop guard with a reactive CI', () => {
     const t = await startTargetServer();
     open.push(t);
     const r = await startRelay(db.url, [target('ci', t.url)], {
-      loop: { maxTriggersPerRef: { count: 2, windowSeconds: 60 } },
+      loop: { maxTriggersPerRef: { count: 2, window: '1m' } },
     });
     open.push(r);
     const bot = [];
@@ -252,7 +252,7 @@ describe('causal loop guard with a reactive CI', () => {
         { source: 'cloud', targets: ['ci'] },
         { source: 'cloud2', targets: ['ci'] },
       ],
-      loop: { maxTriggersPerRef: { count: 2, windowSeconds: 60 } },
+      loop: { maxTriggersPerRef: { count: 2, window: '1m' } },
     });
     open.push(r);
     const flood = [];

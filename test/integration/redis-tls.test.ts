@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConfig } from '../../src/config/load-config.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/errors/index.js';
 import { createRedis } from '../../src/queue/redis-connection.js';
 import { cloudPush } from '../fixtures/payloads.js';
 import { cloudRequest, send } from '../helpers/bitbucket.js';

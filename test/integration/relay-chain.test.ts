@@ -57,7 +57,7 @@ describe('relay chains with default relay ids', () => {
     const atB = await (async () => {
       for (let i = 0; i < 200; i++) {
         const [job] = await queueB.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
-        if (job) return job.data.e;
+        if (job) return job.data.eventId;
         await new Promise((r) => setTimeout(r, 50));
       }
       throw new Error('relay B never queued the chained delivery');

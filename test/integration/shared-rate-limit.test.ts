@@ -13,7 +13,7 @@ afterAll(() => {
 function limiter(key: string, max: number, durationMs: number): SharedRateLimit {
   const c = new Redis(db.url);
   clients.push(c);
-  return new SharedRateLimit(c, key, { max, durationMs });
+  return new SharedRateLimit(c, key, { max, duration: durationMs });
 }
 
 describe('a target rate limit shared by its shard queues', () => {

@@ -7,7 +7,7 @@ import type { ContentDedupeKey } from '../../src/fanout/content-dedupe.js';
 import { type RouteOutcome, RouteWriter } from '../../src/fanout/route-writer.js';
 import { EventStore } from '../../src/queue/event-store.js';
 import { deliveryJobOptions } from '../../src/queue/job-options.js';
-import { makeKeys } from '../../src/queue/keys.js';
+import { type Keys, makeKeys } from '../../src/queue/keys.js';
 import { TargetQueues } from '../../src/queue/queues.js';
 import { cloudPush } from '../fixtures/payloads.js';
 import { testConfig } from '../helpers/config.js';
@@ -15,8 +15,8 @@ import { useTestRedis } from '../helpers/redis.js';
 
 /*
  * The fan-out writes delivery jobs with its own Lua script instead of BullMQ's Queue.add (one atomic call per
- * event, route-event.lua). These tests hold that script to what Queue.add writes on the pinned BullMQ version:
- * a BullMQ upgrade that changes the job format fails here rather than in production.
+ * event, src/lua/route-event.lua). These tests hold that script to what Queue.add writes on the pinned BullMQ
+ * version: a BullMQ upgrade that changes the job format fails here rather than in production.
  */
 
 const db = useTestRedis();
@@ -26,14 +26,10 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
-interface Setup {
-  config: Config;
-  store: { store(id: string, content?: ContentDedupeKey[]): Promise<RouteOutcome> };
-  queue: Queue;
-  prefix: string;
-}
+/** A received event (appended as the ingress does), then routed to `ci` as the fan-out does. */
+type Store = { store(id: string, content?: ContentDedupeKey[]): Promise<RouteOutcome> };
 
-function setup(): Setup {
+function setup(): { config: Config; keys: Keys; store: Store; queue: Queue } {
   const config = testConfig(db.url, {
     targets: [{ id: 'ci', url: 'http://127.0.0.1:9/hook', retry: { attempts: 4 } }],
   });
@@ -47,9 +43,8 @@ function setup(): Setup {
     await queues.close();
     client.disconnect();
   });
-  /** Received (as the ingress appends it), then routed to `ci` as the fan-out does. */
-  const store = {
-    async store(id: string, content: ContentDedupeKey[] = []): Promise<RouteOutcome> {
+  const store: Store = {
+    async store(id, content = []) {
       const payload = cloudPush();
       const body = Buffer.from(JSON.stringify(payload));
       const receivedAt = Date.now();
@@ -63,7 +58,7 @@ function setup(): Setup {
         {
           envelope,
           targets: ['ci'],
-          guard: { p: 'acme/widgets', r: [], m: [] },
+          guard: { repository: 'acme/widgets', refs: [], mergeMarks: [], source: 'cloud', receivedAt },
           unknownKey: false,
           messageMissing: false,
         },
@@ -72,7 +67,7 @@ function setup(): Setup {
       );
     },
   };
-  return { config, store, queue: queues.get('ci')!, prefix: `${config.redis.prefix}:deliver-ci` };
+  return { config, keys, store, queue: queues.get('ci')! };
 }
 
 /** What Queue.add would write for the same delivery, next to the script's job. */
@@ -80,17 +75,18 @@ async function addLikeBullMQ(config: Config, queue: Queue, eventId: string): Pro
   const opts = deliveryJobOptions(config, config.targets[0]!);
   await queue.add(
     'repo:push',
-    { e: eventId, t: 'ci', k: `${eventId}.ci` },
+    { eventId: eventId, targetId: 'ci', idempotencyKey: `${eventId}.ci` },
     { ...opts, jobId: `${eventId}.ci` },
   );
 }
 
-async function jobHash(prefix: string, jobId: string): Promise<Record<string, string>> {
-  return db.inspect.hgetall(`${prefix}:${jobId}`);
+/** BullMQ's keys of the queue (`queue.toKey`): the script must write where BullMQ reads. */
+async function jobHash(queue: Queue, jobId: string): Promise<Record<string, string>> {
+  return db.inspect.hgetall(queue.toKey(jobId));
 }
 
-async function streamEvents(prefix: string, jobId: string): Promise<string[]> {
-  const entries = (await db.inspect.xrange(`${prefix}:events`, '-', '+')) as [string, string[]][];
+async function streamEvents(queue: Queue, jobId: string): Promise<string[]> {
+  const entries = (await db.inspect.xrange(queue.toKey('events'), '-', '+')) as [string, string[]][];
   return entries
     .map(([, fields]) => fields)
     .filter((f) => f[f.indexOf('jobId') + 1] === jobId)
@@ -99,12 +95,12 @@ async function streamEvents(prefix: string, jobId: string): Promise<string[]> {
 
 describe('the store script writes jobs as BullMQ does', () => {
   it('the same job hash, events and wait-list entry as Queue.add', async () => {
-    const { config, store, queue, prefix } = setup();
+    const { config, store, queue } = setup();
     await addLikeBullMQ(config, queue, 'ref-1');
     expect(await store.store('mine-1')).toEqual({ state: 'routed', routedId: 'mine-1', repeated: [] });
 
-    const theirs = await jobHash(prefix, 'ref-1.ci');
-    const mine = await jobHash(prefix, 'mine-1.ci');
+    const theirs = await jobHash(queue, 'ref-1.ci');
+    const mine = await jobHash(queue, 'mine-1.ci');
     expect(Object.keys(mine).sort()).toEqual(Object.keys(theirs).sort());
     expect(mine.name).toBe(theirs.name);
     expect(mine.delay).toBe(theirs.delay);
@@ -113,33 +109,38 @@ describe('the store script writes jobs as BullMQ does', () => {
     const { jobId: myId, ...myOpts } = JSON.parse(mine.opts!);
     expect([theirId, myId]).toEqual(['ref-1.ci', 'mine-1.ci']);
     expect(myOpts).toEqual(theirOpts);
-    const { g: guard, ...data } = JSON.parse(mine.data!);
-    expect(data).toEqual({ e: 'mine-1', t: 'ci', k: 'mine-1.ci' });
-    expect(guard).toEqual({ p: 'acme/widgets', r: [], m: [] });
+    const { loopGuard, ...data } = JSON.parse(mine.data!);
+    expect(data).toEqual({ eventId: 'mine-1', targetId: 'ci', idempotencyKey: 'mine-1.ci' });
+    expect(loopGuard).toMatchObject({
+      repository: 'acme/widgets',
+      refs: [],
+      mergeMarks: [],
+      source: 'cloud',
+    });
 
-    expect(await db.inspect.lrange(`${prefix}:wait`, 0, -1)).toEqual(['mine-1.ci', 'ref-1.ci']);
-    expect(await db.inspect.zrange(`${prefix}:marker`, 0, -1)).toEqual(['0']);
-    expect(await streamEvents(prefix, 'mine-1.ci')).toEqual(await streamEvents(prefix, 'ref-1.ci'));
-    expect(await db.inspect.get(`${prefix}:id`)).toBe('2');
+    expect(await db.inspect.lrange(queue.toKey('wait'), 0, -1)).toEqual(['mine-1.ci', 'ref-1.ci']);
+    expect(await db.inspect.zrange(queue.toKey('marker'), 0, -1)).toEqual(['0']);
+    expect(await streamEvents(queue, 'mine-1.ci')).toEqual(await streamEvents(queue, 'ref-1.ci'));
+    expect(await db.inspect.get(queue.toKey('id'))).toBe('2');
 
     const counts = await queue.getJobCounts('waiting', 'paused');
     expect(counts).toEqual({ waiting: 2, paused: 0 });
   });
 
   it('puts the job on the paused list of a paused queue, with no worker marker, as Queue.add does', async () => {
-    const { config, store, queue, prefix } = setup();
+    const { config, store, queue } = setup();
     await queue.pause();
     await addLikeBullMQ(config, queue, 'ref-2');
     await store.store('mine-2');
-    expect(await db.inspect.lrange(`${prefix}:paused`, 0, -1)).toEqual(['mine-2.ci', 'ref-2.ci']);
-    expect(await db.inspect.llen(`${prefix}:wait`)).toBe(0);
-    expect(await db.inspect.exists(`${prefix}:marker`)).toBe(0);
+    expect(await db.inspect.lrange(queue.toKey('paused'), 0, -1)).toEqual(['mine-2.ci', 'ref-2.ci']);
+    expect(await db.inspect.llen(queue.toKey('wait'))).toBe(0);
+    expect(await db.inspect.exists(queue.toKey('marker'))).toBe(0);
     await queue.resume();
     expect(await queue.getJobCounts('waiting', 'paused')).toEqual({ waiting: 2, paused: 0 });
   });
 
   it('a BullMQ worker takes the job with the options it was given, and retries it by them', async () => {
-    const { config, store, queue } = setup();
+    const { keys, store, queue } = setup();
     await store.store('mine-3');
     const seen: { id: string; attempts: number; made: number; ts: number }[] = [];
     const worker = new Worker(
@@ -150,7 +151,7 @@ describe('the store script writes jobs as BullMQ does', () => {
       },
       {
         connection: { url: db.url } as never,
-        prefix: config.redis.prefix,
+        prefix: keys.queuePrefix('ci'),
         settings: { backoffStrategy: () => 10 },
       },
     );
@@ -166,16 +167,16 @@ describe('the store script writes jobs as BullMQ does', () => {
 
 describe('the route script is one atomic, idempotent step', () => {
   it('records a copy of a held content key as a duplicate of its holder, with no job', async () => {
-    const { config, store, prefix } = setup();
-    const key = `${config.redis.prefix}:dc:change-1`;
+    const { keys, store, queue } = setup();
+    const key = keys.dedupeContent('change-1');
     const content = [{ key, tag: '', ttlSeconds: 60 }];
     expect(await store.store('first', content)).toMatchObject({ state: 'routed' });
     expect(await store.store('second', content)).toEqual({ state: 'duplicate', duplicateOf: 'first' });
-    expect(await db.inspect.hmget(`${config.redis.prefix}:ev:second`, 'state', 'duplicateOf')).toEqual([
+    expect(await db.inspect.hmget(keys.event('second'), 'state', 'duplicateOf')).toEqual([
       'duplicate',
       'first',
     ]);
-    expect(await db.inspect.lrange(`${prefix}:wait`, 0, -1)).toEqual(['first.ci']);
+    expect(await db.inspect.lrange(queue.toKey('wait'), 0, -1)).toEqual(['first.ci']);
     // A key held with another tag (another transition of the same ref) is no copy.
     const tagged = [{ key, tag: 'other', ttlSeconds: 60 }];
     expect(await store.store('third', tagged)).toMatchObject({ state: 'routed' });
@@ -183,10 +184,10 @@ describe('the route script is one atomic, idempotent step', () => {
   });
 
   it('writes nothing twice when an event is decided again (a crash between read and acknowledge)', async () => {
-    const { store, prefix } = setup();
+    const { store, queue } = setup();
     expect(await store.store('once')).toMatchObject({ state: 'routed' });
     expect(await store.store('once')).toEqual({ state: 'decided', previous: 'routed' });
-    expect(await db.inspect.lrange(`${prefix}:wait`, 0, -1)).toEqual(['once.ci']);
-    expect(await db.inspect.get(`${prefix}:id`)).toBe('1');
+    expect(await db.inspect.lrange(queue.toKey('wait'), 0, -1)).toEqual(['once.ci']);
+    expect(await db.inspect.get(queue.toKey('id'))).toBe('1');
   });
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { resolveConfigPath } from '../../src/cli/config-path.js';
 import { fillEnvTemplate } from '../../src/cli/env-init.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/errors/index.js';
 
 describe('which config file a command reads', () => {
   let dir: string | undefined;

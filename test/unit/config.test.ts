@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildConfig, loadConfig, parseConfigText, pointerToPath } from '../../src/config/load-config.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/errors/index.js';
 import { unixSocketPath, unixSocketUrl } from '../../src/queue/redis-connection.js';
 
 const minimal = {
@@ -14,7 +14,7 @@ const minimal = {
 
 function problems(tree: unknown, env: NodeJS.ProcessEnv = {}): string[] {
   try {
-    buildConfig(tree, env);
+    buildConfig(tree, env, undefined, () => {});
   } catch (err) {
     if (err instanceof ConfigError) return err.problems;
     throw err;
@@ -26,8 +26,8 @@ describe('config', () => {
   it('fills defaults and freezes the result', () => {
     const c = buildConfig(minimal, {});
     expect(c.ingress).toMatchObject({ port: 8080, bodyLimit: 1048576 });
-    expect(c.targets[0]).toMatchObject({ type: 'http', timeoutMs: 10000, concurrency: 4 });
-    expect(c.targets[0]!.retry.maxAgeMs).toBe(86_400_000);
+    expect(c.targets[0]).toMatchObject({ type: 'http', timeout: 10000, concurrency: 4 });
+    expect(c.targets[0]!.retry.maxAge).toBe(86_400_000);
     expect(c.routes[0]).toMatchObject({ id: 'route-0', events: ['*'], repos: ['*'] });
     expect(Object.isFrozen(c)).toBe(true);
     expect(Object.isFrozen(c.targets[0]!.retry)).toBe(true);
@@ -127,7 +127,7 @@ describe('config', () => {
 
   it('loop guard keys: chain defaults, skipSuperseded only without coalescing, Data Center API access', () => {
     const config = buildConfig(minimal, {});
-    expect(config.loop.chain).toEqual({ maxTurns: 8, memorySeconds: 3600, actors: ['*'] });
+    expect(config.loop.chain).toEqual({ maxTurns: 8, memory: 3_600_000, actors: ['*'] });
     expect(config.relay.id).toBeUndefined();
     expect(config.routes[0]!.skipSuperseded).toBe(false);
     expect(problems({ ...minimal, loop: { chain: { maxTurns: 0 } } })).toEqual([
@@ -193,8 +193,83 @@ describe('config', () => {
       { ...minimal, targets: [{ ...minimal.targets[0], retry: { schedule: ['5s', '30s', '5m', 1500] } }] },
       {},
     );
-    expect(c.targets[0]!.retry.scheduleMs).toEqual([5000, 30000, 300000, 1500]);
+    expect(c.targets[0]!.retry.schedule).toEqual([5000, 30000, 300000, 1500]);
     expect(pointerToPath('/targets/1/url')).toBe('targets[1].url');
     expect(pointerToPath('')).toBe('');
+  });
+
+  it('every duration key takes a string with a unit or milliseconds, and holds milliseconds', () => {
+    const c = buildConfig(
+      {
+        ...minimal,
+        redis: { commandTimeout: '500ms' },
+        ingress: { dedupe: { deliveryIdWindow: '1h', contentWindow: 0 } },
+        targets: [{ ...minimal.targets[0], timeout: 2500 }],
+        loop: { collapseWait: '5s', chain: { memory: '2h' }, maxTriggersPerRef: { window: '1m' } },
+      },
+      {},
+    );
+    expect(c.redis.commandTimeout).toBe(500);
+    expect(c.ingress.dedupe).toEqual({ deliveryIdWindow: 3_600_000, contentWindow: 0 });
+    expect(c.targets[0]!.timeout).toBe(2500);
+    expect(c.worker.shutdownGrace).toBe(4500);
+    expect(c.loop).toMatchObject({ collapseWait: 5000, collapseWindow: 600_000 });
+    expect(c.loop.chain.memory).toBe(7_200_000);
+    expect(c.loop.maxTriggersPerRef.window).toBe(60_000);
+  });
+
+  it('a duration out of range names the key and the limit, with a unit', () => {
+    const target = (extra: object) => ({ ...minimal, targets: [{ ...minimal.targets[0], ...extra }] });
+    expect(problems(target({ timeout: '50ms' }))).toEqual([
+      'targets[0].timeout: must be a duration of at least 100ms',
+    ]);
+    expect(problems(target({ timeout: '6m' }))).toEqual([
+      'targets[0].timeout: must be a duration of at most 5m',
+    ]);
+    expect(problems(target({ timeout: 'soon' }))).toEqual([
+      'targets[0].timeout: must be a duration (milliseconds, or like "30s", "5m", "2h")',
+    ]);
+  });
+
+  it('old unit-suffixed keys still work, with one warning each naming the old and the new key', () => {
+    const warnings: string[] = [];
+    const c = buildConfig(
+      {
+        ...minimal,
+        redis: { commandTimeoutMs: 1500 },
+        ingress: { dedupe: { deliveryIdSeconds: 60, contentSeconds: 0 } },
+        targets: [{ ...minimal.targets[0], timeoutMs: 3000 }],
+        loop: { collapseWaitSeconds: 5, collapseWindowSeconds: 30, chain: { memorySeconds: 90 } },
+      },
+      {},
+      undefined,
+      (message) => warnings.push(message),
+    );
+    expect(c.redis.commandTimeout).toBe(1500);
+    expect(c.ingress.dedupe).toEqual({ deliveryIdWindow: 60_000, contentWindow: 0 });
+    expect(c.targets[0]!.timeout).toBe(3000);
+    expect(c.targets[0]).not.toHaveProperty('timeoutMs');
+    expect(c.loop).toMatchObject({ collapseWait: 5000, collapseWindow: 30_000 });
+    expect(c.loop.chain.memory).toBe(90_000);
+    expect(warnings).toHaveLength(7);
+    expect(warnings).toContain(
+      'targets[0].timeoutMs is deprecated: use targets[0].timeout (a duration such as "10s", or milliseconds)',
+    );
+    expect(warnings).toContain(
+      'loop.chain.memorySeconds is deprecated: use loop.chain.memory (a duration such as "10s", or milliseconds)',
+    );
+  });
+
+  it('an old key with a bad value is named as the file has it; old and new key together is a mistake', () => {
+    const target = (extra: object) => ({ ...minimal, targets: [{ ...minimal.targets[0], ...extra }] });
+    expect(problems(target({ timeoutMs: 50 }))).toEqual([
+      'targets[0].timeoutMs: must be a duration of at least 100ms',
+    ]);
+    expect(problems({ ...minimal, loop: { collapseWindowSeconds: 0 } })).toEqual([
+      'loop.collapseWindowSeconds: must be a duration of at least 1s',
+    ]);
+    expect(problems(target({ timeoutMs: 5000, timeout: '5s' }))).toEqual([
+      'targets[0].timeoutMs: replaced by timeout; set only timeout',
+    ]);
   });
 });

@@ -7,10 +7,10 @@ import { standardWebhookHeaders } from '../../src/delivery/signing.js';
 
 const policy: RetryPolicy = {
   attempts: 10,
-  delayMs: 1000,
-  maxDelayMs: 60_000,
-  maxRetryAfterMs: 120_000,
-  maxAgeMs: 86_400_000,
+  delay: 1000,
+  maxDelay: 60_000,
+  maxRetryAfter: 120_000,
+  maxAge: 86_400_000,
 };
 
 describe('backoff', () => {
@@ -22,7 +22,7 @@ describe('backoff', () => {
   });
 
   it('an explicit schedule is used as written and its last entry repeats', () => {
-    const s = { ...policy, scheduleMs: [5000, 30_000, 300_000] };
+    const s = { ...policy, schedule: [5000, 30_000, 300_000] };
     expect([1, 2, 3, 4, 9].map((n) => backoffDelay(s, n))).toEqual([5000, 30_000, 300_000, 300_000, 300_000]);
   });
 

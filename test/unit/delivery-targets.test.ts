@@ -3,13 +3,13 @@ import type { Envelope } from '../../src/bitbucket/envelope.js';
 import type { TargetConfig } from '../../src/config/types.js';
 import { notApplicable } from '../../src/delivery/applicable.js';
 import { coalesceRef } from '../../src/delivery/coalesce.js';
-import { actorMatcher, mergeMarks, StaticLoopRules } from '../../src/delivery/loop-rules.js';
 import { retryHintMs } from '../../src/delivery/retry-hints.js';
 import { secretProblem, webhookId } from '../../src/delivery/signing.js';
 import { buildkiteBuilds } from '../../src/delivery/targets/buildkite.js';
 import { pprAccepts, pprUrl } from '../../src/delivery/targets/jenkins-bitbucket.js';
 import { branchSourceUrl } from '../../src/delivery/targets/jenkins-branch-source.js';
 import { teamcityUrl } from '../../src/delivery/targets/teamcity.js';
+import { actorMatcher, mergeMarks, StaticLoopRules } from '../../src/relay/loop-rules.js';
 
 const HASH = 'a8c13e8850dc60300be720019d1ffc1aa2fded87';
 
@@ -41,11 +41,11 @@ function push(o: Partial<Envelope> = {}): Envelope {
 const loop = {
   skipMarkers: ['[skip ci]', '[ci skip]', '***NO_CI***'],
   ignoreActors: ['*@ci.acme.test', '{11111111-a087-4756-b2da-2f9eadf50ba8}', 'jenkins*'],
-  maxTriggersPerRef: { count: 3, windowSeconds: 60 },
+  maxTriggersPerRef: { count: 3, window: 60_000 },
   collapseMergePush: true,
-  collapseWindowSeconds: 600,
-  collapseWaitSeconds: 15,
-  chain: { maxTurns: 3, memorySeconds: 3600, actors: ['*'] },
+  collapseWindow: 600_000,
+  collapseWait: 15_000,
+  chain: { maxTurns: 3, memory: 3600_000, actors: ['*'] },
 };
 
 describe('loop guard rules', () => {

@@ -5,7 +5,7 @@ import { normalise } from '../../src/bitbucket/normalise.js';
 import type { TypeProblems } from '../../src/bitbucket/read-typed.js';
 import { buildConfig } from '../../src/config/load-config.js';
 import { buildkiteBuilds } from '../../src/delivery/targets/buildkite.js';
-import { Router } from '../../src/ingress/routing.js';
+import { Router } from '../../src/relay/routing.js';
 import { readBody } from '../fixtures/bitbucket/corpus/corpus.js';
 import { cloudPullRequest, dcRefsChanged } from '../fixtures/payloads.js';
 

@@ -2,14 +2,14 @@ import { describe, expect, it } from 'vitest';
 import type { Envelope, RefChange } from '../../src/bitbucket/envelope.js';
 import { classifyStatus } from '../../src/delivery/classify.js';
 import { explain } from '../../src/delivery/explain.js';
+import { branchTransition } from '../../src/delivery/ref-order.js';
 import {
   actorDigest,
   chainParents,
   deliveredHeads,
   jobGuard,
   StaticLoopRules,
-} from '../../src/delivery/loop-rules.js';
-import { branchTransition } from '../../src/delivery/ref-order.js';
+} from '../../src/relay/loop-rules.js';
 
 const OLD = 'b'.repeat(40);
 const NEW = 'c'.repeat(40);
@@ -58,11 +58,11 @@ function merged(o: Partial<Envelope> = {}): Envelope {
 const loop = {
   skipMarkers: ['[skip ci]'],
   ignoreActors: ['merge-bot'],
-  maxTriggersPerRef: { count: 3, windowSeconds: 60 },
+  maxTriggersPerRef: { count: 3, window: 60_000 },
   collapseMergePush: true,
-  collapseWindowSeconds: 600,
-  collapseWaitSeconds: 15,
-  chain: { maxTurns: 3, memorySeconds: 3600, actors: ['*'] },
+  collapseWindow: 600_000,
+  collapseWait: 15_000,
+  chain: { maxTurns: 3, memory: 3600_000, actors: ['*'] },
 };
 
 describe('causal chain inputs', () => {
@@ -96,7 +96,47 @@ describe('causal chain inputs', () => {
     expect(g).toMatchObject({ source: 'cloud', receivedAt: 1000, actorName: 'CI', chain: true });
     expect(g.parents).toEqual(chainParents(push()));
     expect(jobGuard(rules, push({ actor: { name: 'Ada' } }), 'cloud', 1).chain).toBeUndefined();
-    expect(jobGuard(rules, merged(), 'dc', 1)).toMatchObject({ merge: true, s: 'ignored-actor' });
+    expect(jobGuard(rules, merged(), 'dc', 1)).toMatchObject({ merge: true, staticVerdict: 'ignored-actor' });
+  });
+});
+
+describe('static rules on pushes', () => {
+  const rules = new StaticLoopRules({ ...loop, ignoreActors: ['merge-bot', '*@ci.acme.test'] });
+  const human = { name: 'Ada', email: 'ada@acme.test' };
+  const bot = { name: 'Release Bot', email: 'release@CI.acme.test' };
+  const commit = (author: typeof human) => ({ hash: NEW, message: 'Bump\n', parents: [OLD], author });
+
+  it('a skip marker in the head commit message holds the push, naming the marker', () => {
+    const env = push({ headCommit: { hash: NEW, message: 'Release 1.2 [skip ci]\n', parents: [OLD] } });
+    expect(rules.verdict(env)).toEqual({
+      reason: 'skip-marker',
+      evidence: { rule: 'skip-marker', marker: '[skip ci]', where: 'head commit message' },
+    });
+  });
+
+  it('a pusher matching ignoreActors holds the push', () => {
+    expect(rules.verdict(push({ actor: { name: 'merge-bot' } }))).toEqual({
+      reason: 'ignored-actor',
+      evidence: { rule: 'ignored-actor', actor: 'merge-bot', where: 'pusher' },
+    });
+  });
+
+  it('a bot pushing through a human’s credentials is known by its commits: all of them, not some', () => {
+    const byBot = push({ actor: human, commits: [commit(bot), commit(bot)] });
+    expect(rules.verdict(byBot)?.evidence).toMatchObject({ where: 'author of every new commit' });
+    expect(rules.check(push({ actor: human, commits: [commit(bot), commit(human)] }))).toBeNull();
+  });
+
+  it('a push with neither marker nor ignored identity passes; without ignoreActors only markers count', () => {
+    expect(rules.check(push({ actor: human }))).toBeNull();
+    const markersOnly = new StaticLoopRules({ ...loop, ignoreActors: [] });
+    expect(markersOnly.check(push({ actor: { name: 'merge-bot' } }))).toBeNull();
+  });
+
+  it('a looked-up head message is judged when the payload had none', () => {
+    const bare = push({ platform: 'datacenter', headCommit: { hash: NEW, parents: [OLD] } });
+    expect(rules.check(bare)).toBeNull();
+    expect(rules.check(bare, 'chore [skip ci]')).toBe('skip-marker');
   });
 });
 

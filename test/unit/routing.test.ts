@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Envelope } from '../../src/bitbucket/envelope.js';
 import { buildConfig } from '../../src/config/load-config.js';
-import { hasPassedThisRelay, nextHopHeader } from '../../src/ingress/hop-marker.js';
-import { Router } from '../../src/ingress/routing.js';
+import { hasPassedThisRelay, nextHopHeader } from '../../src/relay/hop-marker.js';
+import { Router } from '../../src/relay/routing.js';
 
 const config = buildConfig(
   {
@@ -92,7 +92,6 @@ describe('event ids', () => {
       expect(keys.shardOfId(id)).toBe(shard);
       expect(keys.event(id)).toBe(`{hr:${shard}}:ev:${id}`);
       expect(keys.queuePrefix('ci', shard)).toBe(`{hr:${shard}}`);
-      expect(keys.loop('rate:ci:acme/a:main', shard)).toBe(`{hr:${shard}}:loop:rate:ci:acme/a:main`);
     }
     // One repository, one shard: its redeliveries and copies meet the same dedupe keys.
     expect(keys.shardOf('cloud', 'acme/a')).toBe(keys.shardOf('cloud', 'acme/a'));
@@ -100,8 +99,5 @@ describe('event ids', () => {
     expect(spread.size).toBeGreaterThan(8);
     const single = makeKeys({ redis: { prefix: 'hr', shards: 1 } as never });
     expect(single.event('x-00b')).toBe('hr:ev:x-00b');
-    expect(single.loop('a')).toBe('hr:loop:a');
-    expect(single.loop('a', 0)).toBe('hr:loop:a');
-    expect(keys.loop('rate-limit:ci')).toBe('{hr}:loop:rate-limit:ci');
   });
 });

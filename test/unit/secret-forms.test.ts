@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { buildConfig } from '../../src/config/load-config.js';
 import { secretsOf } from '../../src/delivery/auth.js';
 import { excerpt } from '../../src/delivery/http-client.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/errors/index.js';
 
 const TOKEN = 'tok/en+with=odd chars&more';
 

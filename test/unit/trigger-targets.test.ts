@@ -72,7 +72,7 @@ function ctx(t: TargetConfig, envelope: Envelope): RequestContext {
       body: Buffer.from('{}'),
       targets: ['t'],
     },
-    job: { e: 'ev1', t: 't', k: 'ev1.t' },
+    job: { eventId: 'ev1', targetId: 't', idempotencyKey: 'ev1.t' },
     attempt: 1,
     relayId: 'hookrelay',
   };

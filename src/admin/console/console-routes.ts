@@ -2,7 +2,7 @@ import helmet from '@fastify/helmet';
 import view from '@fastify/view';
 import { Eta } from 'eta';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { RelayError } from '../../errors.js';
+import { RelayError } from '../../errors/index.js';
 import type { AdminDeps } from '../admin-deps.js';
 import type { Audit } from '../audit.js';
 import { hasRole } from '../auth.js';

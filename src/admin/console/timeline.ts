@@ -1,9 +1,9 @@
 import type { Envelope } from '../../bitbucket/envelope.js';
 import type { Config, RouteConfig } from '../../config/types.js';
 import { explain } from '../../delivery/explain.js';
-import { Router } from '../../ingress/routing.js';
 import type { AttemptRecord, TargetState } from '../../queue/delivery-state.js';
-import { deliveryJobId } from '../../queue/job-types.js';
+import { deliveryJobId } from '../../relay/job-types.js';
+import { Router } from '../../relay/routing.js';
 import type { AdminDeps } from '../admin-deps.js';
 import { type EventMeta, type Routing, readEventParts } from '../event-view.js';
 
@@ -196,7 +196,7 @@ function loopGuardEntry(config: Config, target: string, state: TargetState, env:
   } else if (state.reason === 'ref-rate') {
     evidence.push(
       ['refs', env.refs.map((r) => r.name).join(', ')],
-      ['limit', `${maxTriggersPerRef.count} triggers per ref in ${maxTriggersPerRef.windowSeconds} s`],
+      ['limit', `${maxTriggersPerRef.count} triggers per ref in ${maxTriggersPerRef.window / 1000} s`],
     );
   } else {
     evidence.push(['commit message', firstLine(env.headCommit?.message)]);
@@ -244,7 +244,7 @@ function attemptEntry(
     at: iso(a.at),
     kind: 'attempt',
     target,
-    title: `Attempt ${a.n}${of ? ` of ${of}` : ''} to ${target}: ${a.status ?? a.error ?? 'no answer'}`,
+    title: `Attempt ${a.number}${of ? ` of ${of}` : ''} to ${target}: ${a.status ?? a.error ?? 'no answer'}`,
     details: [
       ['duration', a.ms !== undefined ? `${a.ms} ms` : '-'],
       ['status', a.status !== undefined ? String(a.status) : `no answer (${a.error ?? 'unknown'})`],

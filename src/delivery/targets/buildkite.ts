@@ -140,7 +140,7 @@ export function listsBuild(body: string, build: BuildkiteBuild): boolean {
 
 /** `url` is the pipeline's builds endpoint: `https://api.buildkite.com/v2/organizations/{org}/pipelines/{p}/builds`. */
 export function buildBuildkiteRequests(ctx: RequestContext): OutgoingRequest[] | NothingToSend {
-  const builds = buildkiteBuilds(ctx.event.envelope, ctx.event.id, ctx.job.k);
+  const builds = buildkiteBuilds(ctx.event.envelope, ctx.event.id, ctx.job.idempotencyKey);
   if (builds.length === 0) return { skip: 'nothing to build' };
   const headers = {
     ...lower(ctx.target.headers),

@@ -1,4 +1,4 @@
-import { HOP_HEADER } from '../../ingress/hop-marker.js';
+import { HOP_HEADER } from '../../relay/hop-marker.js';
 import { type OutgoingRequest, type RequestContext, relayHeaders } from '../relay-headers.js';
 
 /**

@@ -99,7 +99,7 @@ export interface RelayConfigOpts {
 /** The relay config as a YAML file: one Cloud source ("cloud"), one target ("ci"), one route. */
 export function writeRelayConfig(file: string, o: RelayConfigOpts): string {
   const tree = {
-    redis: { url: o.redisUrl, prefix: o.prefix, commandTimeoutMs: 2000 },
+    redis: { url: o.redisUrl, prefix: o.prefix, commandTimeout: 2000 },
     // A configured relay id (the default is generated per deployment): the hop-marker test sends it.
     relay: { id: 'hookrelay' },
     ingress: {
@@ -114,14 +114,14 @@ export function writeRelayConfig(file: string, o: RelayConfigOpts): string {
       {
         id: 'ci',
         url: o.targetUrl,
-        timeoutMs: 5000,
+        timeout: 5000,
         concurrency: 8,
         retry: { attempts: 10, delay: 200, maxDelay: 2000 },
       },
     ],
     routes: [{ source: 'cloud', targets: ['ci'] }],
     // The tests push hundreds of events; the per-ref trigger cap must not be what they measure.
-    loop: { maxTriggersPerRef: { count: 100000, windowSeconds: 600 } },
+    loop: { maxTriggersPerRef: { count: 100000, window: '10m' } },
     log: { level: o.logLevel ?? 'info' },
   };
   writeFileSync(file, stringify(tree));

@@ -2,6 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Cluster, Redis, type RedisOptions } from 'ioredis';
 import { stringify } from 'yaml';
+import type { Config } from '../../../src/config/types.js';
+import { type Keys, makeKeys } from '../../../src/queue/keys.js';
 import { freePort, waitFor } from '../../edge/helpers/processes.js';
 import { type RelayProc, startIngressProc, startWorkerProc } from '../../edge/helpers/stack.js';
 import { SECRETS } from '../../helpers/config.js';
@@ -15,7 +17,7 @@ export interface FaultConfig {
   prefix: string;
   targetUrl: string;
   targets: string[];
-  /** Per-target overrides (retry, timeoutMs, concurrency, …). */
+  /** Per-target overrides (retry, timeout, concurrency, …). */
   target?: Record<string, unknown>;
   retention?: Record<string, unknown>;
   /** Merged into the `loop:` block (e.g. shorter per-ref windows for the soak). */
@@ -32,13 +34,13 @@ export interface FaultConfig {
  */
 export function writeFaultConfig(c: FaultConfig, name: string, port: number): string {
   const tree = {
-    redis: { commandTimeoutMs: 1000, ...c.redis, prefix: c.prefix },
+    redis: { commandTimeout: 1000, ...c.redis, prefix: c.prefix },
     ingress: { host: '127.0.0.1', port, bodyLimit: 1048576, ...c.ingress },
     sources: [{ id: 'cloud', platform: 'cloud', secrets: [SECRETS.cloud] }],
     targets: c.targets.map((id) => ({
       id,
       url: `${c.targetUrl}/${id}`,
-      timeoutMs: 2000,
+      timeout: 2000,
       concurrency: 8,
       retry: { attempts: 10, delay: 100, maxDelay: 1000 },
       // The breaker is not what these cases measure; a tripped breaker would only slow them down.
@@ -47,7 +49,7 @@ export function writeFaultConfig(c: FaultConfig, name: string, port: number): st
     })),
     routes: [{ source: 'cloud', targets: c.targets }],
     // Every webhook is a distinct push on its own ref: the per-ref trigger cap must not suppress any.
-    loop: { maxTriggersPerRef: { count: 100000, windowSeconds: 600 }, ...c.loop },
+    loop: { maxTriggersPerRef: { count: 100000, window: '10m' }, ...c.loop },
     ...(c.retention ? { retention: c.retention } : {}),
     ...(c.admin ? { admin: c.admin } : {}),
     log: { level: 'info' },
@@ -91,8 +93,8 @@ export async function verifyRun(o: {
   targets: string[];
   redis: Redis | Cluster;
   prefix: string;
-  /** The event index an id is in (one per shard on a cluster); default `<prefix>:events`. */
-  indexOf?: (eventId: string) => string;
+  /** The relay's keys when they are not a single Redis's under `prefix` (a cluster's shards). */
+  keys?: Keys;
   timeoutMs?: number;
 }): Promise<{ report: RunReport; missing: string[]; notIndexed: string[]; mismatched: string[] }> {
   const ids = [...o.stats.acked.keys()];
@@ -105,7 +107,8 @@ export async function verifyRun(o: {
     200,
   ).catch(() => undefined);
   const missing = missingNow();
-  const indexOf = o.indexOf ?? (() => `${o.prefix}:events`);
+  const keys = o.keys ?? makeKeys({ redis: { prefix: o.prefix } as Config['redis'] });
+  const indexOf = (id: string) => keys.eventIndexOf(keys.shardOfId(id));
   const byIndex = new Map<string, string[]>();
   for (const id of ids) byIndex.set(indexOf(id), [...(byIndex.get(indexOf(id)) ?? []), id]);
   const notIndexed: string[] = [];

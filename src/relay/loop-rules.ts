@@ -4,7 +4,7 @@ import type { Envelope, Person } from '../bitbucket/envelope.js';
 import { apiAuthorization } from '../bitbucket-api/commit-message.js';
 import type { Config, SourceConfig } from '../config/types.js';
 import type { Evidence } from '../queue/delivery-state.js';
-import type { JobGuard, StaticSuppressReason } from '../queue/job-types.js';
+import type { JobGuard, StaticSuppressReason } from './job-types.js';
 
 /*
  * The loop guard's rules that need nothing but the event: skip markers, ignored actors, and the inputs of the
@@ -216,11 +216,11 @@ export function jobGuard(
   const fixed = rules.check(env);
   const push = env.refs.length > 0;
   return {
-    p: env.repository ?? '-',
-    r: env.refs.map((ref) => ref.name),
-    m: mergeMarks(env),
+    repository: env.repository ?? '-',
+    refs: env.refs.map((ref) => ref.name),
+    mergeMarks: mergeMarks(env),
     ...(MERGED_EVENTS.has(env.eventKey) ? { merge: true as const } : {}),
-    ...(fixed ? { s: fixed } : {}),
+    ...(fixed ? { staticVerdict: fixed } : {}),
     source: sourceId,
     receivedAt,
     ...(push

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { ERRORS, type ErrorCode, RelayError } from './errors.js';
+import { ERRORS, type ErrorCode } from './catalogue.js';
+import { RelayError } from './relay-error.js';
 
 function codeForStatus(status: number): ErrorCode {
   if (status === 413) return 'PAYLOAD_TOO_LARGE';

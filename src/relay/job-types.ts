@@ -1,16 +1,16 @@
 /** What a delivery job carries. The event (bytes, headers, envelope) is stored once beside the jobs. */
 export interface DeliveryJobData {
-  /** Event id. */
-  e: string;
-  /** Target id. */
-  t: string;
+  eventId: string;
+  targetId: string;
   /** Idempotency-Key sent to the target: stable across retries, crashes and replays (unless a fresh replay). */
-  k: string;
-  /** How the job came to be: straight from Bitbucket, or an operator's replay/release. */
-  trigger?: 'bitbucket' | 'replay' | 'release';
-  /** The loop guard's inputs, worked out when the event was accepted (absent on jobs of earlier versions). */
-  g?: JobGuard;
+  idempotencyKey: string;
+  /** How the job came to be: straight from Bitbucket (absent), or an operator's replay/release. */
+  trigger?: JobTrigger;
+  /** The loop guard's inputs, worked out when the event was accepted; absent on a replay or release (unguarded). */
+  loopGuard?: JobGuard;
 }
+
+export type JobTrigger = 'bitbucket' | 'replay' | 'release';
 
 /**
  * What the loop guard needs of an event besides its id, taken from the envelope at the ingress so that a
@@ -18,17 +18,17 @@ export interface DeliveryJobData {
  */
 export interface JobGuard {
   /** Repository (`-` when the event has none). */
-  p: string;
+  repository: string;
   /** The changed refs' names. */
-  r: string[];
+  refs: string[];
   /** Merge marks: a merge's destination and merge commit, or a push's updated branches and new heads. */
-  m: string[];
+  mergeMarks: string[];
   /** A merged pull request (it waits for, and collapses into, its push). */
   merge?: true;
   /** The static rules' verdict when the event was accepted: suppressed without looking at Redis. */
-  s?: StaticSuppressReason;
+  staticVerdict?: StaticSuppressReason;
   /** The source the event came through: the guard's counters are per source. */
-  source?: string;
+  source: string;
   /** Digest of the pusher's identity (per-actor counters and the causal chain). */
   actor?: string;
   /** The pusher's name as the payload gives it, for the suppression's evidence. */
@@ -38,7 +38,7 @@ export interface JobGuard {
   /** The causal chain rule applies to this actor (`loop.chain.actors`). */
   chain?: true;
   /** When the event was received (ms): a parent delivered after it cannot have caused it. */
-  receivedAt?: number;
+  receivedAt: number;
   /** A head commit whose message the payload lacks, to read through the source's REST API first. */
   lookup?: string;
 }
