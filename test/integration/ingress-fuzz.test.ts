@@ -550,14 +550,16 @@ const DAMAGES = [
   'wrong-event-key',
 ] as const;
 
-/** Damages to what the ingress checks before the body (content type, encoding, delivery id): refused. */
+/**
+ * Damages to what the ingress checks before the body (content type, delivery id): refused. A compressed body
+ * is bytes like any other: signed, so kept (and quarantined: not UTF-8).
+ */
 const REFUSED_DAMAGES: ReadonlySet<string> = new Set([
-  'gzip',
-  'deflate',
   'text-plain',
   'form-urlencoded',
   'multipart',
   'xml',
+  'json-lookalike',
   'no-content-type',
   'bad-delivery-id',
   'long-delivery-id',
