@@ -70,9 +70,10 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
     stopping ??= (async () => {
       await Promise.all([app?.close(), admin?.close()]);
       housekeeping?.stop();
-      // The inbox before the deliveries: an event read and not yet decided stays pending, claimed on restart.
-      await fanOut?.close();
-      await workers?.close();
+      // Both at once: an event the fan-out read and has not decided stays pending (claimed on restart); the
+      // delivery workers close as soon as they did before the fan-out existed (BullMQ's own start-up races
+      // with a close that comes later).
+      await Promise.all([fanOut?.close(), workers?.close()]);
       await metricsApp?.close();
       await relayRuntime?.close();
       await embedded?.stop();
