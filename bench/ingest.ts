@@ -63,13 +63,13 @@ export interface IngestBench {
   memoryRatio: Record<string, number>;
 }
 
-export async function benchIngest(seconds = 12): Promise<IngestBench> {
+export async function benchIngest(seconds = 9): Promise<IngestBench> {
   const dir = mkdtempSync(join(tmpdir(), 'hookrelay-bench-'));
   const redis = await startEmbeddedRedis({ dir });
   const inspect = new Redis(redis.url);
   const redisUrl = benchRedisUrl(redis);
   // Enough distinct requests for a round of hookrelay at a few thousand a second (wrk reads them from a file).
-  const reqs = makeSignedPushes(38_000, SECRET);
+  const reqs = makeSignedPushes(50_000, SECRET);
   const payloadBytes = averageSize(reqs);
   try {
     const bare = await spawnServer(process.execPath, ['--import', 'tsx', 'bench/bare-server.ts']);
