@@ -1,7 +1,7 @@
 /**
  * One relay of the end-to-end bench, in its own process: `naive` (a bare Fastify route calling Queue.add and a
- * plain BullMQ Worker POSTing the body to the target, no checks) or `hookrelay` (the real ingress and delivery
- * workers with every check on). Argument: JSON {mode, redisUrl, targetUrl, concurrency, secret, logLevel}.
+ * plain BullMQ Worker POSTing the body to the target, no checks) or `hookrelay` (the real ingress, fan-out and
+ * delivery workers with every check on). Argument: JSON {mode, redisUrl, targetUrl, concurrency, secret, logLevel}.
  */
 import { randomUUID } from 'node:crypto';
 import { Queue, Worker } from 'bullmq';
@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { request } from 'undici';
 import { buildIngressApp } from '../src/app.js';
 import { startDeliveryWorkers } from '../src/delivery/workers.js';
+import { startFanOut } from '../src/fanout/fan-out.js';
 import { createLogger } from '../src/log.js';
 import { createRuntime, waitForRedis } from '../src/runtime.js';
 import { e2eRelayConfig } from './e2e-config.js';
@@ -18,6 +19,8 @@ import { ioredisEndpoint } from './harness.js';
 
 interface Args {
   mode: 'naive' | 'hookrelay';
+  /** hookrelay only: which roles this process runs (default both, as `hookrelay start`). */
+  roles?: 'ingress' | 'worker' | 'both';
   redisUrl: string;
   targetUrl: string;
   concurrency: number;
@@ -75,10 +78,16 @@ async function hookrelay(): Promise<string> {
   const log = createLogger(args.logLevel, pino.destination({ dest: '/dev/null', sync: false }));
   const rt = await createRuntime(config, log);
   await waitForRedis(rt.redis, 10_000);
+  const roles = args.roles ?? 'both';
+  // What `hookrelay start` runs: the ingress, the fan-out and the delivery workers in one process; or, as
+  // `hookrelay ingress` and `hookrelay worker` do, the ingress alone or the other two.
+  if (roles !== 'ingress') {
+    startFanOut(rt);
+    startDeliveryWorkers(rt);
+  }
+  if (roles === 'worker') return 'worker';
   const app = buildIngressApp(rt);
-  const url = await app.listen({ host: '127.0.0.1', port: 0 });
-  startDeliveryWorkers(rt);
-  return url;
+  return app.listen({ host: '127.0.0.1', port: 0 });
 }
 
 const url = args.mode === 'naive' ? await naive() : await hookrelay();

@@ -1,7 +1,7 @@
 /**
  * The delivery side alone: N events are accepted through the real ingress (in-process inject), then the real
  * delivery workers start and send them all to the e2e target (its own process, answering 200 at once). Reports
- * the worker process's CPU per delivery (user + system) and the delivery rate, for `rounds` rounds. The e2e
+ * the worker process's CPU per delivery (fan-out included; user + system) and the delivery rate, for `rounds` rounds. The e2e
  * bench's relay process carries the ingress too; this isolates what the delivery path costs.
  * Run: `node --import tsx bench/e2e-worker.ts [events] [rounds]`.
  */
@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { buildIngressApp } from '../src/app.js';
 import { startDeliveryWorkers } from '../src/delivery/workers.js';
+import { startFanOut } from '../src/fanout/fan-out.js';
 import { createLogger } from '../src/log.js';
 import { startEmbeddedRedis } from '../src/queue/embedded-redis.js';
 import { createRuntime, waitForRedis } from '../src/runtime.js';
@@ -70,11 +71,13 @@ try {
     const start = received;
     const cpu0 = process.cpuUsage();
     const t0 = Date.now();
+    const fanOut = startFanOut(rt);
     const workers = startDeliveryWorkers(rt);
     while (received - start < events) await new Promise((r) => setTimeout(r, 5));
     const cpu = process.cpuUsage(cpu0);
     const ms = Date.now() - t0;
     results.push({ cpuMs: (cpu.user + cpu.system) / 1000 / events, rate: events / (ms / 1000) });
+    await fanOut.close();
     await workers.close();
     await app.close();
     await rt.close();

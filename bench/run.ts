@@ -3,6 +3,7 @@
  * so only ratios are comparable between runs). Not a test: nothing here fails the build.
  */
 
+import { benchBurst, printBurst } from './burst.js';
 import { benchDeadLetters, printDeadLetters } from './deadletters.js';
 import { benchDurability, printDurability } from './durability.js';
 import { benchE2E, printE2E } from './e2e.js';
@@ -15,6 +16,7 @@ const only = process.argv[2];
 if (!only || only === 'ingest') printIngest(await benchIngest());
 if (!only || only === 'stages') printIngestStages(await benchIngestStages());
 if (!only || only === 'e2e') printE2E(await benchE2E());
+if (!only || only === 'burst') printBurst(await benchBurst());
 if (!only || only === 'edge') console.log(`\n== edge ==\n${formatEdgeBench(await benchEdge())}`);
 if (!only || only === 'durability') printDurability(await benchDurability());
 if (!only || only === 'tracing') printTracing(await benchTracing());

@@ -21,13 +21,13 @@ export function createMetrics() {
     }),
     ingressDuplicates: new Counter({
       name: 'hookrelay_ingress_duplicates_total',
-      help: 'Webhook requests answered as duplicates of a stored event, by source',
+      help: "Webhooks that are copies of a stored event, by source: a request answered 200 (same delivery id or body), or at fan-out a second hook's copy of the same changes",
       labelNames: ['source'] as const,
       registers: [registry],
     }),
     ingressQuarantined: new Counter({
       name: 'hookrelay_ingress_quarantined_total',
-      help: 'Signed webhooks stored as quarantined (unexpected shape or field types), by source',
+      help: 'Signed webhooks quarantined by the fan-out (not UTF-8 or JSON, too deep, unexpected shape or field types), by source',
       labelNames: ['source'] as const,
       registers: [registry],
     }),
@@ -43,6 +43,19 @@ export function createMetrics() {
       help: 'Time from request start to answer on the ingress',
       labelNames: ['source'] as const,
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5],
+      registers: [registry],
+    }),
+    // The fan-out (src/fanout/) runs in the worker processes: these are in their registry.
+    fanOutLag: new Histogram({
+      name: 'hookrelay_fanout_lag_seconds',
+      help: 'Time from the ingress 202 to the fan-out routing the event (jobs written, or quarantined)',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5, 10, 60],
+      registers: [registry],
+    }),
+    fanOutEvents: new Counter({
+      name: 'hookrelay_fanout_events_total',
+      help: 'Received events the fan-out decided, by source and decision (routed, quarantined, duplicate)',
+      labelNames: ['source', 'decision'] as const,
       registers: [registry],
     }),
     deliveries: new Counter({

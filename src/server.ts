@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildIngressApp } from './app.js';
 import type { Config } from './config/types.js';
 import { type DeliveryWorkers, startDeliveryWorkers } from './delivery/workers.js';
+import { type FanOut, startFanOut } from './fanout/fan-out.js';
 import { listenAt } from './listen.js';
 import type { Logger } from './log.js';
 import { buildWorkerMetricsApp } from './metrics-app.js';
@@ -57,6 +58,7 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
   let admin: FastifyInstance | undefined;
   let metricsApp: FastifyInstance | undefined;
   let workers: DeliveryWorkers | undefined;
+  let fanOut: FanOut | undefined;
   let housekeeping: ReturnType<typeof startHousekeeping> | undefined;
   let ingressUrl: string | undefined;
   let adminUrl: string | undefined;
@@ -68,7 +70,10 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
     stopping ??= (async () => {
       await Promise.all([app?.close(), admin?.close()]);
       housekeeping?.stop();
-      await workers?.close();
+      // Both at once: an event the fan-out read and has not decided stays pending (claimed on restart); the
+      // delivery workers close as soon as they did before the fan-out existed (BullMQ's own start-up races
+      // with a close that comes later).
+      await Promise.all([fanOut?.close(), workers?.close()]);
       await metricsApp?.close();
       await relayRuntime?.close();
       await embedded?.stop();
@@ -101,7 +106,10 @@ export async function runRelay(config: Config, roles: Roles, log: Logger): Promi
       adminUrl = await listenAt(admin, effective.admin, 'admin');
       log.info({ url: adminUrl }, 'admin listening');
     }
+    // The worker role routes what the ingress received (the fan-out) and delivers it.
+    fanOut = roles.worker ? startFanOut(runtime) : undefined;
     workers = roles.worker ? startDeliveryWorkers(runtime) : undefined;
+    if (fanOut) log.info({ shards: runtime.keys.shards }, 'fan-out started');
     if (workers) log.info({ targets: effective.targets.map((t) => t.id) }, 'delivery workers started');
     housekeeping = roles.worker ? startHousekeeping(runtime, log) : undefined;
     if (roles.worker && !roles.admin && effective.worker.metricsPort !== undefined) {

@@ -8,17 +8,11 @@ import {
   type TargetState,
   targetField,
 } from '../queue/delivery-state.js';
+import type { EventMeta, EventState } from '../queue/event-store.js';
 import { deliveryJobId } from '../relay/job-types.js';
 import type { AdminDeps } from './admin-deps.js';
 
-/** The `meta` field of an event hash, as the ingress writes it. */
-export interface EventMeta {
-  sourceId: string;
-  receivedAt: number;
-  envelope: Envelope;
-  targets: string[];
-  clientIp?: string;
-}
+export type { EventMeta } from '../queue/event-store.js';
 
 /**
  * What the admin API shows about a received event. Built from the envelope only: never the body, never the
@@ -39,6 +33,12 @@ export interface ReceivedView {
   actor?: string;
   receivedAt: string;
   clientIp?: string;
+  /** `received` until the fan-out has routed it (repository, refs and targets are known from then on). */
+  state: EventState;
+  /** A `duplicate`'s original event. */
+  duplicateOf?: string;
+  /** On a cluster, the id its deliveries carry when it was routed in its repository's shard. */
+  routedAs?: string;
 }
 
 export interface AttemptView extends Omit<AttemptRecord, 'at'> {
@@ -73,7 +73,7 @@ export function eventSummary(meta: EventMeta) {
   };
 }
 
-export function receivedView(id: string, meta: EventMeta): ReceivedView {
+export function receivedView(id: string, meta: EventMeta, routing: Routing = {}): ReceivedView {
   const env = meta.envelope;
   return {
     id,
@@ -90,7 +90,22 @@ export function receivedView(id: string, meta: EventMeta): ReceivedView {
     ...(env.actor?.name || env.actor?.uuid ? { actor: env.actor.name ?? env.actor.uuid } : {}),
     receivedAt: new Date(meta.receivedAt).toISOString(),
     ...(meta.clientIp ? { clientIp: meta.clientIp } : {}),
+    state: routing.state ?? 'routed',
+    ...(routing.duplicateOf ? { duplicateOf: routing.duplicateOf } : {}),
+    ...(routing.routedAs ? { routedAs: routing.routedAs } : {}),
   };
+}
+
+/** Where the fan-out is with an event (absent fields: stored before the inbox, routed at the ingress). */
+export interface Routing {
+  state?: EventState;
+  duplicateOf?: string;
+  /** The routed record's id, when it differs from the id the ingress answered with (a cluster). */
+  routedAs?: string;
+  /** When the fan-out decided (ms). */
+  routedAt?: number;
+  /** Read under its routed id: the id the ingress answered with (the event is listed under that one). */
+  receivedAs?: string;
 }
 
 export function attemptViews(state: TargetState | null): AttemptView[] {
@@ -116,25 +131,49 @@ export function parseState(raw: string | null | undefined): TargetState | null {
 }
 
 /**
- * Meta and the given targets' states of one event, in one HMGET (the body is never read), and why it is
- * quarantined while it is (the store script's `q` field, cleared on release or discard).
+ * Meta and the given targets' states of one event, in one HMGET (the body is never read), why it is
+ * quarantined while it is (the `q` field, cleared on release or discard), and where the fan-out is with it.
+ * On a cluster an id the ingress answered with may point at the routed record (`routedAs`): that is read.
  */
 export async function readEventParts(
   deps: AdminDeps,
   id: string,
   targets?: string[],
-): Promise<{ meta: EventMeta | null; states: Map<string, TargetState | null>; quarantine?: string }> {
+): Promise<{
+  meta: EventMeta | null;
+  states: Map<string, TargetState | null>;
+  quarantine?: string;
+  routing: Routing;
+}> {
   const key = deps.keys.event(id);
   if (!targets) {
     const meta = parseMeta((await deps.redis.hget(key, 'meta')) ?? null);
-    if (!meta) return { meta: null, states: new Map() };
-    return readEventParts(deps, id, meta.targets);
+    if (meta) return readEventParts(deps, id, meta.targets);
+    // Moved to its repository's shard by the fan-out (a cluster): read there.
+    const routedAs = deps.keys.shards > 1 ? await deps.redis.get(deps.keys.routedAs(id)) : null;
+    if (!routedAs || routedAs === id) return { meta: null, states: new Map(), routing: {} };
+    const routed = await readEventParts(deps, routedAs);
+    return { ...routed, routing: { ...routed.routing, routedAs } };
   }
-  const values = await deps.redis.hmget(key, 'meta', 'ok', 'q', ...targets.map(targetField));
+  const values = await deps.redis.hmget(
+    key,
+    'meta',
+    'ok',
+    'q',
+    'state',
+    'duplicateOf',
+    'receivedAs',
+    ...targets.map(targetField),
+  );
   const states = new Map<string, TargetState | null>();
-  for (const [i, t] of targets.entries()) states.set(t, parseState(values[i + 3]));
+  for (const [i, t] of targets.entries()) states.set(t, parseState(values[i + 6]));
   const meta = parseMeta(values[0] ?? null);
-  return { meta, states, ...(meta && values[2] ? { quarantine: values[2] } : {}) };
+  const routing: Routing = {
+    ...(values[3] ? { state: values[3] as EventState } : {}),
+    ...(values[4] ? { duplicateOf: values[4] } : {}),
+    ...(values[5] ? { receivedAs: values[5] } : {}),
+  };
+  return { meta, states, ...(meta && values[2] ? { quarantine: values[2] } : {}), routing };
 }
 
 /** A job's state in delivery terms, for deliveries whose worker has not written a state yet. */

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { RelayError } from '../errors/index.js';
+import type { EventState } from '../queue/event-store.js';
 import type { AdminDeps } from './admin-deps.js';
 import type { Audit } from './audit.js';
 import { buildTimeline, type TimelineEntry } from './console/timeline.js';
@@ -41,6 +42,8 @@ export interface EventListItem
   extends Pick<ReceivedView, 'id' | 'source' | 'eventKey' | 'repository' | 'receivedAt' | 'hookId'> {
   refs: string[];
   targets: Record<string, string>;
+  /** `received` until the fan-out has routed it. */
+  state: EventState;
   /** Held back for its shape until an operator releases or discards it (GET /api/quarantined has why). */
   quarantined?: true;
 }
@@ -63,13 +66,17 @@ export async function eventsRoutes(app: FastifyInstance, deps: AdminDeps, audit:
   app.get<{ Params: { id: string } }>('/api/events/:id', async (req): Promise<EventDetail> => {
     const { id } = req.params;
     if (!EVENT_ID.test(id)) throw new RelayError('NOT_FOUND', 'no such event');
-    const { meta, states } = await readEventParts(deps, id);
+    const { meta, states, routing } = await readEventParts(deps, id);
     audit(req, { action: 'events.show', ids: [id], count: meta ? 1 : 0 });
     if (!meta) throw new RelayError('NOT_FOUND', 'no such event (unknown or expired)');
+    // The deliveries carry the routed record's id (the same but on a cluster, see keys.ts).
+    const deliveryId = routing.routedAs ?? id;
     const targets: TargetView[] = await Promise.all(
-      meta.targets.map((t) => targetView(deps.queues.forEvent(t, id), id, t, states.get(t) ?? null)),
+      meta.targets.map((t) =>
+        targetView(deps.queues.forEvent(t, deliveryId), deliveryId, t, states.get(t) ?? null),
+      ),
     );
-    return { ...receivedView(id, meta), targets, timeline: (await buildTimeline(deps, id)).entries };
+    return { ...receivedView(id, meta, routing), targets, timeline: (await buildTimeline(deps, id)).entries };
   });
 
   app.get<{ Querystring: Record<string, string> }>('/api/events', async (req) => {
@@ -146,9 +153,11 @@ async function listEvents(
     const parts = await Promise.all(batch.map((e) => readEventParts(deps, e.m)));
     for (let i = 0; i < batch.length; i++) {
       const entry = batch[i]!;
-      const { meta, states, quarantine } = parts[i]!;
+      const { meta, states, quarantine, routing } = parts[i]!;
       scanned += 1;
-      if (meta && matches(entry.m, meta, states, quarantine, filter)) {
+      // A routed record moved to another shard is listed under the id the ingress answered with (keys.ts).
+      const moved = routing.receivedAs !== undefined && routing.receivedAs !== entry.m;
+      if (meta && !moved && matches(entry.m, meta, states, quarantine, routing.state, filter)) {
         const env = meta.envelope;
         events.push({
           id: entry.m,
@@ -159,6 +168,7 @@ async function listEvents(
           ...(env.hookId ? { hookId: env.hookId } : {}),
           refs: env.refs.map((r) => r.name),
           targets: Object.fromEntries(meta.targets.map((t) => [t, states.get(t)?.state ?? 'pending'])),
+          state: routing.state ?? 'routed',
           ...(quarantine ? { quarantined: true } : {}),
         });
         if (events.length === limit) return { events, nextCursor: encodeCursor(entry) };
@@ -175,14 +185,16 @@ function matches(
   meta: NonNullable<Awaited<ReturnType<typeof readEventParts>>['meta']>,
   states: Map<string, { state: string } | null>,
   quarantine: string | undefined,
+  state: EventState | undefined,
   f: Filter,
 ): boolean {
   if (!matchesEvent(id, meta, f)) return false;
+  if (f.state === 'received' || f.state === 'duplicate') return state === f.state;
   // A quarantined event has no deliveries yet: the event itself is in that state.
   if (f.state === 'quarantined')
     return quarantine !== undefined && (!f.target || meta.targets.includes(f.target));
   if (f.target && !meta.targets.includes(f.target)) return false;
-  if (f.state === NO_ROUTE) return meta.targets.length === 0;
+  if (f.state === NO_ROUTE) return meta.targets.length === 0 && (state ?? 'routed') === 'routed';
   if (f.state) {
     const pick = f.target ? [f.target] : meta.targets;
     if (!pick.some((t) => (states.get(t)?.state ?? 'pending') === f.state)) return false;

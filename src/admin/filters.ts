@@ -50,8 +50,10 @@ export const FILTER_KEYS = [
 ] as const;
 /** `no-route`: an event that matched no route (it has no deliveries); the others are delivery states. */
 export const NO_ROUTE = 'no-route';
-export type FilterState = DeliveryState | typeof NO_ROUTE;
-export const FILTER_STATES: readonly FilterState[] = [...DELIVERY_STATES, NO_ROUTE];
+/** The event states before any delivery (see EventState): not routed yet, or a second hook's copy. */
+export const EVENT_STATES = ['received', 'duplicate'] as const;
+export type FilterState = DeliveryState | typeof NO_ROUTE | (typeof EVENT_STATES)[number];
+export const FILTER_STATES: readonly FilterState[] = [...DELIVERY_STATES, NO_ROUTE, ...EVENT_STATES];
 const STATES = FILTER_STATES;
 // Paging, not filtering: the other query parameters a list accepts.
 const PAGING_KEYS = ['limit', 'cursor'];

@@ -57,6 +57,19 @@ export function registerQueueGauges(registry: Registry, deps: AdminDeps): void {
     },
   });
   new Gauge({
+    name: 'hookrelay_inbox_events',
+    help: 'Received events not routed yet (the fan-out inbox, summed over shards): the fan-out is behind when it grows',
+    registers: [registry],
+    async collect() {
+      await readFromRedis(this, async () => {
+        const lengths = await Promise.all(
+          Array.from({ length: deps.keys.shards }, (_, s) => deps.redis.xlen(deps.keys.inbox(s))),
+        );
+        this.set(lengths.reduce((a, b) => a + b, 0));
+      });
+    },
+  });
+  new Gauge({
     name: 'hookrelay_dead_letters',
     help: 'Dead letters (failed delivery jobs kept for replay) per target',
     labelNames: ['target'] as const,

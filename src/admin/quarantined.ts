@@ -176,7 +176,7 @@ export class QuarantinedEvents {
         { ...deliveryJobOptions(this.deps.config, target), jobId: deliveryJobId(l.id, targetId) },
       );
     }
-    await this.settle(l, { ...l.meta, targets }, `released ${new Date().toISOString()}`);
+    await this.settle(l, { ...l.meta, targets }, `released ${new Date().toISOString()}`, 'routed');
     return { id: l.id, targets };
   }
 
@@ -186,14 +186,18 @@ export class QuarantinedEvents {
     return { id: l.id };
   }
 
-  /** Out of the index, the outcome on the event (`qd`), its reason kept as `qr`; one slot, one MULTI. */
-  private async settle(l: Loaded, meta: EventMeta | null, outcome: string): Promise<void> {
+  /**
+   * Out of the index, the outcome on the event (`qd`), its reason kept as `qr`, and, when released, its state
+   * `routed` (its jobs exist now); one slot, one MULTI.
+   */
+  private async settle(l: Loaded, meta: EventMeta | null, outcome: string, state?: 'routed'): Promise<void> {
     const key = this.deps.keys.event(l.id);
     const tx = this.deps.redis
       .multi()
       .zrem(this.deps.keys.quarantinedOf(this.deps.keys.shardOfId(l.id)), l.id);
     if (meta) {
       tx.hset(key, 'meta', JSON.stringify(meta), 'qd', outcome, 'qr', l.reason ?? '');
+      if (state) tx.hset(key, 'state', state);
       tx.hdel(key, 'q');
     }
     await tx.exec();

@@ -182,7 +182,7 @@ export function registerEventsCommands(program: Command): void {
       }
       // The console's event page and this print the same timeline (src/admin/console/timeline.ts); every value
       // from a payload or a target goes through printable() so a newline in it cannot forge a line.
-      print(`event ${ev.id}\n`);
+      print(`event ${ev.id} (${printable(ev.state ?? 'routed')})\n`);
       print(timelineText({ id: ev.id, found: true, entries: ev.timeline ?? [] }, printable));
     }),
   );
@@ -200,9 +200,12 @@ export function registerEventsCommands(program: Command): void {
       e.eventKey,
       e.repository,
       e.refs.join(','),
-      Object.entries(e.targets)
-        .map(([t, st]) => `${t}:${st}`)
-        .join(' '),
+      // Before the fan-out has routed it an event has no targets yet; a second hook's copy never has any.
+      e.state === 'received' || e.state === 'duplicate'
+        ? `(${e.state})`
+        : Object.entries(e.targets)
+            .map(([t, st]) => `${t}:${st}`)
+            .join(' '),
     ],
   });
 }

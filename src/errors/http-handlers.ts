@@ -46,7 +46,7 @@ export function installErrorHandlers(app: FastifyInstance): void {
       req.log.error({ err }, 'unhandled error');
       return reply.code(500).send({ error: 'INTERNAL', message: ERRORS.INTERNAL.message });
     }
-    if (req.hr) req.hr.outcome = code;
+    if (req.webhookOutcome) req.webhookOutcome.outcome = code;
     return reply.code(status).send({ error: code, message: err.message || ERRORS[code].message });
   });
 }

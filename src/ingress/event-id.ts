@@ -10,6 +10,13 @@ export function newEventId(now = Date.now(), shard?: number): string {
   const r = randomUUID();
   // r is xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx: keep its random tail and RFC variant, replace time and version.
   const id = `${ts.slice(0, 8)}-${ts.slice(8, 12)}-7${r.slice(15)}`;
-  // On a cluster the last 3 hex digits name the event's shard (keys.ts), leaving 62 random bits.
-  return shard === undefined ? id : id.slice(0, -3) + shard.toString(16).padStart(3, '0');
+  return shard === undefined ? id : withShard(id, shard);
+}
+
+/**
+ * The id with its last 3 hex digits naming `shard` (keys.ts), leaving 62 random bits: a new event's inbox
+ * shard, or the routed record of an event whose repository lives in another shard than its inbox.
+ */
+export function withShard(id: string, shard: number): string {
+  return id.slice(0, -3) + shard.toString(16).padStart(3, '0');
 }

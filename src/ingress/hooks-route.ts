@@ -1,36 +1,23 @@
-import { isUtf8 } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import type { Span } from '@opentelemetry/api';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import {
-  DELIVERY_ID_HEADER,
-  eventFamily,
-  isKnownEventKey,
-  isWellFormedEventKey,
-} from '../bitbucket/event-keys.js';
-import { MAX_JSON_DEPTH, nestsDeeperThan } from '../bitbucket/json-depth.js';
-import { normalise } from '../bitbucket/normalise.js';
-import { validatePayload } from '../bitbucket/payload-schemas.js';
-import type { TypeProblems } from '../bitbucket/read-typed.js';
+import { DELIVERY_ID_HEADER, isWellFormedEventKey } from '../bitbucket/event-keys.js';
 import { RELAY_TEST_EVENT_KEY } from '../bitbucket/relay-test-event.js';
-import { safeJsonParse } from '../bitbucket/safe-json.js';
 import { verifySignature } from '../bitbucket/signature.js';
-import { apiAuthorization } from '../bitbucket-api/commit-message.js';
 import type { SourceConfig } from '../config/types.js';
 import { ERRORS, type ErrorCode } from '../errors/index.js';
-import type { StoredEvent, StoreResult } from '../queue/event-store.js';
+import type { AppendResult } from '../queue/event-store.js';
 import { isReady } from '../queue/redis-connection.js';
 import { HOP_HEADER, hasPassedThisRelay } from '../relay/hop-marker.js';
-import { eventGuard, missingMessage, StaticLoopRules } from '../relay/loop-rules.js';
 import {
   endIngressSpan,
   ingressTraceparent,
   startIngressSpan,
   tracedStore,
 } from '../tracing/ingress-span.js';
-import { dedupeKeys } from './dedupe-keys.js';
 import { newEventId } from './event-id.js';
 import type { IngressDeps } from './ingress-deps.js';
-import { UnknownKeyCounter } from './unknown-keys.js';
+import { repositoryHint } from './repository-hint.js';
 
 /** The Bitbucket headers a target gets back byte for byte; everything else (Authorization first) is dropped. */
 const FORWARDED_HEADERS = [
@@ -47,26 +34,22 @@ const FORWARDED_HEADERS = [
 
 const JSON_CONTENT_TYPE = /^application\/(?:json|[\w.+-]+\+json)\s*(?:;|$)/i;
 
-/** What the one log line and the metrics of a request say. */
-interface Outcome {
+/** What the one log line, the metrics and the trace span of a webhook request say. */
+interface WebhookOutcome {
   source?: string;
   eventKey?: string;
   deliveryId?: string;
   eventId?: string;
   outcome?: string;
-  targets?: number;
-  /** The event key is well formed but not one the relay knows. */
-  unknownKey?: boolean;
-  /** Why a signed event was quarantined (a field path and the expected type; never a value). */
-  quarantine?: string;
 }
 
 declare module 'fastify' {
   interface FastifyRequest {
-    hr: Outcome;
-    hrSource?: SourceConfig;
+    webhookOutcome: WebhookOutcome;
+    /** The source the request's path names, once looked up. */
+    webhookSource?: SourceConfig;
     /** The request's trace span, when tracing is on. */
-    hrSpan?: Span;
+    webhookSpan?: Span;
   }
 }
 
@@ -82,7 +65,7 @@ function reject(
   message?: string,
   retryAfter?: number,
 ) {
-  req.hr.outcome = code;
+  req.webhookOutcome.outcome = code;
   const status = ERRORS[code].status;
   if (retryAfter !== undefined) reply.header('retry-after', String(retryAfter));
   return reply
@@ -91,12 +74,8 @@ function reject(
 }
 
 export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promise<void> {
-  const { config, store, router, metrics } = deps;
+  const { config, store, metrics } = deps;
   const sources = new Map(config.sources.map((s) => [s.id, s]));
-  const loopRules = new StaticLoopRules(config.loop);
-  const unknownKeys = new UnknownKeyCounter(metrics);
-  // Sources already warned about pushes without commit messages (skip markers cannot be read in them).
-  const warnedNoMessage = new Set<string>();
 
   // Raw bytes in, always: the signature is computed over exactly what Bitbucket sent, and targets get them back.
   app.removeAllContentTypeParsers();
@@ -106,30 +85,27 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
     (_req, body, done) => done(null, body),
   );
 
-  app.decorateRequest('hr', null as unknown as Outcome);
+  app.decorateRequest('webhookOutcome', null as unknown as WebhookOutcome);
   app.addHook('onRequest', async (req) => {
-    req.hr = {};
-    req.hrSpan = startIngressSpan();
+    req.webhookOutcome = {};
+    req.webhookSpan = startIngressSpan();
   });
 
   app.addHook('onResponse', async (req, reply) => {
-    const hr = req.hr;
-    const source = hr.source ?? 'unknown';
-    metrics.ingressRequests.inc({ source, outcome: hr.outcome ?? String(reply.statusCode) });
+    const outcome = req.webhookOutcome;
+    const source = outcome.source ?? 'unknown';
+    metrics.ingressRequests.inc({ source, outcome: outcome.outcome ?? String(reply.statusCode) });
     metrics.ingressDuration.observe({ source }, reply.elapsedTime / 1000);
-    if (req.hrSpan) endIngressSpan(req.hrSpan, hr, reply.statusCode);
+    if (req.webhookSpan) endIngressSpan(req.webhookSpan, outcome, reply.statusCode);
     // One line per request; never headers, body or signature.
     req.log.info(
       {
         ip: req.ip,
-        source: hr.source,
-        eventKey: hr.eventKey,
-        deliveryId: hr.deliveryId,
-        eventId: hr.eventId,
-        targets: hr.targets,
-        unknownKey: hr.unknownKey,
-        quarantine: hr.quarantine,
-        outcome: hr.outcome,
+        source: outcome.source,
+        eventKey: outcome.eventKey,
+        deliveryId: outcome.deliveryId,
+        eventId: outcome.eventId,
+        outcome: outcome.outcome,
         status: reply.statusCode,
         ms: Math.round(reply.elapsedTime * 10) / 10,
       },
@@ -145,9 +121,9 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       onRequest: async (req, reply) => {
         const source = sources.get(req.params.sourceId);
         if (!source) return reject(req, reply, 'SOURCE_NOT_FOUND', `no source "${req.params.sourceId}"`);
-        req.hrSource = source;
-        req.hr.source = source.id;
-        req.hr.eventKey = header(req, 'x-event-key')?.slice(0, 64);
+        req.webhookSource = source;
+        req.webhookOutcome.source = source.id;
+        req.webhookOutcome.eventKey = header(req, 'x-event-key')?.slice(0, 64);
         // The id is known once Redis has answered; until then the check waits for the body (below).
         const relayId = deps.relayId.known;
         if (relayId && hasPassedThisRelay(relayId, req.headers)) return reject(req, reply, 'LOOP_DETECTED');
@@ -160,14 +136,14 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       },
     },
     async (req, reply) => {
-      const source = req.hrSource!;
+      const source = req.webhookSource!;
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const eventKey = header(req, 'x-event-key');
 
       // 2. Signature over the raw bytes. Data Center's "Test connection" comes unsigned.
       const signature = header(req, 'x-hub-signature');
       if (source.platform === 'datacenter' && eventKey === 'diagnostics:ping' && !signature) {
-        req.hr.outcome = 'ping';
+        req.webhookOutcome.outcome = 'ping';
         return reply.code(200).send({ ok: true, ping: true });
       }
       const check = verifySignature(signature, body, source.secrets);
@@ -176,17 +152,16 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       if (check !== 'ok') return reject(req, reply, 'SIGNATURE_INVALID');
       // The CLI's signed end-to-end check: answered here, never stored, so it reaches no target.
       if (eventKey === RELAY_TEST_EVENT_KEY) {
-        req.hr.outcome = 'test';
+        req.webhookOutcome.outcome = 'test';
         return reply.code(200).send({ ok: true, test: true, source: source.id });
       }
 
-      // 3. Headers, then the body.
+      // 3. Headers. Past the signature nothing authentic is refused for its shape: the body is not even read
+      // here (the fan-out parses it, and quarantines what it cannot route); an unknown key is routed as `other`.
       if (!eventKey) return reject(req, reply, 'HEADER_MISSING', 'X-Event-Key header is missing');
-      // Past the signature nothing authentic is refused for its shape: an unknown key is stored (family other).
       if (!isWellFormedEventKey(eventKey)) return reject(req, reply, 'EVENT_KEY_MALFORMED');
-      const known = isKnownEventKey(source.platform, eventKey);
       if (eventKey === 'diagnostics:ping') {
-        req.hr.outcome = 'ping';
+        req.webhookOutcome.outcome = 'ping';
         return reply.code(200).send({ ok: true, ping: true });
       }
       const idHeader = DELIVERY_ID_HEADER[source.platform];
@@ -194,37 +169,7 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
       if (!deliveryId || deliveryId.length > 128 || !/^[\w{}.:-]+$/.test(deliveryId)) {
         return reject(req, reply, 'HEADER_MISSING', `${idHeader} header is missing or malformed`);
       }
-      req.hr.deliveryId = deliveryId;
-      if (!isUtf8(body)) return reject(req, reply, 'BODY_INVALID_JSON', 'body is not valid UTF-8');
-      if (nestsDeeperThan(body)) {
-        return reject(req, reply, 'BODY_TOO_DEEP', `body nests deeper than ${MAX_JSON_DEPTH} levels`);
-      }
-      let payload: unknown;
-      try {
-        payload = safeJsonParse(body.toString('utf8'));
-      } catch {
-        return reject(req, reply, 'BODY_INVALID_JSON', 'body is not valid JSON');
-      }
-      // A body of unexpected shape or field types is stored but quarantined (not routed) until ops decide.
-      const problems: TypeProblems = {};
-      problems.first =
-        validatePayload(source.platform, eventFamily(source.platform, eventKey), payload) ?? undefined;
-
-      // 4. One envelope for both platforms.
-      const attemptHeader = header(req, 'x-attempt-number');
-      const hookId = header(req, 'x-hook-uuid');
-      const envelope = normalise(
-        {
-          platform: source.platform,
-          eventKey,
-          deliveryId,
-          payload,
-          ...(hookId ? { hookId } : {}),
-          ...(attemptHeader && /^\d{1,3}$/.test(attemptHeader) ? { attempt: Number(attemptHeader) } : {}),
-        },
-        problems,
-      );
-      const quarantine = problems.first;
+      req.webhookOutcome.deliveryId = deliveryId;
 
       if (!isReady(deps.redis)) return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
       if (!deps.relayId.known) {
@@ -237,81 +182,52 @@ export async function hooksRoute(app: FastifyInstance, deps: IngressDeps): Promi
         if (hasPassedThisRelay(relayId, req.headers)) return reject(req, reply, 'LOOP_DETECTED');
       }
 
-      // 5. Dedupe on the delivery id and on the content, 6. route, 7. store event and jobs before answering.
-      const targets = quarantine === undefined ? router.match(source.id, envelope).targets : [];
+      // 4. One append: dedupe on the delivery id and the body's bytes, the received event, its inbox entry.
       const headers: Record<string, string> = {};
       for (const name of FORWARDED_HEADERS) {
         const v = header(req, name);
         if (v !== undefined) headers[name] = v;
       }
-      const shard = deps.keys.shardOf(source.id, envelope.repository);
-      // Older Data Center servers send refs only: with API access the worker reads the message, else say so once.
-      const lookup = missingMessage(envelope);
-      if (lookup) {
-        metrics.commitMessageMissing.inc({ source: source.id });
-        if (!apiAuthorization(source) && !warnedNoMessage.has(source.id)) {
-          warnedNoMessage.add(source.id);
-          req.log.warn(
-            { source: source.id },
-            'pushes of this source carry no commit message: skip markers cannot apply (set sources[].api)',
-          );
-        }
-      }
+      const bodyHash = createHash('sha256').update(body).digest('base64url');
       const receivedAt = Date.now();
-      const event: StoredEvent = {
-        id: deps.keys.shards > 1 ? newEventId(receivedAt, shard) : newEventId(),
-        sourceId: source.id,
-        receivedAt,
-        envelope,
-        headers,
-        body,
-        targets,
-        clientIp: req.ip,
-        guard: eventGuard(loopRules, envelope, source, receivedAt),
-        traceparent: ingressTraceparent(req.hrSpan),
-        ...(quarantine === undefined ? {} : { quarantine }),
-      };
-      const dedupe = dedupeKeys(deps.keys, config.ingress.dedupe, {
-        sourceId: source.id,
-        deliveryId,
-        envelope,
-        body,
-        shard,
-        requestOnly: quarantine !== undefined,
-      });
-      let stored: StoreResult;
+      // On a cluster the event goes to its repository's shard (keys.ts); without one there is one shard.
+      const shard =
+        deps.keys.shards > 1
+          ? deps.keys.inboxShardOf(source.id, repositoryHint(source.platform, body), bodyHash)
+          : 0;
+      const id = deps.keys.shards > 1 ? newEventId(receivedAt, shard) : newEventId();
+      let appended: AppendResult;
       try {
-        stored = await tracedStore(req.hrSpan, () => store.store(event, dedupe));
+        appended = await tracedStore(req.webhookSpan, () =>
+          store.append({
+            id,
+            sourceId: source.id,
+            platform: source.platform,
+            eventKey,
+            deliveryId,
+            bodyHash,
+            receivedAt,
+            headers,
+            body,
+            clientIp: req.ip,
+            traceparent: ingressTraceparent(req.webhookSpan),
+          }),
+        );
       } catch (err) {
         // Nothing was written (the script is atomic), or it is written but not yet durable: either way
         // Bitbucket's retry of the same delivery is stored, or answered as a copy once durable.
-        req.log.warn({ err: (err as Error).message, eventId: event.id }, 'event store failed');
+        req.log.warn({ err: (err as Error).message, eventId: id }, 'event store failed');
         return reject(req, reply, 'QUEUE_UNAVAILABLE', undefined, 2);
       }
-      if (stored.state === 'duplicate') {
-        req.hr.outcome = 'duplicate';
-        req.hr.eventId = stored.id;
+      if (appended.state === 'duplicate') {
+        req.webhookOutcome.outcome = 'duplicate';
+        req.webhookOutcome.eventId = appended.id;
         metrics.ingressDuplicates.inc({ source: source.id });
-        return reply.code(200).send({ id: stored.id, duplicate: true });
+        return reply.code(200).send({ id: appended.id, duplicate: true });
       }
-      const eventId = event.id;
-      req.hr.eventId = eventId;
-      req.hr.targets = targets.length;
-      if (!known) {
-        req.hr.unknownKey = true;
-        unknownKeys.count(source.id, eventKey);
-      }
-      if (quarantine !== undefined) {
-        req.hr.outcome = 'quarantined';
-        req.hr.quarantine = quarantine;
-        metrics.ingressQuarantined.inc({ source: source.id });
-        return reply.code(202).send({ id: eventId, duplicate: false, quarantined: true, targets });
-      }
-      req.hr.outcome = 'accepted';
-      if (stored.repeated.length === 0)
-        return reply.code(202).send({ id: eventId, duplicate: false, targets });
-      const repeatedRefs = stored.repeated.map((i) => envelope.refs[i]?.name);
-      return reply.code(202).send({ id: eventId, duplicate: false, targets, repeatedRefs });
+      req.webhookOutcome.eventId = id;
+      req.webhookOutcome.outcome = 'accepted';
+      return reply.code(202).send({ id, duplicate: false, state: 'received' });
     },
   );
 }

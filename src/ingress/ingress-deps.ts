@@ -5,7 +5,6 @@ import type { EventStore } from '../queue/event-store.js';
 import type { Keys } from '../queue/keys.js';
 import type { RedisClient } from '../queue/redis-connection.js';
 import type { RelayIdentity } from '../queue/relay-id.js';
-import type { Router } from '../relay/routing.js';
 
 /** What the ingress needs, built once by the process start (or a test) and handed to the Fastify plugin. */
 export interface IngressDeps {
@@ -14,7 +13,6 @@ export interface IngressDeps {
   redis: RedisClient;
   keys: Keys;
   store: EventStore;
-  router: Router;
   metrics: Metrics;
   relayId: RelayIdentity;
 }

@@ -2,15 +2,17 @@ import { Job, type JobsOptions } from 'bullmq';
 import { Cluster, type Redis } from 'ioredis';
 import { compressSync, uncompressSync } from 'lz4-napi';
 import type { Envelope } from '../bitbucket/envelope.js';
-import type { Config } from '../config/types.js';
+import type { Config, Platform } from '../config/types.js';
 import { NotDurableYet } from '../errors/index.js';
-import { type DeliveryJobData, deliveryJobId, idempotencyKey, type JobGuard } from '../relay/job-types.js';
 import { ClusterNodes } from './cluster-nodes.js';
 import { DurableLane } from './durable-lane.js';
+import { JOB_KEY_NAMES } from './job-key-names.js';
 import type { Keys } from './keys.js';
+import { LuaScript } from './lua-script.js';
 import type { TargetQueues } from './queues.js';
 import { connectionOptions, type RedisClient } from './redis-connection.js';
-import { JOB_KEY_NAMES, STORE_SCRIPT } from './store-script.js';
+
+const APPEND_SCRIPT = LuaScript.fromFile('append-event');
 
 /** An event as stored once in Redis, beside the delivery jobs that point at it. */
 export interface StoredEvent {
@@ -23,43 +25,94 @@ export interface StoredEvent {
   body: Buffer;
   targets: string[];
   clientIp?: string;
-  /** The loop guard's inputs, put in each delivery job's data (not in the event hash). */
-  guard?: JobGuard;
   /** The W3C traceparent of the ingress request's span, when tracing was on: delivery spans link to it. */
   traceparent?: string | undefined;
   /** Why the event is quarantined (stored, not routed, until an operator releases it); absent when it is not. */
   quarantine?: string;
   /** Epoch ms it was stored with all its delivery jobs (one script). */
   acceptedAt?: number;
+  /** Where the fan-out is with it (absent on events stored before the inbox: routed at the ingress). */
+  state?: EventState;
+  /** A `duplicate`'s original: the stored event whose every change this one repeats. */
+  duplicateOf?: string;
+  /** When the fan-out decided (ms). */
+  routedAt?: number;
 }
 
-/** `repeated`: the 0-based indices, among the event's `change` dedupe keys, of those that repeat. */
-export type StoreResult = { state: 'new'; repeated: number[] } | { state: 'duplicate'; id: string };
+/**
+ * `received`: acknowledged (202), not routed yet; `routed`: its delivery jobs exist (none when no route
+ * matched); `quarantined`: held for its shape (docs/inbound.md); `duplicate`: a second hook's copy of a stored
+ * event's changes, not delivered.
+ */
+export type EventState = 'received' | 'routed' | 'quarantined' | 'duplicate';
+
+/** What the ingress appends to the inbox: the request as Bitbucket sent it, nothing parsed. */
+export interface ReceivedEvent {
+  id: string;
+  sourceId: string;
+  platform: Platform;
+  eventKey: string;
+  deliveryId: string;
+  /** SHA-256 of the body, base64url: the replay guard's key and the inbox shard. */
+  bodyHash: string;
+  receivedAt: number;
+  /** The original Bitbucket headers that targets get back (never Authorization). */
+  headers: Record<string, string>;
+  body: Buffer;
+  clientIp?: string;
+  traceparent?: string | undefined;
+}
+
+export type AppendResult = { state: 'received' } | { state: 'duplicate'; id: string };
+
+/** The `meta` field of an event hash: written received by the ingress, rewritten routed by the fan-out. */
+export interface EventMeta {
+  sourceId: string;
+  receivedAt: number;
+  envelope: Envelope;
+  targets: string[];
+  clientIp?: string;
+  traceparent?: string;
+}
 
 /**
- * A dedupe key, the tag its value must carry to make a copy ('' = any), and how long it is kept. A `request`
- * key held makes a copy on its own; `change` keys only all together (see src/lua/store-event.lua).
+ * A received event's envelope before the fan-out has read its body: what the headers say. Every reader of an
+ * event sees the same shape before and after routing (no repository, no refs until then).
  */
-export interface DedupeKey {
-  key: string;
-  tag: string;
-  ttlSeconds: number;
-  kind: 'request' | 'change';
+export function receivedEnvelope(e: {
+  platform: Platform;
+  eventKey: string;
+  deliveryId: string;
+  headers: Record<string, string>;
+}): Envelope {
+  const hookId = e.headers['x-hook-uuid'];
+  const attempt = e.headers['x-attempt-number'];
+  return {
+    platform: e.platform,
+    eventKey: e.eventKey,
+    deliveryId: e.deliveryId,
+    ...(hookId ? { hookId } : {}),
+    ...(attempt && /^\d{1,3}$/.test(attempt) ? { attempt: Number(attempt) } : {}),
+    repository: null,
+    refs: [],
+    commits: [],
+  };
 }
 
 // Below this size compressing saves too little to be worth the CPU.
 const COMPRESS_MIN_BYTES = 1024;
 
-/** What the store script needs of a target's queue, worked out once per queue. */
-interface JobQueueTarget {
+/** What the route script needs of a target's queue, worked out once per queue. */
+export interface JobQueueTarget {
   keys: string[];
   /** The target's job options as BullMQ stores them, without the per-job `jobId`. */
   opts: Record<string, unknown>;
 }
 
 /**
- * Stores an event and all its delivery jobs in one atomic script call (src/lua/store-event.lua), and, when
+ * Appends a received event to its shard's inbox in one atomic script call (append-event.lua), and, when
  * `redis.durability` asks for it, waits until the write is replicated or fsynced before the caller answers.
+ * Reads events back for the worker and ops.
  */
 export class EventStore {
   private readonly client: Redis;
@@ -69,7 +122,6 @@ export class EventStore {
    * BullMQ's Queue objects share: a lane's WAIT holds up every command behind it on its connection.
    */
   private readonly writer: Redis;
-  private readonly script = STORE_SCRIPT;
   /** Per target, per shard. */
   private readonly jobQueues = new Map<string, JobQueueTarget[]>();
   /**
@@ -117,67 +169,50 @@ export class EventStore {
   }
 
   /**
-   * Dedupe check, event write and every delivery job in one call. `duplicate`: a dedupe key is held by a stored
-   * event (nothing written); `new`: stored, and durable as configured once this resolves. Throws
+   * The ingress's one call: dedupe on the delivery id and the body's hash, then the received event, its index
+   * entry, its dedupe keys and its inbox entry (append-event.lua). `duplicate`: a dedupe key is held by a
+   * stored event (nothing written); `received`: stored, and durable as configured once this resolves. Throws
    * NotDurableYet when the write is on the primary but not confirmed durable in time.
    */
-  async store(event: StoredEvent, dedupe: DedupeKey[]): Promise<StoreResult> {
+  async append(event: ReceivedEvent): Promise<AppendResult> {
     const compress = event.body.length >= COMPRESS_MIN_BYTES;
-    // LZ4, synchronous: on Bitbucket-sized bodies it costs far less CPU than zlib's deflate at level 1 for
-    // somewhat larger output; zlib's async API is worse still (a stream per call). Deflate was the ingress's
-    // largest single cost (docs/benchmarks.md).
+    // LZ4, synchronous: on Bitbucket-sized bodies it costs a fifth of zlib's deflate at level 1 for output
+    // about 1.3× deflate's; zlib's async API is worse still (a stream per call). Measured in `npm run bench`.
     const body = compress ? compressSync(event.body) : event.body;
-    const meta = JSON.stringify({
+    const meta: EventMeta = {
       sourceId: event.sourceId,
       receivedAt: event.receivedAt,
-      envelope: event.envelope,
-      targets: event.targets,
-      clientIp: event.clientIp,
-      traceparent: event.traceparent,
-    });
-    // The id names the event's shard (always 0 without a cluster).
+      envelope: receivedEnvelope(event),
+      targets: [],
+      ...(event.clientIp ? { clientIp: event.clientIp } : {}),
+      ...(event.traceparent ? { traceparent: event.traceparent } : {}),
+    };
+    // The id names the event's shard (always 0 without a cluster): its repository's, as the ingress saw it.
     const shard = this.keys.shardOfId(event.id);
-    const keys = [this.keys.event(event.id), this.keys.eventIndexOf(shard), this.keys.quarantinedOf(shard)];
+    const keys = [
+      this.keys.event(event.id),
+      this.keys.eventIndexOf(shard),
+      this.keys.dedupeDelivery(event.sourceId, event.deliveryId, shard),
+      this.keys.dedupeBody(event.sourceId, event.bodyHash, shard),
+      this.keys.inbox(shard),
+    ];
     const args: (string | number | Buffer)[] = [
       event.id,
       event.receivedAt,
       this.config.retention.events + this.config.retention.deadLetters,
-      meta,
+      JSON.stringify(meta),
       JSON.stringify(event.headers),
       compress ? 'lz4' : 'identity',
       body,
-      dedupe.length,
-      event.quarantine ?? '',
+      Math.ceil(this.config.ingress.dedupe.deliveryIdWindow / 1000),
     ];
-    for (const d of dedupe) {
-      keys.push(d.key);
-      args.push(d.tag, d.ttlSeconds, d.kind);
-    }
-    for (const targetId of event.targets) {
-      const jobQueue = this.jobQueues.get(targetId)?.[shard];
-      if (!jobQueue) throw new Error(`no queue for target ${targetId} in shard ${shard}`);
-      const jobId = deliveryJobId(event.id, targetId);
-      const data: DeliveryJobData = {
-        eventId: event.id,
-        targetId,
-        idempotencyKey: idempotencyKey(event.id, targetId),
-        ...(event.guard ? { loopGuard: event.guard } : {}),
-      };
-      keys.push(...jobQueue.keys, this.keys.job(targetId, jobId, shard));
-      args.push(
-        jobId,
-        event.envelope.eventKey,
-        JSON.stringify(data),
-        JSON.stringify({ ...jobQueue.opts, jobId }),
-      );
-    }
     const lane = this.config.redis.durability === 'fast' ? undefined : this.laneFor(keys[0]!);
     // A node connection is opened on first use: the write waits for it (bounded) rather than failing.
     if (lane) await lane.ready();
     const epoch = lane?.epoch ?? 0;
     let reply: [string, string];
     try {
-      reply = (await this.script.run(lane?.conn ?? this.writer, keys, args)) as [string, string];
+      reply = (await APPEND_SCRIPT.run(lane?.conn ?? this.writer, keys, args)) as [string, string];
     } catch (err) {
       // A slot moved (resharding, failover) under a node connection: the retry uses the refreshed map.
       if (/^(MOVED|ASK) /.test((err as Error).message)) this.nodes?.refresh();
@@ -186,9 +221,12 @@ export class EventStore {
     // A copy is answered 200 only once durable too: its original may have been answered 503 for want of
     // durability, or stored by another instance a moment ago.
     if (lane) await lane.awaitDurable(epoch, this.keys.durabilityMark(shard));
-    return reply[0] === 'duplicate'
-      ? { state: 'duplicate', id: reply[1] }
-      : { state: 'new', repeated: repeatedIndices(reply[1]) };
+    return reply[0] === 'duplicate' ? { state: 'duplicate', id: reply[1] } : { state: 'received' };
+  }
+
+  /** What the fan-out's route script needs of a target's queue in a shard (its BullMQ keys and options). */
+  jobQueue(targetId: string, shard: number): JobQueueTarget | undefined {
+    return this.jobQueues.get(targetId)?.[shard];
   }
 
   /** The lane for a durable write of `key`: the commit connection, or on a cluster its slot's primary. */
@@ -242,8 +280,12 @@ export class EventStore {
     }
   }
 
+  /** An event by the id the ingress answered with; on a cluster it may have moved to its routed record. */
   async read(id: string): Promise<StoredEvent | null> {
-    return this.decode(id, await this.client.hgetallBuffer(this.keys.event(id)));
+    const fields = await this.client.hgetallBuffer(this.keys.event(id));
+    if (fields.meta) return this.decode(id, fields);
+    const routedAs = this.keys.shards > 1 ? await this.client.get(this.keys.routedAs(id)) : null;
+    return routedAs && routedAs !== id ? this.read(routedAs) : null;
   }
 
   /** An event from its hash's fields as stored (null when it has expired). */
@@ -268,12 +310,15 @@ export class EventStore {
       body: decode(enc, raw),
       ...(fields.ok ? { acceptedAt: Number(fields.ok.toString('utf8')) } : {}),
       ...(fields.q ? { quarantine: fields.q.toString('utf8') } : {}),
+      ...(fields.state ? { state: fields.state.toString('utf8') as EventState } : {}),
+      ...(fields.duplicateOf ? { duplicateOf: fields.duplicateOf.toString('utf8') } : {}),
+      ...(fields.routedAt ? { routedAt: Number(fields.routedAt.toString('utf8')) } : {}),
     };
   }
 }
 
-/** The store script's `1,3` (1-based) as `[0, 2]`. */
-function repeatedIndices(list: string): number[] {
+/** The route script's `1,3` (1-based) as `[0, 2]`. */
+export function repeatedIndices(list: string): number[] {
   return list === '' ? [] : list.split(',').map((n) => Number(n) - 1);
 }
 

@@ -8,19 +8,48 @@ import type { Config } from '../config/types.js';
  * On Redis Cluster the keyspace is split into `redis.shards` shards, each under one hash tag (`{prefix:N}`):
  * an event's hash, its index entry, its dedupe keys and its delivery jobs (one BullMQ queue per target and
  * shard) share a slot, and the event id carries its shard (so a job, an ops request or a log line with the id
- * finds the rest), so the store script stays one atomic call, and shards spread over the primaries. An
- * event's shard follows its repository: a redelivery, a second hook's copy of the same change and every later
- * push to the same ref meet the same dedupe keys and the same coalescing state. The loop guard's counters and
- * coalescing state go with the repository's shard too (and are kept per source). Small keys about the whole relay (circuit
- * breakers, rate limits, the suppressed list) share the `{prefix}` tag. Without a cluster there is
+ * finds the rest), so every script stays one atomic call in one slot, and shards spread over the primaries.
+ *
+ * An event has up to two shards. The ingress answers before it parses, so it appends a received event to the
+ * shard of a repository read off the raw bytes (`inboxShardOf`, src/ingress/repository-hint.ts; the body's
+ * hash when none is found): the event hash, its index entry, its delivery-id and body-hash dedupe keys and
+ * its inbox entry. The ingress's durability follows that shard's primary. The fan-out parses the event and
+ * routes it in its repository's shard (`shardOf`): a second hook's copy of the same change and every later
+ * push to the same ref meet the same content dedupe keys and the same coalescing state there. The hint is
+ * right for Bitbucket's payloads; when it is not (no repository, an odd serialisation), the fan-out moves the
+ * event: it writes the routed record (body, headers, envelope, jobs) under the same id with the repository's
+ * shard in its last digits, then replaces the received record by a pointer (`routedAs`), keeping its index
+ * entry, so ops find the event by the id the 202 gave and each event has one record. The jobs, the worker's
+ * guard script and coalescing only ever see the routed id; the Idempotency-Key stays the 202's id.
+ *
+ * The loop guard's counters and coalescing state go with the repository's shard too (and are kept per
+ * source). Small keys about the whole relay (circuit breakers, rate limits, the suppressed list) share the
+ * `{prefix}` tag. Without a cluster there is
  * one shard and no tags: the keys are those of a single Redis.
  */
 export interface Keys {
   prefix: string;
   /** How many shards (1 unless clustered). */
   shards: number;
-  /** The shard of a new event, from its repository. */
+  /** The shard of a routed event, from its repository (the shard of its jobs and its loop-guard keys). */
   shardOf(sourceId: string, repository: string | null): number;
+  /**
+   * The shard of a received event: its repository's, from a hint read off the raw bytes (the ingress does not
+   * parse), else from its body's SHA-256 (base64url). Either is a function of the bytes, so a redelivery and
+   * a replayed body meet their delivery-id and body-hash dedupe keys in the same shard.
+   */
+  inboxShardOf(sourceId: string, repositoryHint: string | null, bodyHash: string): number;
+  /**
+   * STREAM of a shard's received events, one entry (`id` = event id) per event, read by the fan-out's
+   * consumer group and deleted once the event is routed. In the event hash's slot, so the ingress's append
+   * and the fan-out's decision each stay one script.
+   */
+  inbox(shard: number): string;
+  /**
+   * On a cluster, where a received event went when the fan-out routed it in another shard (its repository's):
+   * the routed record's id, kept as long as the event. In the received event's slot.
+   */
+  routedAs(receivedId: string): string;
   /** Where `redis.shards` is recorded, so a relay started with another count refuses to run (shard-check.ts). */
   shardCount: string;
   /** The shard an event id was made for (see newEventId): its last three hex digits. */
@@ -50,8 +79,8 @@ export interface Keys {
    */
   durabilityMark(shard: number): string;
   /**
-   * ZSET of a shard's quarantined events (member = event id, score = received at): written by the store script
-   * with the event, so in the event's slot.
+   * ZSET of a shard's quarantined events (member = event id, score = received at): written by the fan-out's
+   * route script with the routed event, so in its slot.
    */
   quarantinedOf(shard: number): string;
   /**
@@ -130,6 +159,9 @@ export function makeKeys(config: Pick<Config, 'redis'>): Keys {
     // By repository alone: every event of a repository, whatever its source, lands in one shard (the loop
     // guard's and coalescing's keys are per source within it).
     shardOf: (_sourceId, repository) => (shards === 1 ? 0 : fnv1a(repository ?? '') % shards),
+    inboxShardOf: (_sourceId, hint, bodyHash) => (shards === 1 ? 0 : fnv1a(hint ?? `#${bodyHash}`) % shards),
+    inbox: (s) => `${shard(s)}:inbox`,
+    routedAs: (id) => `${shard(shardOfId(id))}:routed-as:${id}`,
     shardOfId,
     shardCount: `${global}:shards`,
     event: (id) => `${shard(shardOfId(id))}:ev:${id}`,

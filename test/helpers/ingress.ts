@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach } from 'vitest';
 import { buildIngressApp } from '../../src/app.js';
 import type { Config } from '../../src/config/types.js';
+import { type FanOut, type FanOutOptions, startFanOut } from '../../src/fanout/fan-out.js';
 import type { Logger } from '../../src/log.js';
 import { checkDurability } from '../../src/queue/durability.js';
 import { createRuntime, type Runtime, waitForRedis } from '../../src/runtime.js';
@@ -12,11 +13,20 @@ export interface TestIngress {
   url: string;
   app: FastifyInstance;
   rt: Runtime;
+  /** The fan-out that routes what this ingress received (absent when started without one). */
+  fanOut?: FanOut;
   close(): Promise<void>;
 }
 
-/** The real ingress on 127.0.0.1:0 against a real Redis. */
-export async function startIngress(config: Config, log: Logger): Promise<TestIngress> {
+/**
+ * The real ingress on 127.0.0.1:0 against a real Redis, with the fan-out that routes what it receives (in
+ * production that runs in the worker processes; `fanOut: false` leaves events `received`).
+ */
+export async function startIngress(
+  config: Config,
+  log: Logger,
+  opts: { fanOut?: boolean | FanOutOptions } = {},
+): Promise<TestIngress> {
   const rt = await createRuntime(config, log);
   await waitForRedis(rt.redis, 5000);
   rt.store.waitAof = (await checkDurability(rt.redis, config, log)).waitAof;
@@ -24,12 +34,18 @@ export async function startIngress(config: Config, log: Logger): Promise<TestIng
   await Promise.all(rt.queues.all().map((q) => q.queue.waitUntilReady()));
   const app = buildIngressApp(rt);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  const fanOut =
+    opts.fanOut === false
+      ? undefined
+      : startFanOut(rt, { blockMs: 200, ...(typeof opts.fanOut === 'object' ? opts.fanOut : {}) });
   return {
     url,
     app,
     rt,
+    ...(fanOut ? { fanOut } : {}),
     async close() {
       await app.close();
+      await fanOut?.close();
       await rt.close();
     },
   };

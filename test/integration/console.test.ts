@@ -9,6 +9,7 @@ import { testConfig } from '../helpers/config.js';
 import { startIngress, type TestIngress } from '../helpers/ingress.js';
 import { captureLogs } from '../helpers/logs.js';
 import { startTestRedis } from '../helpers/redis.js';
+import { routed } from '../helpers/routed.js';
 
 // Every step runs a real process on a shared two-core machine: generous per-test time.
 vi.setConfig({ testTimeout: 180_000 });
@@ -312,8 +313,8 @@ describe.runIf(existsSync(CHROMIUM))('ops console in headless Chromium', () => {
     const pr = cloudPullRequest() as { pullrequest: Record<string, unknown> };
     pr.pullrequest.title = { nested: true };
     const res = await send(ing.url, 'cloud', cloudRequest('pullrequest:created', pr));
-    expect(res.json).toMatchObject({ quarantined: true, targets: [] });
     const id = String(res.json.id);
+    expect(await routed(ing, id)).toMatchObject({ state: 'quarantined', targets: [] });
 
     const context = await browser.newContext();
     const { page } = await openPage(context);

@@ -4,6 +4,7 @@ import { cloudPullRequest, cloudPush, dcRefsChanged, HASH } from '../fixtures/pa
 import { accept } from '../helpers/bitbucket.js';
 import { startRelay, type TestRelay, target } from '../helpers/delivery.js';
 import { useTestRedis } from '../helpers/redis.js';
+import { routed } from '../helpers/routed.js';
 import { startTargetServer, type TargetServer, waitUntil } from '../helpers/target-server.js';
 
 const db = useTestRedis();
@@ -109,7 +110,7 @@ describe('loop guard', () => {
     expect(t.received).toHaveLength(3);
   });
 
-  it('jobs carry the guard inputs taken at the ingress, and the workers guard with them', async () => {
+  it('jobs carry the guard inputs taken at the fan-out, and the workers guard with them', async () => {
     const { r, t } = await setup(
       { loop: { maxTriggersPerRef: { count: 1, window: '1m' } } },
       { workers: false },
@@ -117,6 +118,7 @@ describe('loop guard', () => {
     const skipped = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ message: 'chore [ci skip]' }));
     const first = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
     const second = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    for (const id of [skipped, first, second]) await routed(r.ing, id);
     const queue = r.ing.rt.queues.get('ci')!;
     const jobOf = async (id: string) => (await queue.getJob(`${id}.ci`))!;
     const head = (await jobOf(first)).data.loopGuard!;
@@ -135,6 +137,7 @@ describe('loop guard', () => {
   it('an event gone before its delivery (retention) fails the job and counts nowhere in the guard', async () => {
     const { r, t } = await setup({}, { workers: false });
     const id = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    await routed(r.ing, id);
     await db.inspect.del(r.ing.rt.keys.event(id));
     r.startWorkers();
     const queue = r.ing.rt.queues.get('ci')!;

@@ -10,6 +10,7 @@ import { SECRETS } from '../helpers/config.js';
 import { startRelay, type TestRelay, target } from '../helpers/delivery.js';
 import { useIngress } from '../helpers/ingress.js';
 import { useTestRedis } from '../helpers/redis.js';
+import { routed } from '../helpers/routed.js';
 import { startTargetServer, type TargetServer } from '../helpers/target-server.js';
 
 const db = useTestRedis();
@@ -33,7 +34,7 @@ describe('every event family is stored and routed', () => {
     const req = dcCaptured('pr:reviewer:needs_work', 'datacenter/gpw-pr-reviewer-needs-work.json');
     const res = await send(ing.url, 'dc', req);
     expect(res.status).toBe(202);
-    expect(res.json.targets).toEqual(['ci']);
+    expect((await routed(ing, String(res.json.id))).targets).toEqual(['ci']);
     expect(await jobIds(config)).toEqual([`${res.json.id}.ci`]);
     const stored = await ing.rt.store.read(String(res.json.id));
     expect(stored?.body.equals(req.body)).toBe(true);
@@ -52,7 +53,7 @@ describe('every event family is stored and routed', () => {
     });
     const res = await send(ing.url, 'dc', dcCaptured('repo:modified', 'datacenter/gpw-repo-modified.json'));
     expect(res.status).toBe(202);
-    expect(res.json.targets).toEqual(['ci', 'gopher']);
+    expect((await routed(ing, String(res.json.id))).targets).toEqual(['ci', 'gopher']);
     const stored = await ing.rt.store.read(String(res.json.id));
     expect(stored?.envelope.repository).toBe('gopher/webhook-test');
   });
@@ -79,7 +80,7 @@ describe('every event family is stored and routed', () => {
       }),
     );
     expect(project.status).toBe(202);
-    expect(project.json.targets).toEqual(['ci']);
+    expect((await routed(ing, String(project.json.id))).targets).toEqual(['ci']);
     const mirror = await send(
       ing.url,
       'dc',
@@ -91,7 +92,7 @@ describe('every event family is stored and routed', () => {
       }),
     );
     expect(mirror.status).toBe(202);
-    expect(mirror.json.targets).toEqual(['release']);
+    expect((await routed(ing, String(mirror.json.id))).targets).toEqual(['release']);
   });
 });
 
@@ -114,14 +115,14 @@ describe('dedupe never drops a new transition; replays are copies', () => {
     const { r, server } = await relay();
     const first = await send(r.ing.url, 'dc', dcRequest('repo:refs_changed', dcRefsChanged()));
     expect(first.status).toBe(202);
-    expect(first.json.repeatedRefs).toBeUndefined();
+    expect((await routed(r.ing, String(first.json.id))).repeatedRefs).toBeUndefined();
     // Another hook's push: `dev` moves anew, `main` repeats A→B.
     const both = dcRefsChanged({ ref: 'dev', fromHash: HASH.c, toHash: HASH.merge });
     both.changes.push(dcRefsChanged().changes[0]!);
     const req = dcRequest('repo:refs_changed', both);
     const second = await send(r.ing.url, 'dc', req);
     expect(second.status).toBe(202);
-    expect(second.json.repeatedRefs).toEqual(['main']);
+    expect((await routed(r.ing, String(second.json.id))).repeatedRefs).toEqual(['main']);
     await r.settled(String(second.json.id), 'ci', ['delivered']);
     // Two events to one target may arrive in either order: workers run jobs concurrently.
     const got = await server.waitFor(2);
@@ -157,7 +158,7 @@ describe('dedupe never drops a new transition; replays are copies', () => {
 });
 
 describe('no payload causes a 5xx', () => {
-  it('answers a signed body nested 100k levels deep in a field the relay reads with 400 BODY_TOO_DEEP', async () => {
+  it('keeps a signed body nested 100k levels deep in a field the relay reads, quarantined for its depth', async () => {
     const { ing, config } = await ingress();
     const flat = JSON.stringify(dcRefsChanged());
     const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
@@ -167,8 +168,13 @@ describe('no payload causes a 5xx', () => {
       body,
       headers: { ...headers, 'x-hub-signature': sign(SECRETS.dc, body) },
     });
-    expect(res.status).toBe(400);
-    expect(res.json.error).toBe('BODY_TOO_DEEP');
-    expect(await db.inspect.zcard(makeKeys(config).eventIndex)).toBe(0);
+    expect(res.status).toBe(202);
+    expect(await routed(ing, String(res.json.id))).toMatchObject({
+      state: 'quarantined',
+      quarantine: 'body nests deeper than 128 levels',
+      targets: [],
+    });
+    expect(await db.inspect.zcard(makeKeys(config).eventIndex)).toBe(1);
+    expect(await jobIds(config)).toEqual([]);
   });
 });

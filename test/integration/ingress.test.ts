@@ -16,6 +16,7 @@ import { SECRETS, testConfig } from '../helpers/config.js';
 import { startIngress, useIngress } from '../helpers/ingress.js';
 import { captureLogs } from '../helpers/logs.js';
 import { startTestRedis, useTestRedis } from '../helpers/redis.js';
+import { routed } from '../helpers/routed.js';
 
 const db = useTestRedis();
 
@@ -35,7 +36,7 @@ async function eventCount(config: Config): Promise<number> {
 }
 
 describe('accepting webhooks', () => {
-  it('stores a signed Cloud push once and queues one delivery per target, then answers 202', async () => {
+  it('answers 202 once the event is stored, then the fan-out queues one delivery per target', async () => {
     const { ing, config } = await ingress({
       targets: [
         { id: 'ci', url: 'http://127.0.0.1:9/a' },
@@ -46,9 +47,9 @@ describe('accepting webhooks', () => {
     const req = cloudRequest('repo:push', cloudPush());
     const res = await send(ing.url, 'cloud', req);
     expect(res.status).toBe(202);
-    expect(res.json.duplicate).toBe(false);
-    expect(res.json.targets).toEqual(['ci', 'ci2']);
+    expect(res.json).toEqual({ id: expect.any(String), duplicate: false, state: 'received' });
     const id = String(res.json.id);
+    expect((await routed(ing, id)).targets).toEqual(['ci', 'ci2']);
     expect(await jobCount(config, 'ci')).toBe(1);
     expect(await jobCount(config, 'ci2')).toBe(1);
     const job = await ing.rt.queues.get('ci')!.getJob(`${id}.ci`);
@@ -80,6 +81,7 @@ describe('accepting webhooks', () => {
     const { ing, config } = await ingress();
     const res = await send(ing.url, 'dc', dcRequest('repo:refs_changed', dcRefsChanged()));
     expect(res.status).toBe(202);
+    await routed(ing, String(res.json.id));
     expect(await jobCount(config)).toBe(1);
     const stored = await ing.rt.store.read(String(res.json.id));
     expect(stored?.envelope.repository).toBe('ACME/widgets');
@@ -122,7 +124,7 @@ describe('accepting webhooks', () => {
     });
     const res = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush()));
     expect(res.status).toBe(202);
-    expect(res.json.targets).toEqual([]);
+    expect(await routed(ing, String(res.json.id))).toMatchObject({ state: 'routed', targets: [] });
     expect(await jobCount(config)).toBe(0);
     expect(await eventCount(config)).toBe(1);
   });
@@ -209,7 +211,7 @@ describe('rejections', () => {
     expect(await eventCount(config)).toBe(0);
   });
 
-  it('400 for missing or malformed headers and bodies that are not JSON, each with a stable code', async () => {
+  it('400 for missing or malformed headers, each with a stable code; a signed body that is not JSON is kept', async () => {
     const { ing, config } = await ingress();
     const noKey = cloudRequest('repo:push', cloudPush());
     delete noKey.headers['x-event-key'];
@@ -231,10 +233,14 @@ describe('rejections', () => {
       body,
       headers: { ...cloudRequest('repo:push', {}).headers, 'x-hub-signature': sign(SECRETS.cloud, body) },
     });
-    expect(badJson.status).toBe(400);
-    expect(badJson.json.error).toBe('BODY_INVALID_JSON');
-
-    expect(await eventCount(config)).toBe(0);
+    // Signed, so authentic: stored and quarantined by the fan-out, never refused (Bitbucket does not retry a 4xx).
+    expect(badJson.status).toBe(202);
+    expect(await routed(ing, String(badJson.json.id))).toMatchObject({
+      state: 'quarantined',
+      quarantine: 'body is not valid JSON',
+      targets: [],
+    });
+    expect(await eventCount(config)).toBe(1);
   });
 
   it('508 for a request that already passed through this relay', async () => {
@@ -284,15 +290,23 @@ describe('dedupe', () => {
     expect(first.status).toBe(202);
     expect(again.status).toBe(200);
     expect(again.json).toEqual({ id: first.json.id, duplicate: true });
+    await routed(ing, String(first.json.id));
     expect(await jobCount(config)).toBe(1);
   });
 
   it('treats the same change from two hooks (different request ids) as one event', async () => {
     const { ing, config } = await ingress();
     const a = await send(ing.url, 'dc', dcRequest('repo:refs_changed', dcRefsChanged()));
-    const b = await send(ing.url, 'dc', dcRequest('repo:refs_changed', dcRefsChanged()));
+    // The second hook's body differs in its bytes (here its date), not in its change: the fan-out sees the copy.
+    const copy = { ...dcRefsChanged(), date: '2026-11-27T01:35:00+0000' };
+    const b = await send(ing.url, 'dc', dcRequest('repo:refs_changed', copy));
     expect(a.status).toBe(202);
-    expect(b.json).toEqual({ id: a.json.id, duplicate: true });
+    expect(b.status).toBe(202);
+    expect(await routed(ing, String(b.json.id))).toMatchObject({
+      state: 'duplicate',
+      duplicateOf: a.json.id,
+      targets: [],
+    });
     // A different change on the same branch is a new event.
     const c = await send(
       ing.url,
@@ -300,6 +314,7 @@ describe('dedupe', () => {
       dcRequest('repo:refs_changed', dcRefsChanged({ fromHash: HASH.b, toHash: HASH.c })),
     );
     expect(c.status).toBe(202);
+    expect((await routed(ing, String(c.json.id))).state).toBe('routed');
     expect(await jobCount(config)).toBe(2);
   });
 
@@ -311,13 +326,19 @@ describe('dedupe', () => {
         ...dcRefsChanged({ fromHash, toHash }),
         date: `2026-11-27T01:34:${String(second).padStart(2, '0')}+0000`,
       });
-    expect((await send(ing.url, 'dc', push(HASH.a, HASH.b, 1))).status).toBe(202);
-    expect((await send(ing.url, 'dc', push(HASH.b, HASH.a, 2))).status).toBe(202);
-    const again = await send(ing.url, 'dc', push(HASH.a, HASH.b, 3));
-    expect(again.status).toBe(202);
+    // Each is decided before the next is sent, as pushes seconds apart are.
+    const pushed = async (from: string, to: string, second: number) => {
+      const res = await send(ing.url, 'dc', push(from, to, second));
+      expect(res.status).toBe(202);
+      return { id: String(res.json.id), ...(await routed(ing, String(res.json.id))) };
+    };
+    expect((await pushed(HASH.a, HASH.b, 1)).state).toBe('routed');
+    expect((await pushed(HASH.b, HASH.a, 2)).state).toBe('routed');
+    const again = await pushed(HASH.a, HASH.b, 3);
+    expect(again.state).toBe('routed');
     // The project hook's copy of that last push is still a copy.
-    const copy = await send(ing.url, 'dc', push(HASH.a, HASH.b, 4));
-    expect(copy.json).toEqual({ id: again.json.id, duplicate: true });
+    const copy = await pushed(HASH.a, HASH.b, 4);
+    expect(copy).toMatchObject({ state: 'duplicate', duplicateOf: again.id });
     expect(await jobCount(config)).toBe(3);
   });
 
@@ -329,6 +350,7 @@ describe('dedupe', () => {
     const later = { ...dcRefsChanged(), date: '2026-11-27T01:35:00+0000' };
     const b = await send(ing.url, 'dc', dcRequest('repo:refs_changed', later));
     expect(b.status).toBe(202);
+    expect((await routed(ing, String(b.json.id))).state).toBe('routed');
     expect(await jobCount(config)).toBe(2);
   });
 
@@ -339,6 +361,7 @@ describe('dedupe', () => {
     const accepted = answers.filter((a) => a.status === 202);
     expect(accepted).toHaveLength(1);
     for (const a of answers) expect([200, 202]).toContain(a.status);
+    await routed(ing, String(accepted[0]!.json.id));
     expect(await jobCount(config)).toBe(1);
   });
 });
@@ -370,31 +393,31 @@ describe('routing', () => {
       ],
     });
     const main = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush({ ref: 'main' })));
-    expect(main.json.targets).toEqual(['ci']);
+    expect((await routed(ing, String(main.json.id))).targets).toEqual(['ci']);
     const rel = await send(
       ing.url,
       'cloud',
       cloudRequest('repo:push', cloudPush({ ref: 'release/1.2', newHash: HASH.c })),
     );
-    expect(rel.json.targets).toEqual(['rel']);
+    expect((await routed(ing, String(rel.json.id))).targets).toEqual(['rel']);
     const nested = await send(
       ing.url,
       'cloud',
       cloudRequest('repo:push', cloudPush({ ref: 'release/1.2/hot', newHash: HASH.merge })),
     );
-    expect(nested.json.targets).toEqual([]);
+    expect((await routed(ing, String(nested.json.id))).targets).toEqual([]);
     const other = await send(
       ing.url,
       'cloud',
       cloudRequest('repo:push', cloudPush({ repo: 'other/widgets', oldHash: HASH.c })),
     );
-    expect(other.json.targets).toEqual([]);
+    expect((await routed(ing, String(other.json.id))).targets).toEqual([]);
     const pr = await send(
       ing.url,
       'cloud',
       cloudRequest('pullrequest:fulfilled', cloudPullRequest({ destination: 'main' })),
     );
-    expect(pr.json.targets).toEqual(['ci']);
+    expect((await routed(ing, String(pr.json.id))).targets).toEqual(['ci']);
   });
 
   it('routes tag pushes and branch deletions by ref name', async () => {
@@ -410,7 +433,7 @@ describe('routing', () => {
       'cloud',
       cloudRequest('repo:push', cloudPush({ kind: 'tag', ref: 'v1.0.0', oldHash: null })),
     );
-    expect(tag.json.targets).toEqual(['rel']);
+    expect((await routed(ing, String(tag.json.id))).targets).toEqual(['rel']);
     const stored = await ing.rt.store.read(String(tag.json.id));
     expect(stored?.envelope.refs[0]).toMatchObject({
       kind: 'tag',
@@ -423,7 +446,7 @@ describe('routing', () => {
       'dc',
       dcRequest('repo:refs_changed', dcRefsChanged({ type: 'DELETE', ref: 'feature/x/y' })),
     );
-    expect(del.json.targets).toEqual(['ci']);
+    expect((await routed(ing, String(del.json.id))).targets).toEqual(['ci']);
     const delStored = await ing.rt.store.read(String(del.json.id));
     expect(delStored?.envelope.refs[0]).toMatchObject({ deleted: true, newHash: null, oldHash: HASH.a });
   });
@@ -432,9 +455,10 @@ describe('routing', () => {
     const { ing } = await ingress();
     const res = await send(ing.url, 'dc', dcRequest('repo:comment:added', dcCommentAdded()));
     expect(res.status).toBe(202);
-    expect(res.json.targets).toEqual(['ci']);
+    expect((await routed(ing, String(res.json.id))).targets).toEqual(['ci']);
     const merged = await send(ing.url, 'dc', dcRequest('pr:merged', dcPrMerged()));
     expect(merged.status).toBe(202);
+    await routed(ing, String(merged.json.id));
     const stored = await ing.rt.store.read(String(merged.json.id));
     expect(stored?.envelope.pullRequest).toMatchObject({
       id: 3,
@@ -488,6 +512,7 @@ describe('when Redis is unavailable', () => {
       // Bitbucket's retry of the same delivery is then accepted, not taken for a duplicate.
       const retry = await send(ing.url, 'cloud', req);
       expect(retry.status).toBe(202);
+      await routed(ing, String(retry.json.id));
       expect(await jobCount(config, 'ci')).toBe(1);
       expect(await jobCount(config, 'ci2')).toBe(1);
     } finally {
@@ -507,6 +532,7 @@ describe('scripts sent by SHA', () => {
     const final = first.status === 202 ? first : await send(ing.url, 'cloud', req);
     expect([first.status, final.status]).toContain(202);
     expect(final.status).toBe(202);
+    await routed(ing, String(final.json.id));
     expect(await jobCount(config)).toBe(2);
   });
 });

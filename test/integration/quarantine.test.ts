@@ -6,6 +6,7 @@ import { cloudRequest, dcRequest, send } from '../helpers/bitbucket.js';
 import { runCli } from '../helpers/cli.js';
 import { startRelay, type TestRelay, target } from '../helpers/delivery.js';
 import { useTestRedis } from '../helpers/redis.js';
+import { routed } from '../helpers/routed.js';
 import { startTargetServer, type TargetServer } from '../helpers/target-server.js';
 
 // The CLI steps run the built CLI (`npm run build` first) as real processes on a shared machine.
@@ -56,20 +57,21 @@ describe('a well-formed event key the relay does not know', () => {
     const req = dcRequest('pr:reviewer:brand_new', { eventKey: 'pr:reviewer:brand_new', date: 'now' });
     const res = await send(relay.ing.url, 'dc', req);
     expect(res.status).toBe(202);
-    expect(res.json).toMatchObject({ duplicate: false, targets: ['ci'] });
+    expect(res.json).toMatchObject({ duplicate: false, state: 'received' });
+    expect(await routed(relay.ing, String(res.json.id))).toMatchObject({ state: 'routed', targets: ['ci'] });
     await relay.settled(String(res.json.id), 'ci', ['delivered']);
     expect((await server.waitFor(1))[0]!.body.equals(req.body)).toBe(true);
     expect(
       await metric('hookrelay_unknown_event_keys_total', { source: 'dc', key: 'pr:reviewer:brand_new' }),
     ).toBe(1);
-    expect(relay.logs.lines.find((l) => l.msg === 'webhook' && l.unknownKey === true)).toMatchObject({
+    expect(relay.logs.lines.find((l) => l.msg === 'fan-out' && l.unknownKey === true)).toMatchObject({
       eventKey: 'pr:reviewer:brand_new',
-      outcome: 'accepted',
+      outcome: 'routed',
     });
     // Only a route naming it (or `*`) takes it.
     const cloud = await send(relay.ing.url, 'cloud', cloudRequest('repo:brand_new', { repository: null }));
     expect(cloud.status).toBe(202);
-    expect(cloud.json.targets).toEqual([]);
+    expect((await routed(relay.ing, String(cloud.json.id))).targets).toEqual([]);
   });
 });
 
@@ -87,7 +89,8 @@ describe('a signed body of unexpected field types', () => {
     const b = await send(relay.ing.url, 'cloud', prReq);
     for (const r of [a, b]) {
       expect(r.status).toBe(202);
-      expect(r.json).toMatchObject({ duplicate: false, quarantined: true, targets: [] });
+      expect(r.json).toMatchObject({ duplicate: false, state: 'received' });
+      expect(await routed(relay.ing, String(r.json.id))).toMatchObject({ state: 'quarantined', targets: [] });
     }
     expect(await metric('hookrelay_ingress_quarantined_total', { source: 'dc' })).toBe(1);
     expect(relay.logs.lines.find((l) => l.outcome === 'quarantined')?.quarantine).toBe(
@@ -158,7 +161,7 @@ describe('a signed body of unexpected field types', () => {
     const push = dcRefsChanged() as Record<string, any>;
     push.changes[0].ref.displayId = 42;
     const res = await send(relay.ing.url, 'dc', dcRequest('repo:refs_changed', push));
-    expect(res.json.quarantined).toBe(true);
+    expect((await routed(relay.ing, String(res.json.id))).state).toBe('quarantined');
     const id = String(res.json.id);
     const cli = (args: string[], token = OPERATOR) =>
       runCli(['quarantined', ...args, '--admin-url', admin.url, '--token', token]);
@@ -187,7 +190,7 @@ describe('a signed body of unexpected field types', () => {
     const other = dcRefsChanged({ ref: 'dev' }) as Record<string, any>;
     other.actor = 'not an object';
     const second = await send(relay.ing.url, 'dc', dcRequest('repo:refs_changed', other));
-    expect(second.json.quarantined).toBe(true);
+    expect((await routed(relay.ing, String(second.json.id))).state).toBe('quarantined');
     const release = await cli(['release', String(second.json.id)]);
     expect(release.code).toBe(0);
     expect(release.stdout).toContain('1 released');

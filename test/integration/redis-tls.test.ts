@@ -17,6 +17,7 @@ import { cloudRequest, send } from '../helpers/bitbucket.js';
 import { SECRETS } from '../helpers/config.js';
 import { startIngress } from '../helpers/ingress.js';
 import { captureLogs } from '../helpers/logs.js';
+import { routed } from '../helpers/routed.js';
 
 let dir: string;
 const children: ChildProcess[] = [];
@@ -211,6 +212,7 @@ describe('Redis over TLS (redis.tls)', () => {
       try {
         const res = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush()));
         expect(res.status, url).toBe(202);
+        await routed(ing, String(res.json.id));
         expect(await ing.rt.queues.get('ci')!.getJobCounts('waiting', 'delayed')).toMatchObject({
           waiting: 1,
         });

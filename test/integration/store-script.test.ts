@@ -3,7 +3,9 @@ import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { normalise } from '../../src/bitbucket/normalise.js';
 import type { Config } from '../../src/config/types.js';
-import { EventStore, type StoredEvent } from '../../src/queue/event-store.js';
+import type { ContentDedupeKey } from '../../src/fanout/content-dedupe.js';
+import { type RouteOutcome, RouteWriter } from '../../src/fanout/route-writer.js';
+import { EventStore } from '../../src/queue/event-store.js';
 import { deliveryJobOptions } from '../../src/queue/job-options.js';
 import { type Keys, makeKeys } from '../../src/queue/keys.js';
 import { TargetQueues } from '../../src/queue/queues.js';
@@ -12,9 +14,9 @@ import { testConfig } from '../helpers/config.js';
 import { useTestRedis } from '../helpers/redis.js';
 
 /*
- * The ingress writes delivery jobs with its own Lua script instead of BullMQ's Queue.add (one atomic call per
- * event). These tests hold that script to what Queue.add writes on the pinned BullMQ version: a BullMQ upgrade
- * that changes the job format fails here rather than in production.
+ * The fan-out writes delivery jobs with its own Lua script instead of BullMQ's Queue.add (one atomic call per
+ * event, src/lua/route-event.lua). These tests hold that script to what Queue.add writes on the pinned BullMQ
+ * version: a BullMQ upgrade that changes the job format fails here rather than in production.
  */
 
 const db = useTestRedis();
@@ -24,7 +26,10 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
-function setup(): { config: Config; keys: Keys; store: EventStore; queue: Queue } {
+/** A received event (appended as the ingress does), then routed to `ci` as the fan-out does. */
+type Store = { store(id: string, content?: ContentDedupeKey[]): Promise<RouteOutcome> };
+
+function setup(): { config: Config; keys: Keys; store: Store; queue: Queue } {
   const config = testConfig(db.url, {
     targets: [{ id: 'ci', url: 'http://127.0.0.1:9/hook', retry: { attempts: 4 } }],
   });
@@ -32,26 +37,37 @@ function setup(): { config: Config; keys: Keys; store: EventStore; queue: Queue 
   const client = new Redis(db.url);
   const queues = new TargetQueues(config, keys, client);
   const jobOptions = new Map(config.targets.map((t) => [t.id, deliveryJobOptions(config, t)]));
-  const store = new EventStore(client, keys, config, queues, jobOptions);
+  const events = new EventStore(client, keys, config, queues, jobOptions);
+  const writer = new RouteWriter(client, keys, config, events);
   closers.push(async () => {
     await queues.close();
     client.disconnect();
   });
-  return { config, keys, store, queue: queues.get('ci')! };
-}
-
-function event(id: string): StoredEvent {
-  const payload = cloudPush();
-  const body = Buffer.from(JSON.stringify(payload));
-  return {
-    id,
-    sourceId: 'cloud',
-    receivedAt: Date.now(),
-    envelope: normalise({ platform: 'cloud', eventKey: 'repo:push', deliveryId: id, payload }),
-    headers: { 'x-event-key': 'repo:push' },
-    body,
-    targets: ['ci'],
+  const store: Store = {
+    async store(id, content = []) {
+      const payload = cloudPush();
+      const body = Buffer.from(JSON.stringify(payload));
+      const receivedAt = Date.now();
+      const head = { platform: 'cloud' as const, eventKey: 'repo:push', deliveryId: id };
+      await events.append({ ...head, id, sourceId: 'cloud', bodyHash: id, receivedAt, headers: {}, body });
+      const fields = await client.hgetallBuffer(keys.event(id));
+      const envelope = normalise({ ...head, payload });
+      return writer.write(
+        { id, entry: '', fields },
+        { sourceId: 'cloud', receivedAt, envelope },
+        {
+          envelope,
+          targets: ['ci'],
+          guard: { repository: 'acme/widgets', refs: [], mergeMarks: [], source: 'cloud', receivedAt },
+          unknownKey: false,
+          messageMissing: false,
+        },
+        0,
+        content,
+      );
+    },
   };
+  return { config, keys, store, queue: queues.get('ci')! };
 }
 
 /** What Queue.add would write for the same delivery, next to the script's job. */
@@ -81,7 +97,7 @@ describe('the store script writes jobs as BullMQ does', () => {
   it('the same job hash, events and wait-list entry as Queue.add', async () => {
     const { config, store, queue } = setup();
     await addLikeBullMQ(config, queue, 'ref-1');
-    expect(await store.store(event('mine-1'), [])).toEqual({ state: 'new', repeated: [] });
+    expect(await store.store('mine-1')).toEqual({ state: 'routed', routedId: 'mine-1', repeated: [] });
 
     const theirs = await jobHash(queue, 'ref-1.ci');
     const mine = await jobHash(queue, 'mine-1.ci');
@@ -93,10 +109,13 @@ describe('the store script writes jobs as BullMQ does', () => {
     const { jobId: myId, ...myOpts } = JSON.parse(mine.opts!);
     expect([theirId, myId]).toEqual(['ref-1.ci', 'mine-1.ci']);
     expect(myOpts).toEqual(theirOpts);
-    expect(JSON.parse(mine.data!)).toEqual({
-      eventId: 'mine-1',
-      targetId: 'ci',
-      idempotencyKey: 'mine-1.ci',
+    const { loopGuard, ...data } = JSON.parse(mine.data!);
+    expect(data).toEqual({ eventId: 'mine-1', targetId: 'ci', idempotencyKey: 'mine-1.ci' });
+    expect(loopGuard).toMatchObject({
+      repository: 'acme/widgets',
+      refs: [],
+      mergeMarks: [],
+      source: 'cloud',
     });
 
     expect(await db.inspect.lrange(queue.toKey('wait'), 0, -1)).toEqual(['mine-1.ci', 'ref-1.ci']);
@@ -112,7 +131,7 @@ describe('the store script writes jobs as BullMQ does', () => {
     const { config, store, queue } = setup();
     await queue.pause();
     await addLikeBullMQ(config, queue, 'ref-2');
-    await store.store(event('mine-2'), []);
+    await store.store('mine-2');
     expect(await db.inspect.lrange(queue.toKey('paused'), 0, -1)).toEqual(['mine-2.ci', 'ref-2.ci']);
     expect(await db.inspect.llen(queue.toKey('wait'))).toBe(0);
     expect(await db.inspect.exists(queue.toKey('marker'))).toBe(0);
@@ -122,7 +141,7 @@ describe('the store script writes jobs as BullMQ does', () => {
 
   it('a BullMQ worker takes the job with the options it was given, and retries it by them', async () => {
     const { keys, store, queue } = setup();
-    await store.store(event('mine-3'), []);
+    await store.store('mine-3');
     const seen: { id: string; attempts: number; made: number; ts: number }[] = [];
     const worker = new Worker(
       queue.name,
@@ -146,18 +165,29 @@ describe('the store script writes jobs as BullMQ does', () => {
   });
 });
 
-describe('the store script is one atomic step', () => {
-  it('answers a held dedupe key with the holder and writes nothing', async () => {
+describe('the route script is one atomic, idempotent step', () => {
+  it('records a copy of a held content key as a duplicate of its holder, with no job', async () => {
     const { keys, store, queue } = setup();
-    const key = keys.dedupeDelivery('cloud', 'delivery-1');
-    const dedupe = [{ key, tag: '', ttlSeconds: 60, kind: 'request' as const }];
-    expect(await store.store(event('first'), dedupe)).toEqual({ state: 'new', repeated: [] });
-    expect(await store.store(event('second'), dedupe)).toEqual({ state: 'duplicate', id: 'first' });
-    expect(await db.inspect.exists(keys.event('second'))).toBe(0);
+    const key = keys.dedupeContent('change-1');
+    const content = [{ key, tag: '', ttlSeconds: 60 }];
+    expect(await store.store('first', content)).toMatchObject({ state: 'routed' });
+    expect(await store.store('second', content)).toEqual({ state: 'duplicate', duplicateOf: 'first' });
+    expect(await db.inspect.hmget(keys.event('second'), 'state', 'duplicateOf')).toEqual([
+      'duplicate',
+      'first',
+    ]);
     expect(await db.inspect.lrange(queue.toKey('wait'), 0, -1)).toEqual(['first.ci']);
     // A key held with another tag (another transition of the same ref) is no copy.
-    const tagged = [{ key, tag: 'other', ttlSeconds: 60, kind: 'request' as const }];
-    expect(await store.store(event('third'), tagged)).toEqual({ state: 'new', repeated: [] });
+    const tagged = [{ key, tag: 'other', ttlSeconds: 60 }];
+    expect(await store.store('third', tagged)).toMatchObject({ state: 'routed' });
     expect(await db.inspect.ttl(key)).toBeGreaterThan(50);
+  });
+
+  it('writes nothing twice when an event is decided again (a crash between read and acknowledge)', async () => {
+    const { store, queue } = setup();
+    expect(await store.store('once')).toMatchObject({ state: 'routed' });
+    expect(await store.store('once')).toEqual({ state: 'decided', previous: 'routed' });
+    expect(await db.inspect.lrange(queue.toKey('wait'), 0, -1)).toEqual(['once.ci']);
+    expect(await db.inspect.get(queue.toKey('id'))).toBe('1');
   });
 });

@@ -1,8 +1,8 @@
 import { QueueKeys } from 'bullmq';
 import calculateSlot from 'cluster-key-slot';
 import { describe, expect, it } from 'vitest';
+import { JOB_KEY_NAMES } from '../../src/queue/job-key-names.js';
 import { type Keys, makeKeys, type RepoScope } from '../../src/queue/keys.js';
-import { JOB_KEY_NAMES } from '../../src/queue/store-script.js';
 
 const SHARDS = 12;
 const single = makeKeys({ redis: { prefix: 'hr', shards: 1 } as never });

@@ -5,7 +5,7 @@ import type { AttemptRecord, TargetState } from '../../queue/delivery-state.js';
 import { deliveryJobId } from '../../relay/job-types.js';
 import { Router } from '../../relay/routing.js';
 import type { AdminDeps } from '../admin-deps.js';
-import { type EventMeta, readEventParts } from '../event-view.js';
+import { type EventMeta, type Routing, readEventParts } from '../event-view.js';
 
 /**
  * The life of one event in the order it happened, for the console's event page and `hookrelay events show`
@@ -61,12 +61,70 @@ export function explainRouting(config: Pick<Config, 'routes'>, sourceId: string,
   });
 }
 
+/** The fan-out's decision as a timeline entry: routed to …, quarantined because …, duplicate of …, or not yet. */
+function routingEntry(
+  deps: AdminDeps,
+  meta: EventMeta,
+  quarantine: string | undefined,
+  routing: Routing,
+): TimelineEntry {
+  const at = iso(routing.routedAt ?? meta.receivedAt);
+  if (routing.state === 'received')
+    return {
+      at: iso(meta.receivedAt),
+      kind: 'routing',
+      title: 'Received: waiting for the fan-out to route it',
+      details: [
+        ['state', 'received (acknowledged to Bitbucket, stored; repository, refs and targets not read yet)'],
+        ['next', 'a worker process parses, validates and routes it, then delivers it'],
+      ],
+      tone: 'info',
+    };
+  if (routing.state === 'duplicate')
+    return {
+      at,
+      kind: 'routing',
+      title: `Duplicate of ${routing.duplicateOf ?? 'a stored event'}: not delivered`,
+      details: [
+        ['duplicate of', routing.duplicateOf ?? '-'],
+        ['why', 'every change it carries repeats that event (a second hook sent the same push or merge)'],
+      ],
+      tone: 'info',
+    };
+  if (quarantine !== undefined)
+    return {
+      at,
+      kind: 'routing',
+      title: 'Quarantined: stored, not routed, for its shape',
+      details: [
+        ['reason', quarantine],
+        ['next', 'an operator releases it (routed and delivered as if it had just arrived) or discards it'],
+      ],
+      tone: 'warn',
+    };
+  const routes = explainRouting(deps.config, meta.sourceId, meta.envelope);
+  const repeated = meta.envelope.repeatedRefs ?? [];
+  return {
+    at,
+    kind: 'routing',
+    title: meta.targets.length ? `Routed to ${meta.targets.join(', ')}` : 'No route matched',
+    details: [
+      ['targets', meta.targets.join(', ') || 'none: nothing is delivered'],
+      ...(routing.routedAs ? [['routed as', routing.routedAs] as [string, string]] : []),
+      ...(repeated.length ? [['repeated refs', repeated.join(', ')] as [string, string]] : []),
+      ...routes.map((r): [string, string] => ['route', r]),
+    ],
+    tone: meta.targets.length ? 'info' : 'warn',
+  };
+}
+
 function receivedEntries(
   deps: AdminDeps,
   meta: EventMeta,
   headers: Record<string, string>,
   size: number,
   quarantine: string | undefined,
+  routing: Routing,
 ): TimelineEntry[] {
   const env = meta.envelope;
   const details: [string, string][] = [
@@ -96,46 +154,22 @@ function receivedEntries(
       'pull request',
       `#${env.pullRequest.id} ${env.pullRequest.title ?? ''} (${env.pullRequest.sourceBranch ?? '?'} → ${env.pullRequest.destinationBranch ?? '?'})`,
     ]);
-  const routes = explainRouting(deps.config, meta.sourceId, env);
   return [
     { at: iso(meta.receivedAt), kind: 'received', title: 'Received from Bitbucket', details, tone: 'info' },
     {
       at: iso(meta.receivedAt),
       kind: 'dedupe',
-      title: 'Dedupe: new event, stored',
+      title: 'Dedupe: new request, stored',
       details: [
         ['delivery id', `${env.deliveryId} not seen before`],
         [
           'copies',
-          'a redelivery or a second hook with the same change is answered 200 with this id, not stored',
+          'a redelivery or a replayed body is answered 200 with this id; a second hook with the same change is recorded as its duplicate',
         ],
       ],
       tone: 'info',
     },
-    quarantine !== undefined
-      ? {
-          at: iso(meta.receivedAt),
-          kind: 'routing',
-          title: 'Quarantined: stored, not routed, for its shape',
-          details: [
-            ['reason', quarantine],
-            [
-              'next',
-              'an operator releases it (routed and delivered as if it had just arrived) or discards it',
-            ],
-          ],
-          tone: 'warn',
-        }
-      : {
-          at: iso(meta.receivedAt),
-          kind: 'routing',
-          title: meta.targets.length ? `Routed to ${meta.targets.join(', ')}` : 'No route matched',
-          details: [
-            ['targets', meta.targets.join(', ') || 'none: nothing is delivered'],
-            ...routes.map((r): [string, string] => ['route', r]),
-          ],
-          tone: meta.targets.length ? 'info' : 'warn',
-        },
+    routingEntry(deps, meta, quarantine, routing),
   ];
 }
 
@@ -276,10 +310,13 @@ export async function buildTimeline(deps: AdminDeps, id: string): Promise<Timeli
   const [stored, parts] = await Promise.all([deps.store.read(id), readEventParts(deps, id)]);
   const { meta, states } = parts;
   if (!meta || !stored) return { id, found: false, entries: [] };
-  const entries = receivedEntries(deps, meta, stored.headers, stored.body.length, stored.quarantine);
+  const routing = { ...parts.routing, ...(stored.routedAt ? { routedAt: stored.routedAt } : {}) };
+  const entries = receivedEntries(deps, meta, stored.headers, stored.body.length, stored.quarantine, routing);
+  // The deliveries carry the routed record's id (the same but on a cluster, see keys.ts).
+  const deliveryId = parts.routing.routedAs ?? id;
   for (const target of meta.targets) {
     const state = states.get(target) ?? null;
-    const info = await targetInfo(deps, id, target);
+    const info = await targetInfo(deps, deliveryId, target);
     const circuit = info.circuitOpenUntil
       ? `open until ${new Date(info.circuitOpenUntil).toISOString()}`
       : 'closed';

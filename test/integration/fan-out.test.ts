@@ -1,0 +1,135 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: JSON answers are read loosely; the assertions check their shape
+import { afterEach, describe, expect, it } from 'vitest';
+import { sign } from '../../src/bitbucket/signature.js';
+import { FAN_OUT_GROUP } from '../../src/fanout/route-writer.js';
+import { cloudPush } from '../fixtures/payloads.js';
+import { api, startAdmin } from '../helpers/admin.js';
+import { cloudRequest, send } from '../helpers/bitbucket.js';
+import { SECRETS, testConfig } from '../helpers/config.js';
+import { startIngress, type TestIngress } from '../helpers/ingress.js';
+import { captureLogs } from '../helpers/logs.js';
+import { useTestRedis } from '../helpers/redis.js';
+import { routed } from '../helpers/routed.js';
+
+const VIEWER = 'fan-out-viewer-token-0123456789abcdef';
+
+const db = useTestRedis();
+
+const closers: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+/** An ingress whose fan-out is not started: what it receives stays in the inbox until a test starts one. */
+async function ingressAlone(): Promise<TestIngress> {
+  const config = testConfig(db.url, {
+    admin: { tokens: [{ name: 'vic', token: VIEWER, role: 'viewer' }] },
+  });
+  const ing = await startIngress(config, captureLogs().log, { fanOut: false });
+  closers.push(() => ing.close());
+  return ing;
+}
+
+/** A fan-out over the same runtime, as a worker process runs it (its consumer name unique). */
+async function fanOutOf(ing: TestIngress, claimIdleMs = 15_000) {
+  const { startFanOut } = await import('../../src/fanout/fan-out.js');
+  const fanOut = startFanOut(ing.rt, { blockMs: 100, claimIdleMs });
+  closers.push(() => fanOut.close());
+  return fanOut;
+}
+
+async function jobIds(ing: TestIngress): Promise<string[]> {
+  return db.inspect.lrange(`${ing.rt.config.redis.prefix}:deliver-ci:wait`, 0, -1);
+}
+
+describe('the fan-out stage', () => {
+  it('an event is visible as received from its 202 on, and routed once a fan-out runs', async () => {
+    const ing = await ingressAlone();
+    const admin = await startAdmin(ing.rt);
+    closers.push(() => admin.close());
+    const res = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush()));
+    expect(res.status).toBe(202);
+    expect(res.json).toEqual({ id: expect.any(String), duplicate: false, state: 'received' });
+    const id = String(res.json.id);
+
+    const shown = await api<any>(admin.url, 'GET', `/api/events/${id}`, { token: VIEWER });
+    expect(shown.status).toBe(200);
+    expect(shown.json).toMatchObject({ id, state: 'received', eventKey: 'repo:push', targets: [] });
+    expect(shown.json.timeline.find((e: any) => e.kind === 'routing').title).toContain(
+      'waiting for the fan-out',
+    );
+    const listed = await api<any>(admin.url, 'GET', '/api/events?state=received', { token: VIEWER });
+    expect(listed.json.events.map((e: any) => [e.id, e.state])).toEqual([[id, 'received']]);
+    expect(await db.inspect.xlen(ing.rt.keys.inbox(0))).toBe(1);
+    expect(await jobIds(ing)).toEqual([]);
+
+    await fanOutOf(ing);
+    expect(await routed(ing, id)).toMatchObject({ state: 'routed', targets: ['ci'] });
+    expect(await jobIds(ing)).toEqual([`${id}.ci`]);
+    const after = await api<any>(admin.url, 'GET', `/api/events/${id}`, { token: VIEWER });
+    expect(after.json).toMatchObject({ state: 'routed', repository: 'acme/widgets' });
+    expect(after.json.timeline.find((e: any) => e.kind === 'routing').title).toBe('Routed to ci');
+    // Routed entries are acknowledged and deleted: the inbox does not grow.
+    expect(await db.inspect.xlen(ing.rt.keys.inbox(0))).toBe(0);
+  });
+
+  it('a consumer that read entries and died before acknowledging them: another claims them, no duplicate jobs', async () => {
+    const ing = await ingressAlone();
+    const ids: string[] = [];
+    for (const ref of ['main', 'dev', 'release/1']) {
+      const res = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush({ ref })));
+      ids.push(String(res.json.id));
+    }
+    const inbox = ing.rt.keys.inbox(0);
+    // The dead consumer: it read all three (they are pending on it) and never got to decide or acknowledge.
+    await db.inspect.xgroup('CREATE', inbox, FAN_OUT_GROUP, '0', 'MKSTREAM');
+    const read = (await db.inspect.xreadgroup(
+      'GROUP',
+      FAN_OUT_GROUP,
+      'dead-consumer',
+      'COUNT',
+      10,
+      'STREAMS',
+      inbox,
+      '>',
+    )) as [string, [string, string[]][]][];
+    expect(read[0]![1]).toHaveLength(3);
+
+    const fanOut = await fanOutOf(ing, 300);
+    for (const id of ids) expect((await routed(ing, id)).targets).toEqual(['ci']);
+    expect((await jobIds(ing)).sort()).toEqual(ids.map((id) => `${id}.ci`).sort());
+    expect(await db.inspect.xpending(inbox, FAN_OUT_GROUP)).toEqual([0, null, null, null]);
+    expect(await db.inspect.xlen(inbox)).toBe(0);
+
+    // Decided again (its acknowledgement lost, say): the script sees it routed and writes nothing twice.
+    const again = await fanOut.process(0, [['0-1', ['id', ids[0]!]]]);
+    expect(again).toEqual([{ state: 'decided', previous: 'routed' }]);
+    expect(await jobIds(ing)).toHaveLength(3);
+  });
+
+  it('a signed body that is not UTF-8 or not JSON is answered 202 and quarantined, never delivered', async () => {
+    const ing = await ingressAlone();
+    await fanOutOf(ing);
+    const { headers } = cloudRequest('repo:push', {});
+    const bodies: [Buffer, string][] = [
+      [Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), 'body is not valid UTF-8'],
+      [Buffer.from('{"push": '), 'body is not valid JSON'],
+    ];
+    for (const [body, reason] of bodies) {
+      const res = await send(ing.url, 'cloud', {
+        body,
+        headers: {
+          ...headers,
+          'x-request-uuid': crypto.randomUUID(),
+          'x-hub-signature': sign(SECRETS.cloud, body),
+        },
+      });
+      expect(res.status).toBe(202);
+      const id = String(res.json.id);
+      expect(await routed(ing, id)).toMatchObject({ state: 'quarantined', quarantine: reason, targets: [] });
+      expect(await db.inspect.zscore(ing.rt.keys.quarantinedOf(0), id)).not.toBeNull();
+      expect((await ing.rt.store.read(id))?.body.equals(body)).toBe(true);
+    }
+    expect(await jobIds(ing)).toEqual([]);
+  });
+});
