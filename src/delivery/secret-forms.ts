@@ -27,10 +27,29 @@ export function secretForms(secret: string): string[] {
   return [...forms].filter((form) => form.length >= 4).sort((a, b) => b.length - a.length);
 }
 
+/**
+ * The forms of a set of secrets, longest first, by the set's contents. A delivery redacts every header it
+ * records and every answer excerpt with the same few secrets, so the forms are worked out once per set;
+ * the cache is bounded because tokens fetched at run time (OAuth, GitHub App) join the set and change.
+ */
+const formsOfSet = new Map<string, readonly string[]>();
+const MAX_CACHED_SETS = 256;
+
+function formsOf(secrets: readonly string[]): readonly string[] {
+  const id = secrets.join('\u0000');
+  const cached = formsOfSet.get(id);
+  if (cached) return cached;
+  const forms = [...new Set(secrets.flatMap(secretForms))].sort((a, b) => b.length - a.length);
+  if (formsOfSet.size >= MAX_CACHED_SETS) formsOfSet.delete(formsOfSet.keys().next().value as string);
+  formsOfSet.set(id, forms);
+  return forms;
+}
+
 /** Every form of every secret replaced by `[redacted]`. */
 export function redactSecrets(text: string, secrets: readonly string[]): string {
   let out = text;
-  const forms = [...new Set(secrets.flatMap(secretForms))].sort((a, b) => b.length - a.length);
-  for (const form of forms) out = out.split(form).join('[redacted]');
+  for (const form of formsOf(secrets)) {
+    if (out.includes(form)) out = out.split(form).join('[redacted]');
+  }
   return out;
 }
