@@ -12,8 +12,6 @@ export const ERRORS = {
   SIGNATURE_ALGORITHM_UNSUPPORTED: { status: 401, message: 'signature algorithm must be sha256' },
   HEADER_MISSING: { status: 400, message: 'a required header is missing' },
   EVENT_KEY_MALFORMED: { status: 400, message: 'X-Event-Key is not a well-formed event key' },
-  BODY_INVALID_JSON: { status: 400, message: 'body is not valid JSON' },
-  BODY_TOO_DEEP: { status: 400, message: 'body nests deeper than any Bitbucket payload' },
   LOOP_DETECTED: { status: 508, message: 'request already passed through this relay' },
   QUEUE_UNAVAILABLE: { status: 503, message: 'event store unavailable, retry later' },
   NOT_READY: { status: 503, message: 'not ready' },
