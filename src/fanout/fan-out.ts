@@ -201,7 +201,8 @@ export class FanOut {
       decision.quarantine === undefined
         ? this.rt.keys.shardOf(stored.sourceId, decision.envelope.repository)
         : shard;
-    const bodyHash = createHash('sha256').update(stored.body).digest('base64url');
+    // The ingress hashed the body already (its replay guard) and kept the hash with the received event.
+    const bodyHash = stored.bodyHash ?? createHash('sha256').update(stored.body).digest('base64url');
     const content =
       decision.quarantine === undefined
         ? contentDedupeKeys(this.rt.keys, this.rt.config.ingress.dedupe, {

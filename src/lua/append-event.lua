@@ -9,7 +9,7 @@
 
   KEYS: 1 event hash, 2 event index, 3 delivery-id dedupe key, 4 body-hash dedupe key, 5 inbox stream.
   ARGV: 1 event id, 2 received at (ms), 3 event retention (ms), 4 meta JSON, 5 headers JSON, 6 body encoding,
-        7 body, 8 dedupe keys' TTL (seconds).
+        7 body, 8 dedupe keys' TTL (seconds), 9 the body's SHA-256 (the fan-out's content key of a body).
   Returns {'duplicate', holder event id} for a copy, {'received', ''} otherwise.
 ]]
 local rcall = redis.call
@@ -21,7 +21,7 @@ for i = 3, 4 do
   end
 end
 rcall('HSET', KEYS[1], 'meta', ARGV[4], 'hdr', ARGV[5], 'enc', ARGV[6], 'body', ARGV[7], 'ok', ARGV[2],
-  'state', 'received')
+  'state', 'received', 'bodyHash', ARGV[9])
 rcall('PEXPIRE', KEYS[1], ARGV[3])
 rcall('ZADD', KEYS[2], ARGV[2], ARGV[1])
 local value = '|' .. ARGV[1]

@@ -37,6 +37,8 @@ export interface StoredEvent {
   duplicateOf?: string;
   /** When the fan-out decided (ms). */
   routedAt?: number;
+  /** SHA-256 of the body (base64url) as the ingress hashed it: on a received event, for the fan-out. */
+  bodyHash?: string;
 }
 
 /**
@@ -205,6 +207,7 @@ export class EventStore {
       compress ? 'lz4' : 'identity',
       body,
       Math.ceil(this.config.ingress.dedupe.deliveryIdWindow / 1000),
+      event.bodyHash,
     ];
     const lane = this.config.redis.durability === 'fast' ? undefined : this.laneFor(keys[0]!);
     // A node connection is opened on first use: the write waits for it (bounded) rather than failing.
@@ -313,6 +316,7 @@ export class EventStore {
       ...(fields.state ? { state: fields.state.toString('utf8') as EventState } : {}),
       ...(fields.duplicateOf ? { duplicateOf: fields.duplicateOf.toString('utf8') } : {}),
       ...(fields.routedAt ? { routedAt: Number(fields.routedAt.toString('utf8')) } : {}),
+      ...(fields.bodyHash ? { bodyHash: fields.bodyHash.toString('utf8') } : {}),
     };
   }
 }
