@@ -210,8 +210,9 @@ export class EventStore {
       event.bodyHash,
     ];
     const lane = this.config.redis.durability === 'fast' ? undefined : this.laneFor(keys[0]!);
-    // A node connection is opened on first use: the write waits for it (bounded) rather than failing.
-    if (lane) await lane.ready();
+    // A node connection is opened on first use, and the commit connection may still be connecting just after
+    // start (a cluster client learns the slot map first): the write waits for it (bounded) rather than failing.
+    await (lane ?? this.lane).ready();
     const epoch = lane?.epoch ?? 0;
     let reply: [string, string];
     try {

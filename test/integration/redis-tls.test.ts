@@ -274,7 +274,8 @@ describe('Redis over TLS (redis.tls)', () => {
     }
 
     const config = tlsConfig({ cluster: ports.map((p) => `127.0.0.1:${p}`) });
-    const ing = await startIngress(config, captureLogs().log);
+    const logs = captureLogs();
+    const ing = await startIngress(config, logs.log);
     try {
       for (let i = 0; i < 3; i += 1) {
         const res = await send(
@@ -282,7 +283,7 @@ describe('Redis over TLS (redis.tls)', () => {
           'cloud',
           cloudRequest('repo:push', cloudPush({ ref: `cluster-${i}` })),
         );
-        expect(res.status).toBe(202);
+        expect(res.status, logs.raw()).toBe(202);
       }
     } finally {
       await ing.close();
