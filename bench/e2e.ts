@@ -9,9 +9,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import { Pool } from 'undici';
 import { startEmbeddedRedis } from '../src/queue/embedded-redis.js';
-import { benchRedisUrl } from './harness.js';
+import { benchRedisUrl, ioredisEndpoint } from './harness.js';
 import { averageSize, type BenchRequest, makeSignedPushes } from './payloads.js';
 
 const SECRET = 'bench-secret-0123456789';
@@ -32,6 +33,11 @@ export interface E2EResult {
   /** The relay process's CPU time (user + system) per event, burst and steady phases together. */
   naiveCpuMs: number;
   hookrelayCpuMs: number;
+  /** redis-server's CPU time per event, and the Redis commands per event (scripts count as one). */
+  naiveRedisCpuMs: number;
+  hookrelayRedisCpuMs: number;
+  naiveRedisCalls: number;
+  hookrelayRedisCalls: number;
   /** Every round's figures, in the order they ran. */
   rounds: Record<'naive' | 'hookrelay', Round[]>;
 }
@@ -42,6 +48,31 @@ interface Round {
   p99: number;
   max: number;
   cpuMs: number;
+  redisCpuMs: number;
+  redisCalls: number;
+}
+
+interface RedisUsage {
+  cpuMs: number;
+  calls: Map<string, number>;
+}
+
+/** redis-server's CPU time so far and its calls per command (INFO), to see what each relay costs Redis. */
+async function redisUsage(client: Redis): Promise<RedisUsage> {
+  const info = await client.info('all');
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  const calls = new Map<string, number>();
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls.set(m[1]!, Number(m[2]));
+  return { cpuMs: (field('used_cpu_user') + field('used_cpu_sys')) * 1000, calls };
+}
+
+function callsBetween(before: RedisUsage, after: RedisUsage): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [name, n] of after.calls) {
+    const d = n - (before.calls.get(name) ?? 0);
+    if (d > 0) out.set(name, d);
+  }
+  return out;
 }
 
 export function cpuOf(proc: ChildProcess): Promise<number> {
@@ -185,6 +216,7 @@ export async function benchE2E(
   const rounds = opts.rounds ?? Number(process.env.BENCH_ROUNDS ?? 3);
   const dir = mkdtempSync(join(tmpdir(), 'hookrelay-bench-e2e-'));
   const redis = await startEmbeddedRedis({ dir });
+  const redisClient = new Redis(ioredisEndpoint(benchRedisUrl(redis)), { lazyConnect: false });
   const receipts = new Receipts();
   const target = await child('./e2e-target.ts');
   receipts.attach(target.proc);
@@ -216,10 +248,22 @@ export async function benchE2E(
       try {
         await burst(pool, take(warm), receipts, concurrency);
         const cpu0 = await cpuOf(relay.proc);
+        const usage0 = await redisUsage(redisClient);
         const r = await burst(pool, take(events), receipts, concurrency);
         const lat = await steady(pool, take(steadyCount), receipts, rate);
         const cpu1 = await cpuOf(relay.proc);
+        const usage1 = await redisUsage(redisClient);
+        const measured = events + steadyCount;
+        const calls = callsBetween(usage0, usage1);
+        if (process.env.BENCH_VERBOSE) {
+          const top = [...calls].sort((a, b) => b[1] - a[1]).slice(0, 14);
+          console.log(
+            `    ${mode} redis calls per event: ${top.map(([n, c]) => `${n} ${(c / measured).toFixed(2)}`).join(', ')}`,
+          );
+        }
         runs[mode].push({
+          redisCpuMs: (usage1.cpuMs - usage0.cpuMs) / measured,
+          redisCalls: [...calls.values()].reduce((a, b) => a + b, 0) / measured,
           rate: r,
           p50: percentile(lat, 50),
           p99: percentile(lat, 99),
@@ -233,6 +277,7 @@ export async function benchE2E(
     }
   } finally {
     target.proc.kill('SIGKILL');
+    redisClient.disconnect();
     await redis.stop();
     rmSync(dir, { recursive: true, force: true });
   }
@@ -252,6 +297,10 @@ export async function benchE2E(
     hookrelayMax: pick('hookrelay', 'max'),
     naiveCpuMs: pick('naive', 'cpuMs'),
     hookrelayCpuMs: pick('hookrelay', 'cpuMs'),
+    naiveRedisCpuMs: pick('naive', 'redisCpuMs'),
+    hookrelayRedisCpuMs: pick('hookrelay', 'redisCpuMs'),
+    naiveRedisCalls: pick('naive', 'redisCalls'),
+    hookrelayRedisCalls: pick('hookrelay', 'redisCalls'),
     rounds: runs,
   });
   out.ratio = out.hookrelayRate! / out.naiveRate!;
@@ -274,6 +323,9 @@ export function printE2E(r: E2EResult): void {
   );
   console.log(
     `  relay CPU per event: naive ${r.naiveCpuMs.toFixed(3)} ms, hookrelay ${r.hookrelayCpuMs.toFixed(3)} ms (${(r.hookrelayCpuMs / r.naiveCpuMs).toFixed(2)}×)`,
+  );
+  console.log(
+    `  redis-server per event: naive ${r.naiveRedisCpuMs.toFixed(3)} ms CPU, ${r.naiveRedisCalls.toFixed(1)} calls; hookrelay ${r.hookrelayRedisCpuMs.toFixed(3)} ms CPU, ${r.hookrelayRedisCalls.toFixed(1)} calls`,
   );
   for (const mode of ['naive', 'hookrelay'] as const) {
     console.log(
