@@ -6,6 +6,7 @@ import { DeadLettered, RetryLater } from '../errors/index.js';
 import type { Logger } from '../log.js';
 import { EventStore } from '../queue/event-store.js';
 import { createRedis, type RedisClient } from '../queue/redis-connection.js';
+import { AttemptCounter } from '../queue/target-stats.js';
 import type { DeliveryJobData } from '../relay/job-types.js';
 import type { Runtime } from '../runtime.js';
 import { secretsOf, TokenCache } from './auth.js';
@@ -55,6 +56,7 @@ export function startDeliveryWorkers(runtime: Runtime): DeliveryWorkers {
     relayId: runtime.relayId,
     commitMessages: new CommitMessages(runtime.config.sources),
     deadLetters: new DeadLetterWriter(connection, runtime.keys, runtime.metrics, log),
+    attemptCounter: new AttemptCounter(connection, runtime.keys),
   };
   const clients: TargetClient[] = [];
 
@@ -115,6 +117,7 @@ export function startDeliveryWorkers(runtime: Runtime): DeliveryWorkers {
       } else {
         await Promise.allSettled(clients.map((c) => c.close()));
       }
+      await ctx.attemptCounter.close().catch(() => undefined);
       connection.disconnect();
     },
   };

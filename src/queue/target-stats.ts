@@ -18,26 +18,80 @@ export function latencyBucket(ms: number): number {
   return i < 0 ? LATENCY_BOUNDS_MS.length : i;
 }
 
-/** One attempt's outcome (`ok`: the target accepted it) and duration, counted in its minute and hour. */
-export async function countAttempt(
-  redis: RedisClient,
-  keys: Keys,
-  targetId: string,
-  attempt: { at: number; ms?: number; ok: boolean },
-): Promise<void> {
-  const minute = keys.targetStats(targetId, 'm', Math.floor(attempt.at / MINUTE_MS));
-  const hour = keys.targetStats(targetId, 'h', Math.floor(attempt.at / HOUR_MS));
-  const outcome = attempt.ok ? 'ok' : 'fail';
-  const m = redis.multi();
-  for (const [key, keep] of [
-    [minute, KEEP_MINUTES_MS],
-    [hour, KEEP_HOURS_MS],
-  ] as const) {
-    m.hincrby(key, outcome, 1);
-    if (attempt.ms !== undefined) m.hincrby(key, `b${latencyBucket(attempt.ms)}`, 1);
-    m.pexpire(key, keep);
+/** How often a process writes the attempts it counted: the targets page is at most this much behind. */
+const FLUSH_EVERY_MS = 1000;
+
+/**
+ * Counts attempts in memory and adds them to the minute and hour hashes once a second: the targets page is
+ * an ops aggregate, and a MULTI of six writes per delivery cost more CPU than the rest of settling it (the
+ * e2e bench's profile). A crash loses at most the last second's counts; a failed write keeps them for the
+ * next flush.
+ */
+export class AttemptCounter {
+  /** Per stats key: how long it is kept, and the increments per field not written yet. */
+  private pending = new Map<string, { keep: number; fields: Map<string, number> }>();
+  private readonly timer: NodeJS.Timeout;
+  private flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: Keys,
+    flushEveryMs = FLUSH_EVERY_MS,
+  ) {
+    this.timer = setInterval(() => void this.flush(), flushEveryMs);
+    this.timer.unref();
   }
-  await m.exec();
+
+  /** One attempt's outcome (`ok`: the target accepted it) and duration, counted in its minute and hour. */
+  count(targetId: string, attempt: { at: number; ms?: number; ok: boolean }): void {
+    const outcome = attempt.ok ? 'ok' : 'fail';
+    const bucket = attempt.ms === undefined ? undefined : `b${latencyBucket(attempt.ms)}`;
+    for (const [key, keep] of [
+      [this.keys.targetStats(targetId, 'm', Math.floor(attempt.at / MINUTE_MS)), KEEP_MINUTES_MS],
+      [this.keys.targetStats(targetId, 'h', Math.floor(attempt.at / HOUR_MS)), KEEP_HOURS_MS],
+    ] as const) {
+      this.add(key, keep, outcome, 1);
+      if (bucket) this.add(key, keep, bucket, 1);
+    }
+  }
+
+  /** Writes what was counted: per key one MULTI (its increments and expiry), keys in parallel. */
+  flush(): Promise<void> {
+    if (this.flushing || this.pending.size === 0) return this.flushing ?? Promise.resolve();
+    const batch = this.pending;
+    this.pending = new Map();
+    this.flushing = Promise.all(
+      [...batch].map(async ([key, { keep, fields }]) => {
+        const multi = this.redis.multi();
+        for (const [field, by] of fields) multi.hincrby(key, field, by);
+        multi.pexpire(key, keep);
+        try {
+          await multi.exec();
+        } catch {
+          for (const [field, by] of fields) this.add(key, keep, field, by);
+        }
+      }),
+    ).then(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  /** Stops the timer and writes what is left (a clean shutdown loses no counts). */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flushing;
+    await this.flush();
+  }
+
+  private add(key: string, keep: number, field: string, by: number): void {
+    let entry = this.pending.get(key);
+    if (!entry) {
+      entry = { keep, fields: new Map() };
+      this.pending.set(key, entry);
+    }
+    entry.fields.set(field, (entry.fields.get(field) ?? 0) + by);
+  }
 }
 
 export interface AttemptSummary {

@@ -125,7 +125,7 @@ describe('http target', () => {
       [2, 502],
       [3, 200],
     ]);
-    // The targets page's aggregates count each attempt where it is recorded (written after the state).
+    // The targets page's aggregates count each attempt (written by the worker within a second).
     const summaries = () => readAttemptSummaries(r.ing.rt.redis, r.ing.rt.keys, 'ci');
     await waitUntil(async () => (await summaries()).hour.attempts === 3);
     const stats = await summaries();

@@ -14,6 +14,7 @@ import type { EventStore } from '../../queue/event-store.js';
 import type { Keys } from '../../queue/keys.js';
 import type { RedisClient } from '../../queue/redis-connection.js';
 import type { RelayIdentity } from '../../queue/relay-id.js';
+import type { AttemptCounter } from '../../queue/target-stats.js';
 import type { DeliveryJobData, JobTrigger } from '../../relay/job-types.js';
 import type { TokenCache } from '../auth.js';
 import type { CircuitBreaker } from '../circuit-breaker.js';
@@ -40,6 +41,8 @@ export interface DeliveryContext {
   commitMessages: CommitMessages;
   relayId: RelayIdentity;
   deadLetters: DeadLetterWriter;
+  /** Attempts per target for the console's targets page, written once a second. */
+  attemptCounter: AttemptCounter;
 }
 
 /** One target's pieces: its config, connection pool, breaker and queue (for the breaker's rate limit). */

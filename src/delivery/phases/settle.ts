@@ -1,7 +1,6 @@
 import { DeadLettered, RetryLater } from '../../errors/index.js';
 import type { AttemptRecord, Evidence } from '../../queue/delivery-state.js';
 import type { StoredEvent } from '../../queue/event-store.js';
-import { countAttempt } from '../../queue/target-stats.js';
 
 import { decide } from '../decide.js';
 import { type Attempt, ended, type JobOutcome, recordState } from './attempt.js';
@@ -21,12 +20,12 @@ export async function settle(
   const { ctx, target, targetRuntime, job } = attempt;
   if (sent.kind === 'nothing-to-send') return nothingToSend(attempt, sent.reason);
   const { verdict, record } = sent;
-  // For the console's targets page; an ops aggregate must not fail or slow the delivery.
-  countAttempt(ctx.redis, ctx.keys, target.id, {
+  // For the console's targets page, written in the background (an ops aggregate must not slow the delivery).
+  ctx.attemptCounter.count(target.id, {
     at: record.at,
-    ms: record.ms,
+    ...(record.ms !== undefined ? { ms: record.ms } : {}),
     ok: verdict.kind === 'delivered',
-  }).catch(() => {});
+  });
 
   if (verdict.kind === 'retry') {
     const opened = await targetRuntime.circuit.failure();
