@@ -40,23 +40,28 @@ export function lockDurationFor(target: TargetConfig): number {
 export function startDeliveryWorkers(runtime: Runtime): DeliveryWorkers {
   const connection = createRedis(runtime.config, 'worker', 'worker');
   connection.on('error', () => {});
+  // The delivery's own reads and writes (event, loop guard, branch order, state), apart from BullMQ's: commands
+  // issued in the same tick, by one job's phase or by concurrent jobs, go out in one write. Not BullMQ's
+  // connection: a blocking command there would hold up everything batched behind it.
+  const stateConnection = createRedis(runtime.config, 'worker', 'worker-state', { autoPipelining: true });
+  stateConnection.on('error', () => {});
   const log = runtime.log.child({ role: 'worker' });
-  const guard = new LoopGuard(connection, runtime.keys, runtime.config.loop);
+  const guard = new LoopGuard(stateConnection, runtime.keys, runtime.config.loop);
   const ctx: DeliveryContext = {
     config: runtime.config,
     keys: runtime.keys,
-    redis: connection,
-    store: new EventStore(connection, runtime.keys, runtime.config, runtime.queues),
+    redis: stateConnection,
+    store: new EventStore(stateConnection, runtime.keys, runtime.config, runtime.queues),
     log,
     metrics: runtime.metrics,
     tokens: new TokenCache(),
     guard,
-    coalescer: new Coalescer(connection, runtime.keys, runtime.config, runtime.router, guard.rules),
-    order: new RefOrder(connection, runtime.keys, runtime.config, runtime.router),
+    coalescer: new Coalescer(stateConnection, runtime.keys, runtime.config, runtime.router, guard.rules),
+    order: new RefOrder(stateConnection, runtime.keys, runtime.config, runtime.router),
     relayId: runtime.relayId,
     commitMessages: new CommitMessages(runtime.config.sources),
-    deadLetters: new DeadLetterWriter(connection, runtime.keys, runtime.metrics, log),
-    attemptCounter: new AttemptCounter(connection, runtime.keys),
+    deadLetters: new DeadLetterWriter(stateConnection, runtime.keys, runtime.metrics, log),
+    attemptCounter: new AttemptCounter(stateConnection, runtime.keys),
   };
   const clients: TargetClient[] = [];
 
@@ -68,9 +73,9 @@ export function startDeliveryWorkers(runtime: Runtime): DeliveryWorkers {
     const concurrencyLimit = pLimit(target.concurrency);
     const sharedLimit =
       target.rateLimit && runtime.keys.shards > 1
-        ? new SharedRateLimit(connection, runtime.keys.sharedRateLimit(target.id), target.rateLimit)
+        ? new SharedRateLimit(stateConnection, runtime.keys.sharedRateLimit(target.id), target.rateLimit)
         : undefined;
-    const circuit = new CircuitBreaker(connection, runtime.keys.circuit(target.id), target, (open) =>
+    const circuit = new CircuitBreaker(stateConnection, runtime.keys.circuit(target.id), target, (open) =>
       runtime.metrics.circuitState.set({ target: target.id }, open ? 1 : 0),
     );
     return runtime.queues.ofTarget(target.id).map((queue, shard) =>
@@ -119,6 +124,7 @@ export function startDeliveryWorkers(runtime: Runtime): DeliveryWorkers {
       }
       await ctx.attemptCounter.close().catch(() => undefined);
       connection.disconnect();
+      stateConnection.disconnect();
     },
   };
 }

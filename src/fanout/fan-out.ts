@@ -63,7 +63,7 @@ export class FanOut {
       ...options,
     };
     this.log = rt.log.child({ role: 'fan-out' });
-    this.writerConn = createRedis(rt.config, 'worker', 'fan-out');
+    this.writerConn = createRedis(rt.config, 'worker', 'fan-out', { autoPipelining: true });
     this.writerConn.on('error', () => {});
     this.writer = new RouteWriter(this.writerConn, rt.keys, rt.config, rt.store);
     this.loopRules = new StaticLoopRules(rt.config.loop);

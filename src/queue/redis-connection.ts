@@ -13,11 +13,20 @@ export type RedisClient = Redis | Cluster;
  * No auto-pipelining (ioredis' default, left as is): with it ioredis builds a Pipeline object per flush, which
  * cost the ingress's store call more CPU than the fewer socket writes saved (docs/benchmarks.md).
  */
-export function createRedis(config: Config, role: 'producer' | 'worker', name: string = role): RedisClient {
+export function createRedis(
+  config: Config,
+  role: 'producer' | 'worker',
+  name: string = role,
+  opts: { autoPipelining?: boolean } = {},
+): RedisClient {
   const r = config.redis;
-  const common = connectionOptions(config, role, name);
+  const common: RedisOptions = {
+    ...connectionOptions(config, role, name),
+    ...(opts.autoPipelining ? { enableAutoPipelining: true } : {}),
+  };
   if (r.cluster) {
     return new Cluster(r.cluster, {
+      ...(opts.autoPipelining ? { enableAutoPipelining: true } : {}),
       redisOptions: common,
       enableOfflineQueue: common.enableOfflineQueue ?? true,
       clusterRetryStrategy: (times) => Math.min(100 * times, 2000),
