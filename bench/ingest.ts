@@ -40,7 +40,11 @@ async function startRelayIngress(dir: string, redisUrl: string, targets: number)
   const cfg = writeYaml(dir, `relay-${targets}.yaml`, relayConfig(redisUrl, port, targets));
   const { spawn } = await import('node:child_process');
   // stdout is /dev/null: the ingress still builds and writes its one line per request, as it does in production.
-  const child = spawn(process.execPath, ['bin/hookrelay.js', 'ingress', '--config', cfg], {
+  // BENCH_CPU_PROF=dir: profile the ingress (node --cpu-prof; written when it exits on SIGTERM).
+  const profile = process.env.BENCH_CPU_PROF
+    ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+    : [];
+  const child = spawn(process.execPath, [...profile, 'bin/hookrelay.js', 'ingress', '--config', cfg], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
