@@ -90,13 +90,13 @@ export function receivedView(id: string, meta: EventMeta, routing: Routing = {})
     ...(env.actor?.name || env.actor?.uuid ? { actor: env.actor.name ?? env.actor.uuid } : {}),
     receivedAt: new Date(meta.receivedAt).toISOString(),
     ...(meta.clientIp ? { clientIp: meta.clientIp } : {}),
-    state: routing.state ?? 'routed',
+    state: routing.state ?? 'received',
     ...(routing.duplicateOf ? { duplicateOf: routing.duplicateOf } : {}),
     ...(routing.routedAs ? { routedAs: routing.routedAs } : {}),
   };
 }
 
-/** Where the fan-out is with an event (absent fields: stored before the inbox, routed at the ingress). */
+/** Where the fan-out is with an event, read with its meta: every field absent when the event is gone. */
 export interface Routing {
   state?: EventState;
   duplicateOf?: string;

@@ -168,7 +168,7 @@ async function listEvents(
           ...(env.hookId ? { hookId: env.hookId } : {}),
           refs: env.refs.map((r) => r.name),
           targets: Object.fromEntries(meta.targets.map((t) => [t, states.get(t)?.state ?? 'pending'])),
-          state: routing.state ?? 'routed',
+          state: routing.state ?? 'received',
           ...(quarantine ? { quarantined: true } : {}),
         });
         if (events.length === limit) return { events, nextCursor: encodeCursor(entry) };
@@ -194,7 +194,7 @@ function matches(
   if (f.state === 'quarantined')
     return quarantine !== undefined && (!f.target || meta.targets.includes(f.target));
   if (f.target && !meta.targets.includes(f.target)) return false;
-  if (f.state === NO_ROUTE) return meta.targets.length === 0 && (state ?? 'routed') === 'routed';
+  if (f.state === NO_ROUTE) return meta.targets.length === 0 && state === 'routed';
   if (f.state) {
     const pick = f.target ? [f.target] : meta.targets;
     if (!pick.some((t) => (states.get(t)?.state ?? 'pending') === f.state)) return false;

@@ -182,7 +182,7 @@ export function registerEventsCommands(program: Command): void {
       }
       // The console's event page and this print the same timeline (src/admin/console/timeline.ts); every value
       // from a payload or a target goes through printable() so a newline in it cannot forge a line.
-      print(`event ${ev.id} (${printable(ev.state ?? 'routed')})\n`);
+      print(`event ${ev.id} (${printable(ev.state)})\n`);
       print(timelineText({ id: ev.id, found: true, entries: ev.timeline ?? [] }, printable));
     }),
   );

@@ -191,7 +191,7 @@ export class FanOut {
       return { state: 'gone' };
     }
     // Decided and marked before (another consumer's entry, claimed after its acknowledgement was lost).
-    if (stored.state !== undefined && stored.state !== 'received') {
+    if (stored.state !== 'received') {
       await this.writer.drop(shard, event.entry);
       return { state: 'decided', previous: stored.state };
     }

@@ -31,8 +31,8 @@ export interface StoredEvent {
   quarantine?: string;
   /** Epoch ms it was stored with all its delivery jobs (one script). */
   acceptedAt?: number;
-  /** Where the fan-out is with it (absent on events stored before the inbox: routed at the ingress). */
-  state?: EventState;
+  /** Where the fan-out is with it: `received` until decided (every script that writes the meta sets it). */
+  state: EventState;
   /** A `duplicate`'s original: the stored event whose every change this one repeats. */
   duplicateOf?: string;
   /** When the fan-out decided (ms). */
@@ -314,7 +314,7 @@ export class EventStore {
       body: decode(enc, raw),
       ...(fields.ok ? { acceptedAt: Number(fields.ok.toString('utf8')) } : {}),
       ...(fields.q ? { quarantine: fields.q.toString('utf8') } : {}),
-      ...(fields.state ? { state: fields.state.toString('utf8') as EventState } : {}),
+      state: (fields.state?.toString('utf8') ?? 'received') as EventState,
       ...(fields.duplicateOf ? { duplicateOf: fields.duplicateOf.toString('utf8') } : {}),
       ...(fields.routedAt ? { routedAt: Number(fields.routedAt.toString('utf8')) } : {}),
       ...(fields.bodyHash ? { bodyHash: fields.bodyHash.toString('utf8') } : {}),

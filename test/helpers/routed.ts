@@ -23,7 +23,7 @@ export async function routed(relay: { rt: Runtime }, id: string, timeoutMs = 10_
       const event = await relay.rt.store.read(id);
       if (!event || event.state === 'received') return false;
       found = {
-        state: event.state ?? 'routed',
+        state: event.state,
         targets: event.targets,
         ...(event.envelope.repeatedRefs ? { repeatedRefs: event.envelope.repeatedRefs } : {}),
         ...(event.quarantine ? { quarantine: event.quarantine } : {}),

@@ -71,6 +71,7 @@ function ctx(t: TargetConfig, envelope: Envelope): RequestContext {
       headers: {},
       body: Buffer.from('{}'),
       targets: ['t'],
+      state: 'routed',
     },
     job: { eventId: 'ev1', targetId: 't', idempotencyKey: 'ev1.t' },
     attempt: 1,
