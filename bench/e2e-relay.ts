@@ -76,17 +76,17 @@ async function hookrelay(): Promise<string> {
     logLevel: args.logLevel,
   });
   const log = createLogger(args.logLevel, pino.destination({ dest: '/dev/null', sync: false }));
-  const rt = await createRuntime(config, log);
-  await waitForRedis(rt.redis, 10_000);
+  const runtime = await createRuntime(config, log);
+  await waitForRedis(runtime.redis, 10_000);
   const roles = args.roles ?? 'both';
   // What `hookrelay start` runs: the ingress, the fan-out and the delivery workers in one process; or, as
   // `hookrelay ingress` and `hookrelay worker` do, the ingress alone or the other two.
   if (roles !== 'ingress') {
-    startFanOut(rt);
-    startDeliveryWorkers(rt);
+    startFanOut(runtime);
+    startDeliveryWorkers(runtime);
   }
   if (roles === 'worker') return 'worker';
-  const app = buildIngressApp(rt);
+  const app = buildIngressApp(runtime);
   return app.listen({ host: '127.0.0.1', port: 0 });
 }
 

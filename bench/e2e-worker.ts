@@ -50,9 +50,9 @@ try {
       logLevel: 'info',
     });
     const log = createLogger('info', pino.destination({ dest: '/dev/null', sync: false }));
-    const rt = await createRuntime(config, log);
-    await waitForRedis(rt.redis, 10_000);
-    const app = buildIngressApp(rt);
+    const runtime = await createRuntime(config, log);
+    await waitForRedis(runtime.redis, 10_000);
+    const app = buildIngressApp(runtime);
     await app.ready();
     const mine = reqs.slice(round * events, (round + 1) * events);
     for (let i = 0; i < mine.length; i += 32) {
@@ -71,8 +71,8 @@ try {
     const start = received;
     const cpu0 = process.cpuUsage();
     const t0 = Date.now();
-    const fanOut = startFanOut(rt);
-    const workers = startDeliveryWorkers(rt);
+    const fanOut = startFanOut(runtime);
+    const workers = startDeliveryWorkers(runtime);
     while (received - start < events) await new Promise((r) => setTimeout(r, 5));
     const cpu = process.cpuUsage(cpu0);
     const ms = Date.now() - t0;
@@ -80,7 +80,7 @@ try {
     await fanOut.close();
     await workers.close();
     await app.close();
-    await rt.close();
+    await runtime.close();
   }
 } finally {
   target.kill('SIGKILL');

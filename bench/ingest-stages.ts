@@ -103,16 +103,16 @@ sources: [{ id: cloud, platform: cloud, secrets: ["${SECRET}"] }]
 targets: [{ id: ci, url: "http://127.0.0.1:9/ci" }]
 routes: [{ source: cloud, targets: [ci] }]
 `);
-    const rt = await createRuntime(config, createLogger('warn'));
-    await waitForRedis(rt.redis, 10_000);
+    const runtime = await createRuntime(config, createLogger('warn'));
+    await waitForRedis(runtime.redis, 10_000);
     stages.push([
       'fan-out: routing',
-      perCall(n, (i) => rt.router.match('cloud', envelopes[i % envelopes.length]!)),
+      perCall(n, (i) => runtime.router.match('cloud', envelopes[i % envelopes.length]!)),
     ]);
     const storeOne = (i: number) => {
       const r = at(i);
       // Delivery id and body hash unique per call, so each append is a new event, as under real traffic.
-      return rt.store.append({
+      return runtime.store.append({
         id: newEventId(),
         sourceId: 'cloud',
         platform: 'cloud',
@@ -142,7 +142,7 @@ routes: [{ source: cloud, targets: [ci] }]
       'ingress: append (compress, encode, one script call, 16 in flight)',
       (used.user + used.system) / n,
     ]);
-    await rt.close();
+    await runtime.close();
   } finally {
     await redis.stop();
     rmSync(dir, { recursive: true, force: true });

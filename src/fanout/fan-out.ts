@@ -54,7 +54,7 @@ export class FanOut {
   private loops: Promise<void>[] = [];
 
   constructor(
-    private readonly rt: Runtime,
+    private readonly runtime: Runtime,
     options: FanOutOptions = {},
   ) {
     this.opts = {
@@ -62,13 +62,13 @@ export class FanOut {
       consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
       ...options,
     };
-    this.log = rt.log.child({ role: 'fan-out' });
-    this.writerConn = createRedis(rt.config, 'worker', 'fan-out', { autoPipelining: true });
+    this.log = runtime.log.child({ role: 'fan-out' });
+    this.writerConn = createRedis(runtime.config, 'worker', 'fan-out', { autoPipelining: true });
     this.writerConn.on('error', () => {});
-    this.writer = new RouteWriter(this.writerConn, rt.keys, rt.config, rt.store);
-    this.loopRules = new StaticLoopRules(rt.config.loop);
-    this.sources = new Map(rt.config.sources.map((s) => [s.id, s]));
-    this.unknownKeys = new UnknownKeyCounter(rt.metrics);
+    this.writer = new RouteWriter(this.writerConn, runtime.keys, runtime.config, runtime.store);
+    this.loopRules = new StaticLoopRules(runtime.config.loop);
+    this.sources = new Map(runtime.config.sources.map((s) => [s.id, s]));
+    this.unknownKeys = new UnknownKeyCounter(runtime.metrics);
   }
 
   get consumer(): string {
@@ -77,9 +77,9 @@ export class FanOut {
 
   start(): this {
     this.running = true;
-    for (let shard = 0; shard < this.rt.keys.shards; shard++) {
+    for (let shard = 0; shard < this.runtime.keys.shards; shard++) {
       // XREADGROUP blocks its connection: one per shard, apart from the writes.
-      const reader = createRedis(this.rt.config, 'worker', `fan-out-${shard}`);
+      const reader = createRedis(this.runtime.config, 'worker', `fan-out-${shard}`);
       reader.on('error', () => {});
       this.readers.push(reader);
       this.loops.push(this.loop(shard, reader));
@@ -107,7 +107,7 @@ export class FanOut {
   }
 
   private async loop(shard: number, reader: RedisClient): Promise<void> {
-    const inbox = this.rt.keys.inbox(shard);
+    const inbox = this.runtime.keys.inbox(shard);
     let groupReady = false;
     let lastClaim = 0;
     let lastError = '';
@@ -149,7 +149,7 @@ export class FanOut {
     let cursor = '0-0';
     do {
       const [next, entries] = (await reader.xautoclaim(
-        this.rt.keys.inbox(shard),
+        this.runtime.keys.inbox(shard),
         FAN_OUT_GROUP,
         this.opts.consumer,
         this.opts.claimIdleMs,
@@ -173,7 +173,7 @@ export class FanOut {
   async process(shard: number, entries: StreamEntries): Promise<RouteOutcome[]> {
     const ids = entries.map(([, fields]) => fields[fields.indexOf('id') + 1] ?? '');
     const pipeline = this.writerConn.pipeline();
-    for (const id of ids) pipeline.hgetallBuffer(this.rt.keys.event(id));
+    for (const id of ids) pipeline.hgetallBuffer(this.runtime.keys.event(id));
     const read = (await pipeline.exec()) ?? [];
     return Promise.all(
       entries.map(([entry], i) => {
@@ -185,7 +185,7 @@ export class FanOut {
   }
 
   private async decideOne(shard: number, event: InboxEvent): Promise<RouteOutcome> {
-    const stored = this.rt.store.decode(event.id, event.fields);
+    const stored = this.runtime.store.decode(event.id, event.fields);
     if (!stored) {
       await this.writer.drop(shard, event.entry);
       return { state: 'gone' };
@@ -196,16 +196,20 @@ export class FanOut {
       return { state: 'decided', previous: stored.state };
     }
     const source = this.sources.get(stored.sourceId);
-    const decision: Decision = decide(stored, { router: this.rt.router, loopRules: this.loopRules, source });
+    const decision: Decision = decide(stored, {
+      router: this.runtime.router,
+      loopRules: this.loopRules,
+      source,
+    });
     const routedShard =
       decision.quarantine === undefined
-        ? this.rt.keys.shardOf(stored.sourceId, decision.envelope.repository)
+        ? this.runtime.keys.shardOf(stored.sourceId, decision.envelope.repository)
         : shard;
     // The ingress hashed the body already (its replay guard) and kept the hash with the received event.
     const bodyHash = stored.bodyHash ?? createHash('sha256').update(stored.body).digest('base64url');
     const content =
       decision.quarantine === undefined
-        ? contentDedupeKeys(this.rt.keys, this.rt.config.ingress.dedupe, {
+        ? contentDedupeKeys(this.runtime.keys, this.runtime.config.ingress.dedupe, {
             sourceId: stored.sourceId,
             envelope: decision.envelope,
             bodyHash,
@@ -234,7 +238,7 @@ export class FanOut {
     source: SourceConfig | undefined,
   ): void {
     if (outcome.state === 'decided' || outcome.state === 'gone') return;
-    const m = this.rt.metrics;
+    const m = this.runtime.metrics;
     m.fanOutLag.observe((Date.now() - receivedAt) / 1000);
     m.fanOutEvents.inc({ source: sourceId, decision: outcome.state });
     const eventKey = decision.envelope.eventKey;
@@ -288,6 +292,6 @@ async function ensureGroup(redis: RedisClient, inbox: string): Promise<boolean> 
 }
 
 /** The fan-out of a worker process (the `worker` and `start` roles). */
-export function startFanOut(rt: Runtime, options: FanOutOptions = {}): FanOut {
-  return new FanOut(rt, options).start();
+export function startFanOut(runtime: Runtime, options: FanOutOptions = {}): FanOut {
+  return new FanOut(runtime, options).start();
 }

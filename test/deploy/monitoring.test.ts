@@ -76,7 +76,7 @@ describe('shipped monitoring', () => {
     });
     const ingress = await startIngress(config, captureLogs().log);
     const worker = await runRelay(config, { ingress: false, worker: true }, captureLogs().log);
-    const admin = await startAdmin(ingress.rt);
+    const admin = await startAdmin(ingress.runtime);
     try {
       const texts = await Promise.all([
         fetch(`${ingress.url}/metrics`).then((r) => r.text()),

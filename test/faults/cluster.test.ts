@@ -138,9 +138,9 @@ describe('Redis Cluster: three primaries', () => {
       ...config,
       admin: { ...config.admin, tokens: [{ name: 'ops', token: TOKEN, role: 'viewer' }] },
     };
-    const rt = await createRuntime(adminConfig as typeof config, createLogger('silent'));
-    await waitForRedis(rt.redis, 10_000);
-    const admin = await startAdmin(rt);
+    const runtime = await createRuntime(adminConfig as typeof config, createLogger('silent'));
+    await waitForRedis(runtime.redis, 10_000);
+    const admin = await startAdmin(runtime);
     try {
       const listed: { id: string; receivedAt: string }[] = [];
       let cursor: string | null = null;
@@ -167,7 +167,7 @@ describe('Redis Cluster: three primaries', () => {
       expect(shown.targets.map((t) => [t.target, t.state])).toEqual(TARGETS.map((t) => [t, 'delivered']));
     } finally {
       await admin.close();
-      await rt.close();
+      await runtime.close();
     }
   });
 });

@@ -28,9 +28,9 @@ export async function waitFor<T>(
 
 /** The real admin app on 127.0.0.1:0 over a runtime (usually the test ingress's, so both share Redis). */
 export async function startAdmin(
-  rt: Runtime,
+  runtime: Runtime,
 ): Promise<{ url: string; app: FastifyInstance; close(): Promise<void> }> {
-  const app = await buildAdminApp(rt);
+  const app = await buildAdminApp(runtime);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return { url, app, close: () => app.close() };
 }
@@ -46,52 +46,56 @@ export type Outcome =
  * hash, the suppressed ZSET) so that the admin side can be tested before and independently of the real one.
  * `decide` scripts each job's outcome.
  */
-export function scriptedWorker(rt: Runtime, target: string, decide: (job: Job<DeliveryJobData>) => Outcome) {
-  const connection = new Redis(rt.config.redis.url!, { maxRetriesPerRequest: null });
+export function scriptedWorker(
+  runtime: Runtime,
+  target: string,
+  decide: (job: Job<DeliveryJobData>) => Outcome,
+) {
+  const connection = new Redis(runtime.config.redis.url!, { maxRetriesPerRequest: null });
   const seen: { id: string; data: DeliveryJobData }[] = [];
   const worker = new Worker<DeliveryJobData>(
-    rt.keys.queueName(target),
+    runtime.keys.queueName(target),
     async (job) => {
       seen.push({ id: String(job.id), data: { ...job.data } });
-      const key = rt.keys.event(job.data.eventId);
+      const key = runtime.keys.event(job.data.eventId);
       const n = job.attemptsMade + 1;
       const at = Date.now();
       const trigger = job.data.trigger ?? 'bitbucket';
       const outcome = decide(job);
       if ('ok' in outcome) {
-        await recordAttempt(rt.redis, key, target, {
+        await recordAttempt(runtime.redis, key, target, {
           state: 'delivered',
           attempt: { number: n, at, ms: 3, status: 200, trigger },
         });
         return { status: 200 };
       }
       if ('suppress' in outcome) {
-        await rt.redis.zadd(rt.keys.suppressed, Date.now(), `${job.data.eventId}.${target}`);
-        await recordAttempt(rt.redis, key, target, { state: 'suppressed', reason: outcome.suppress });
+        await runtime.redis.zadd(runtime.keys.suppressed, Date.now(), `${job.data.eventId}.${target}`);
+        await recordAttempt(runtime.redis, key, target, { state: 'suppressed', reason: outcome.suppress });
         return { suppressed: true };
       }
       if ('status' in outcome) {
-        await recordAttempt(rt.redis, key, target, {
+        await recordAttempt(runtime.redis, key, target, {
           state: 'dead',
           attempt: { number: n, at, ms: 5, status: outcome.status, trigger },
           reason: `status ${outcome.status}`,
           ...(outcome.excerpt ? { excerpt: outcome.excerpt } : {}),
         });
-        await indexDeadLetter(rt.redis, rt.keys, String(job.id));
+        await indexDeadLetter(runtime.redis, runtime.keys, String(job.id));
         throw new UnrecoverableError(`target answered ${outcome.status}`);
       }
-      await recordAttempt(rt.redis, key, target, {
+      await recordAttempt(runtime.redis, key, target, {
         state: 'dead',
         attempt: { number: n, at, ms: 10_000, error: outcome.error, trigger },
         reason: outcome.error,
       });
-      await indexDeadLetter(rt.redis, rt.keys, String(job.id));
+      await indexDeadLetter(runtime.redis, runtime.keys, String(job.id));
       throw new UnrecoverableError(outcome.error);
     },
     {
       // biome-ignore lint/suspicious/noExplicitAny: BullMQ types ioredis from its own copy
       connection: connection as any,
-      prefix: rt.keys.queuePrefix(target),
+      prefix: runtime.keys.queuePrefix(target),
       concurrency: 4,
     },
   );

@@ -9,13 +9,13 @@ import { createRuntime, waitForRedis } from '../../src/runtime.js';
 
 const config = buildConfig(JSON.parse(process.argv[2] ?? '{}'), {});
 const log = createLogger('warn');
-const rt = await createRuntime(config, log);
-await waitForRedis(rt.redis, 10_000);
-const workers = startDeliveryWorkers(rt);
+const runtime = await createRuntime(config, log);
+await waitForRedis(runtime.redis, 10_000);
+const workers = startDeliveryWorkers(runtime);
 process.stdout.write('ready\n');
 process.once('SIGTERM', () => {
   void workers
     .close()
-    .then(() => rt.close())
+    .then(() => runtime.close())
     .then(() => process.exit(0));
 });

@@ -58,9 +58,9 @@ export async function startRelay(
     config,
     logs,
     startWorkers() {
-      workers ??= startDeliveryWorkers(ing.rt);
+      workers ??= startDeliveryWorkers(ing.runtime);
     },
-    state: (eventId, targetId) => readTargetState(inspect, ing.rt.keys.event(eventId), targetId),
+    state: (eventId, targetId) => readTargetState(inspect, ing.runtime.keys.event(eventId), targetId),
     async settled(
       eventId,
       targetId,

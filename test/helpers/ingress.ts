@@ -12,7 +12,7 @@ import { captureLogs } from './logs.js';
 export interface TestIngress {
   url: string;
   app: FastifyInstance;
-  rt: Runtime;
+  runtime: Runtime;
   /** The fan-out that routes what this ingress received (absent when started without one). */
   fanOut?: FanOut;
   close(): Promise<void>;
@@ -27,26 +27,26 @@ export async function startIngress(
   log: Logger,
   opts: { fanOut?: boolean | FanOutOptions } = {},
 ): Promise<TestIngress> {
-  const rt = await createRuntime(config, log);
-  await waitForRedis(rt.redis, 5000);
-  rt.store.waitAof = (await checkDurability(rt.redis, config, log)).waitAof;
-  rt.store.durabilityChecked = true;
-  await Promise.all(rt.queues.all().map((q) => q.queue.waitUntilReady()));
-  const app = buildIngressApp(rt);
+  const runtime = await createRuntime(config, log);
+  await waitForRedis(runtime.redis, 5000);
+  runtime.store.waitAof = (await checkDurability(runtime.redis, config, log)).waitAof;
+  runtime.store.durabilityChecked = true;
+  await Promise.all(runtime.queues.all().map((q) => q.queue.waitUntilReady()));
+  const app = buildIngressApp(runtime);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   const fanOut =
     opts.fanOut === false
       ? undefined
-      : startFanOut(rt, { blockMs: 200, ...(typeof opts.fanOut === 'object' ? opts.fanOut : {}) });
+      : startFanOut(runtime, { blockMs: 200, ...(typeof opts.fanOut === 'object' ? opts.fanOut : {}) });
   return {
     url,
     app,
-    rt,
+    runtime,
     ...(fanOut ? { fanOut } : {}),
     async close() {
       await app.close();
       await fanOut?.close();
-      await rt.close();
+      await runtime.close();
     },
   };
 }

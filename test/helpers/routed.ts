@@ -16,11 +16,11 @@ export interface Routed {
  * returns its decision: the targets it was routed to, the refs whose change repeats, why it is quarantined,
  * or which event it duplicates.
  */
-export async function routed(relay: { rt: Runtime }, id: string, timeoutMs = 10_000): Promise<Routed> {
+export async function routed(relay: { runtime: Runtime }, id: string, timeoutMs = 10_000): Promise<Routed> {
   let found: Routed | undefined;
   await waitUntil(
     async () => {
-      const event = await relay.rt.store.read(id);
+      const event = await relay.runtime.store.read(id);
       if (!event || event.state === 'received') return false;
       found = {
         state: event.state,

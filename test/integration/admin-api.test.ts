@@ -45,16 +45,16 @@ async function relay(
   const logs = captureLogs();
   const ing = await startIngress(config, logs.log);
   closers.push(() => ing.close());
-  const admin = await startAdmin(ing.rt);
+  const admin = await startAdmin(ing.runtime);
   closers.push(() => admin.close());
   const workers = config.targets.map((t) =>
-    scriptedWorker(ing.rt, t.id, (job) => outcome(job.data.eventId, t.id)),
+    scriptedWorker(ing.runtime, t.id, (job) => outcome(job.data.eventId, t.id)),
   );
   closers.push(async () => {
     await Promise.all(workers.map((w) => w.close()));
   });
   const state = async (id: string, target: string) =>
-    (await ing.rt.queues.get(target)!.getJobState(`${id}.${target}`)) as string;
+    (await ing.runtime.queues.get(target)!.getJobState(`${id}.${target}`)) as string;
   const push = async (n: number, o: Parameters<typeof cloudPush>[0] = {}) => {
     const res = await send(
       ing.url,
@@ -496,8 +496,8 @@ describe('dead letters', () => {
       body: { target: 'ci2' },
     });
     expect(purged.json).toMatchObject({ purged: 2 });
-    expect(await r.ing.rt.queues.get('ci2')!.getFailedCount()).toBe(0);
-    expect(await r.ing.rt.queues.get('ci')!.getFailedCount()).toBe(2);
+    expect(await r.ing.runtime.queues.get('ci2')!.getFailedCount()).toBe(0);
+    expect(await r.ing.runtime.queues.get('ci')!.getFailedCount()).toBe(2);
     const del = await api(r.url, 'DELETE', `/api/dead-letters?target=ci&repo=acme/widgets`, {
       token: OPERATOR,
     });
@@ -545,7 +545,7 @@ describe('suppressed deliveries', () => {
       body: {},
     });
     expect(one.json).toMatchObject({ released: 1, jobId: `${a}.ci.release-1` });
-    const job = await r.ing.rt.queues.get('ci')!.getJob(`${a}.ci.release-1`);
+    const job = await r.ing.runtime.queues.get('ci')!.getJob(`${a}.ci.release-1`);
     expect(job?.data).toEqual({ eventId: a, targetId: 'ci', idempotencyKey: `${a}.ci`, trigger: 'release' });
     expect(await job?.getState()).toBe('waiting');
     expect(job?.opts.attempts).toBe(r.config.targets[0]!.retry.attempts);
@@ -573,7 +573,7 @@ describe('metrics', () => {
     await r.workers[0]!.close(); // ci jobs stay waiting
     const a = await r.push(1);
     await r.settled(a, 'ci2');
-    await r.ing.rt.redis.zadd(r.ing.rt.keys.suppressed, Date.now(), `${a}.ci`);
+    await r.ing.runtime.redis.zadd(r.ing.runtime.keys.suppressed, Date.now(), `${a}.ci`);
     const res = await fetch(`${r.url}/metrics`, { headers: { authorization: `Bearer ${VIEWER}` } });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/text\/plain/);

@@ -35,26 +35,26 @@ const TOKENS = [
 
 async function startAdminService(
   tokens: { name: string; token: string; role: string }[] = TOKENS,
-  shared?: { rt: Runtime; logs: ReturnType<typeof captureLogs> },
+  shared?: { runtime: Runtime; logs: ReturnType<typeof captureLogs> },
 ) {
   const logs = shared?.logs ?? captureLogs();
-  let rt: Runtime;
+  let runtime: Runtime;
   if (shared) {
     // Same Redis and key prefix, another admin config: what a restart with an edited config looks like.
     const config: Config = {
-      ...shared.rt.config,
-      admin: { ...shared.rt.config.admin, tokens: tokens as never },
+      ...shared.runtime.config,
+      admin: { ...shared.runtime.config.admin, tokens: tokens as never },
     };
-    rt = { ...shared.rt, config };
+    runtime = { ...shared.runtime, config };
   } else {
-    rt = await createRuntime(testConfig(db.url, { admin: { tokens } }), logs.log);
-    closers.push(() => rt.close());
-    await waitForRedis(rt.redis, 5000);
+    runtime = await createRuntime(testConfig(db.url, { admin: { tokens } }), logs.log);
+    closers.push(() => runtime.close());
+    await waitForRedis(runtime.redis, 5000);
   }
-  const app: FastifyInstance = await buildAdminApp(rt);
+  const app: FastifyInstance = await buildAdminApp(runtime);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   closers.push(() => app.close());
-  return { url, app, rt, logs };
+  return { url, app, runtime, logs };
 }
 
 /** A request from another loopback address (the socket's source address, not a header). */
@@ -138,8 +138,8 @@ describe('browser sessions', () => {
     const unchanged = await startAdminService(TOKENS, first);
     expect((await whoami(unchanged.url)).status).toBe(200);
     // Nothing of the token is readable from the session in Redis but the fingerprint.
-    const stored = await first.rt.redis.keys(first.rt.keys.adminSession('*'));
-    const raw = String(await first.rt.redis.get(stored[0]!));
+    const stored = await first.runtime.redis.keys(first.runtime.keys.adminSession('*'));
+    const raw = String(await first.runtime.redis.get(stored[0]!));
     expect(raw).not.toContain(OPERATOR);
     expect(JSON.parse(raw)).toMatchObject({
       name: 'alice',
@@ -150,8 +150,8 @@ describe('browser sessions', () => {
 
 describe('sign-in', () => {
   it('ignores a next that would leave the origin or break the Location header, before any session exists', async () => {
-    const { url, rt } = await startAdminService();
-    const sessionCount = async () => (await rt.redis.keys(rt.keys.adminSession('*'))).length;
+    const { url, runtime } = await startAdminService();
+    const sessionCount = async () => (await runtime.redis.keys(runtime.keys.adminSession('*'))).length;
     const offOrigin = [
       '//evil.example/x',
       '/\\evil.example/x',

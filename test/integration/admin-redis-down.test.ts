@@ -10,9 +10,9 @@ const TOKEN = 'viewer-token-0123456789abcdef';
 it('admin API answers 503 QUEUE_UNAVAILABLE with Retry-After while Redis is down, not 500', async () => {
   const local = await startTestRedis();
   const config = testConfig(local.url, { admin: { tokens: [{ name: 'v', token: TOKEN, role: 'viewer' }] } });
-  const rt = await createRuntime(config, createLogger('silent'));
-  await waitForRedis(rt.redis, 5000);
-  const admin = await startAdmin(rt);
+  const runtime = await createRuntime(config, createLogger('silent'));
+  await waitForRedis(runtime.redis, 5000);
+  const admin = await startAdmin(runtime);
   const get = (path: string) =>
     fetch(`${admin.url}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
   try {
@@ -40,7 +40,7 @@ it('admin API answers 503 QUEUE_UNAVAILABLE with Retry-After while Redis is down
     expect(text).not.toMatch(/^hookrelay_queue_jobs\{/m);
   } finally {
     await admin.close();
-    await rt.close();
+    await runtime.close();
     await local.cleanup();
   }
 });

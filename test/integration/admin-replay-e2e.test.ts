@@ -55,11 +55,11 @@ async function relay(targetUrl: string) {
   });
   const ing = await startIngress(config, captureLogs().log);
   closers.push(() => ing.close());
-  const admin = await startAdmin(ing.rt);
+  const admin = await startAdmin(ing.runtime);
   closers.push(() => admin.close());
-  const workers = startDeliveryWorkers(ing.rt);
+  const workers = startDeliveryWorkers(ing.runtime);
   closers.push(() => workers.close());
-  const state = (id: string) => ing.rt.queues.get('jenkins')!.getJobState(`${id}.jenkins`);
+  const state = (id: string) => ing.runtime.queues.get('jenkins')!.getJobState(`${id}.jenkins`);
   return { ing, url: admin.url, state };
 }
 

@@ -29,7 +29,7 @@ let dir: string;
 let caFile: string;
 let relayUrl: string;
 let adminUrl: string;
-let rt: Runtime;
+let runtime: Runtime;
 let closeRelay: () => Promise<void>;
 const files: Record<string, string> = {};
 
@@ -89,8 +89,8 @@ beforeAll(async () => {
     admin: { tokens: [{ name: 'ops', token: ADMIN_TOKEN, role: 'viewer' }] },
   });
   const ingress = await startIngress(relayConfig, captureLogs().log);
-  const admin = await startAdmin(ingress.rt);
-  rt = ingress.rt;
+  const admin = await startAdmin(ingress.runtime);
+  runtime = ingress.runtime;
   relayUrl = ingress.url;
   adminUrl = admin.url;
   closeRelay = async () => {
@@ -537,7 +537,7 @@ describe('bitbucket hooks list / remove', () => {
 });
 
 describe('bitbucket hooks test / status against a running relay', () => {
-  const eventCount = () => rt.redis.zcard(rt.keys.eventIndex);
+  const eventCount = () => runtime.redis.zcard(runtime.keys.eventIndex);
 
   it('Cloud: a signed hookrelay:test event reaches the relay and is not stored; a wrong secret fails', async () => {
     const url = `${relayUrl}/hooks/cloud`;

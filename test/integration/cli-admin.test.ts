@@ -29,7 +29,7 @@ const ids: string[] = [];
 const asOperator = (args: string[]) =>
   runCli([...args, '--admin-url', admin.url], { HOOKRELAY_ADMIN_TOKEN: OPERATOR });
 const asViewer = (args: string[]) => runCli([...args, '--admin-url', admin.url, '--token', VIEWER]);
-const jobState = (id: string, t = 'ci') => ing.rt.queues.get(t)!.getJobState(`${id}.${t}`);
+const jobState = (id: string, t = 'ci') => ing.runtime.queues.get(t)!.getJobState(`${id}.${t}`);
 
 beforeAll(async () => {
   redis = await startTestRedis();
@@ -76,16 +76,16 @@ beforeAll(async () => {
   };
   const nthCi = arrivalOrder();
   const nthCi2 = arrivalOrder();
-  const w1 = scriptedWorker(ing.rt, 'ci', (job) => outcomes[nthCi(job.data.eventId)] ?? { status: 500 });
-  const w2 = scriptedWorker(ing.rt, 'ci2', (job) =>
+  const w1 = scriptedWorker(ing.runtime, 'ci', (job) => outcomes[nthCi(job.data.eventId)] ?? { status: 500 });
+  const w2 = scriptedWorker(ing.runtime, 'ci2', (job) =>
     nthCi2(job.data.eventId) === 0 ? { suppress: 'bot actor jenkins' } : { ok: true },
   );
   for (let i = 0; i < 3; i++) {
     const res = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush({ ref: `feature-${i}` })));
     ids.push(String(res.json.id));
   }
-  await waitFor(async () => (await ing.rt.queues.get('ci')!.getFailedCount()) === 3);
-  await waitFor(async () => (await ing.rt.queues.get('ci2')!.getCompletedCount()) === 3);
+  await waitFor(async () => (await ing.runtime.queues.get('ci')!.getFailedCount()) === 3);
+  await waitFor(async () => (await ing.runtime.queues.get('ci2')!.getCompletedCount()) === 3);
   await Promise.all([w1.close(), w2.close()]);
 }, 90_000);
 
@@ -210,7 +210,7 @@ describe('hookrelay dlq', () => {
     expect(one.code).toBe(1); // one of two failed
     expect(one.stdout).toContain('1 replayed, 1 failed');
     expect(await jobState(ids[0]!)).toBe('waiting');
-    const job = await ing.rt.queues.get('ci')!.getJob(`${ids[0]}.ci`);
+    const job = await ing.runtime.queues.get('ci')!.getJob(`${ids[0]}.ci`);
     expect(job!.data).toEqual({
       eventId: ids[0],
       targetId: 'ci',
@@ -221,7 +221,7 @@ describe('hookrelay dlq', () => {
     const rest = await asOperator(['dlq', 'replay', '--target', 'ci', '--status', '5xx', '--fresh']);
     expect(rest.code).toBe(0);
     expect(rest.stdout.trim()).toBe('1 replayed');
-    const fresh = await ing.rt.queues.get('ci')!.getJob(`${ids[1]}.ci`);
+    const fresh = await ing.runtime.queues.get('ci')!.getJob(`${ids[1]}.ci`);
     expect(fresh!.data.idempotencyKey).toMatch(new RegExp(`^${ids[1]}\\.ci\\.[0-9a-f-]{36}$`));
     expect(await jobState(ids[2]!)).toBe('failed');
   });
@@ -237,7 +237,7 @@ describe('hookrelay dlq', () => {
     const rel = await asOperator(['suppressed', 'release', `${ids[0]}.ci2`, '--json']);
     expect(rel.code).toBe(0);
     expect(JSON.parse(rel.stdout)).toMatchObject({ released: 1 });
-    const job = await ing.rt.queues.get('ci2')!.getJob(`${ids[0]}.ci2.release-1`);
+    const job = await ing.runtime.queues.get('ci2')!.getJob(`${ids[0]}.ci2.release-1`);
     expect(job!.data).toEqual({
       eventId: ids[0],
       targetId: 'ci2',
@@ -251,7 +251,7 @@ describe('hookrelay dlq', () => {
     const purge = await asOperator(['dlq', 'purge', '--status', 'timeout']);
     expect(purge.code).toBe(0);
     expect(purge.stdout.trim()).toBe('1 purged');
-    expect(await ing.rt.queues.get('ci')!.getJob(`${ids[2]}.ci`)).toBeUndefined();
+    expect(await ing.runtime.queues.get('ci')!.getJob(`${ids[2]}.ci`)).toBeUndefined();
     await waitFor(() => admin.output().includes('"action":"dead-letters.purge"'));
     const line = admin
       .output()
@@ -270,10 +270,10 @@ describe('hookrelay dlq', () => {
 describe('hookrelay dlq replay --wait', () => {
   it('replays, shows progress and ends with the outcome: delivered / failed again', async () => {
     // What the earlier tests replayed is waiting: let it die again, then replay it with --wait.
-    const dying = scriptedWorker(ing.rt, 'ci', () => ({ status: 502, excerpt: 'still down' }));
-    await waitFor(async () => (await ing.rt.queues.get('ci')!.getFailedCount()) === 2);
+    const dying = scriptedWorker(ing.runtime, 'ci', () => ({ status: 502, excerpt: 'still down' }));
+    await waitFor(async () => (await ing.runtime.queues.get('ci')!.getFailedCount()) === 2);
     await dying.close();
-    const worker = scriptedWorker(ing.rt, 'ci', (job) =>
+    const worker = scriptedWorker(ing.runtime, 'ci', (job) =>
       job.data.eventId === ids[0] ? { ok: true } : { status: 502, excerpt: 'still down' },
     );
     try {

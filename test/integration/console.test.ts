@@ -48,15 +48,15 @@ beforeAll(async () => {
   });
   logs = captureLogs();
   ing = await startIngress(config, logs.log);
-  admin = await startAdmin(ing.rt);
-  const worker = scriptedWorker(ing.rt, 'ci', (job) => decide(job.data.eventId));
+  admin = await startAdmin(ing.runtime);
+  const worker = scriptedWorker(ing.runtime, 'ci', (job) => decide(job.data.eventId));
   // Two dead letters (Jenkins down) on two branches, one push held back by a [skip ci] marker.
   await push('main', { ref: 'main' });
   await push('release', { ref: 'release/2.4', newHash: COMMIT });
-  await waitFor(async () => (await ing.rt.queues.get('ci')!.getFailedCount()) === 2);
+  await waitFor(async () => (await ing.runtime.queues.get('ci')!.getFailedCount()) === 2);
   decide = () => ({ suppress: 'skip-marker' });
   await push('skipped', { ref: 'main', message: 'Bump version [skip ci]\n', newHash: '5'.repeat(40) });
-  await waitFor(async () => (await ing.rt.redis.zcard(ing.rt.keys.suppressed)) === 1);
+  await waitFor(async () => (await ing.runtime.redis.zcard(ing.runtime.keys.suppressed)) === 1);
   await worker.close();
   mkdirSync(SCREENSHOTS, { recursive: true });
   if (!existsSync(CHROMIUM)) return;
@@ -205,7 +205,7 @@ describe.runIf(existsSync(CHROMIUM))('ops console in headless Chromium', () => {
 
     // One delivers now, the other still fails: the summary tells them apart.
     decide = (e) => (e === ids.main ? { ok: true } : { status: 502, excerpt: 'still down' });
-    const worker = scriptedWorker(ing.rt, 'ci', (job) => decide(job.data.eventId));
+    const worker = scriptedWorker(ing.runtime, 'ci', (job) => decide(job.data.eventId));
     try {
       await page.getByRole('button', { name: 'Replay 2 dead letters' }).click();
       await expect.poll(() => new URL(page.url()).pathname).toMatch(/^\/console\/replays\//);
@@ -239,7 +239,7 @@ describe.runIf(existsSync(CHROMIUM))('ops console in headless Chromium', () => {
     const context = await browser.newContext();
     const { page } = await openPage(context);
     await signIn(page, OPERATOR, '/console/targets');
-    const queue = ing.rt.queues.get('ci')!;
+    const queue = ing.runtime.queues.get('ci')!;
     await page.getByRole('button', { name: 'Pause deliveries to ci' }).click();
     await expect.poll(() => page.locator('[role=status]').textContent()).toContain('Paused ci');
     expect(await queue.isPaused()).toBe(true);
@@ -249,7 +249,7 @@ describe.runIf(existsSync(CHROMIUM))('ops console in headless Chromium', () => {
     await shot(page, 'targets-paused');
 
     decide = () => ({ ok: true });
-    const worker = scriptedWorker(ing.rt, 'ci', (job) => decide(job.data.eventId));
+    const worker = scriptedWorker(ing.runtime, 'ci', (job) => decide(job.data.eventId));
     try {
       // Paused: the worker takes nothing.
       await new Promise((r) => setTimeout(r, 500));
@@ -305,7 +305,7 @@ describe.runIf(existsSync(CHROMIUM))('ops console in headless Chromium', () => {
       headers: { cookie: opCookie, origin: 'https://evil.example.com' },
     });
     expect(csrf.status).toBe(403);
-    expect(await ing.rt.queues.get('ci')!.isPaused()).toBe(false);
+    expect(await ing.runtime.queues.get('ci')!.isPaused()).toBe(false);
   });
 
   it('an operator finds a quarantined event with its reason and releases it for delivery', async () => {
@@ -326,7 +326,7 @@ describe.runIf(existsSync(CHROMIUM))('ops console in headless Chromium', () => {
     await expect.poll(() => page.locator('main').textContent()).toContain(`Released ${id}`);
     expect(await page.locator('table.list tbody tr', { hasText: 'pullrequest:created' }).count()).toBe(0);
     // Released: routed now, one delivery job with the usual id, and audited as the console's action.
-    expect(await ing.rt.queues.get('ci')!.getJob(`${id}.ci`)).toBeDefined();
+    expect(await ing.runtime.queues.get('ci')!.getJob(`${id}.ci`)).toBeDefined();
     expect(
       logs.lines.some(
         (l) =>

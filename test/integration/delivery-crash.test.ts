@@ -65,7 +65,13 @@ async function setup(behaviour: Parameters<typeof startTargetServer>[0], timeout
   const res = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush()));
   expect(res.status).toBe(202);
   const id = String(res.json.id);
-  return { t, raw, ing, id, state: () => readTargetState(ing.rt.redis, ing.rt.keys.event(id), 'ci') };
+  return {
+    t,
+    raw,
+    ing,
+    id,
+    state: () => readTargetState(ing.runtime.redis, ing.runtime.keys.event(id), 'ci'),
+  };
 }
 
 describe('crashes and shutdown', () => {

@@ -72,7 +72,7 @@ describe('http target', () => {
       expect(got.headers[h], h).toBe(req.headers[h]);
     }
     // No relay.id configured: the deployment's own, generated once and kept in Redis.
-    const relayId = await db.inspect.get(r.ing.rt.keys.relayId);
+    const relayId = await db.inspect.get(r.ing.runtime.keys.relayId);
     expect(relayId).toMatch(/^relay-[0-9a-f]{12}$/);
     expect(got.headers).toMatchObject({
       'idempotency-key': `${id}.ci`,
@@ -126,7 +126,7 @@ describe('http target', () => {
       [3, 200],
     ]);
     // The targets page's aggregates count each attempt (written by the worker within a second).
-    const summaries = () => readAttemptSummaries(r.ing.rt.redis, r.ing.rt.keys, 'ci');
+    const summaries = () => readAttemptSummaries(r.ing.runtime.redis, r.ing.runtime.keys, 'ci');
     await waitUntil(async () => (await summaries()).hour.attempts === 3);
     const stats = await summaries();
     expect(stats.hour.successRate).toBeCloseTo(1 / 3);
@@ -214,11 +214,11 @@ describe('http target', () => {
     });
     expect(recorded.responseHeaders).toMatchObject({ 'content-type': 'text/plain' });
     expect(JSON.stringify(recorded)).not.toContain('s3cret-target-token');
-    const job = await r.ing.rt.queues.get('gone')!.getJob(`${id}.gone`);
+    const job = await r.ing.runtime.queues.get('gone')!.getJob(`${id}.gone`);
     expect(await job!.getState()).toBe('failed');
     expect(job!.failedReason).toBe('status 410');
     // Both are in the dead-letter index the lists read.
-    const indexed = await r.ing.rt.redis.zrange(r.ing.rt.keys.deadLetters, 0, -1);
+    const indexed = await r.ing.runtime.redis.zrange(r.ing.runtime.keys.deadLetters, 0, -1);
     expect(indexed.sort()).toEqual([`${id}.bad`, `${id}.gone`]);
   });
 
@@ -253,7 +253,7 @@ describe('http target', () => {
     const r = await relay(db.url, [target('ci', t.url)]);
     const { id } = await push(r);
     await r.settled(id, 'ci', ['dead']);
-    const queue = r.ing.rt.queues.get('ci')!;
+    const queue = r.ing.runtime.queues.get('ci')!;
     const job = await queue.getJob(`${id}.ci`);
     t.script(() => ({ status: 503 }));
     // What the ops side does for a replay.
@@ -426,7 +426,7 @@ describe('isolation', () => {
     ]);
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push((await push(r, cloudPush({ newHash: `${i}`.repeat(40) }))).id);
-    const circuitKey = r.ing.rt.keys.circuit('dead');
+    const circuitKey = r.ing.runtime.keys.circuit('dead');
     await waitUntil(
       async () => Number(await db.inspect.hget(circuitKey, 'openUntil')) > 0,
       20_000,

@@ -36,7 +36,7 @@ async function expectSuppressed(r: TestRelay, id: string, reason: string, target
   const s = await r.settled(id, targetId);
   expect(s).toMatchObject({ state: 'suppressed', reason });
   expect(s.attempts).toEqual([]);
-  expect(await db.inspect.zscore(r.ing.rt.keys.suppressed, `${id}.${targetId}`)).not.toBeNull();
+  expect(await db.inspect.zscore(r.ing.runtime.keys.suppressed, `${id}.${targetId}`)).not.toBeNull();
 }
 
 describe('loop guard', () => {
@@ -119,7 +119,7 @@ describe('loop guard', () => {
     const first = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
     const second = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
     for (const id of [skipped, first, second]) await routed(r.ing, id);
-    const queue = r.ing.rt.queues.get('ci')!;
+    const queue = r.ing.runtime.queues.get('ci')!;
     const jobOf = async (id: string) => (await queue.getJob(`${id}.ci`))!;
     const head = (await jobOf(first)).data.loopGuard!;
     expect(head).toMatchObject({ repository: 'acme/widgets', refs: ['main'] });
@@ -138,9 +138,9 @@ describe('loop guard', () => {
     const { r, t } = await setup({}, { workers: false });
     const id = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
     await routed(r.ing, id);
-    await db.inspect.del(r.ing.rt.keys.event(id));
+    await db.inspect.del(r.ing.runtime.keys.event(id));
     r.startWorkers();
-    const queue = r.ing.rt.queues.get('ci')!;
+    const queue = r.ing.runtime.queues.get('ci')!;
     await waitUntil(async () => (await queue.getJob(`${id}.ci`))?.failedReason === 'event expired', 10_000);
     expect(await db.inspect.keys(`${r.config.redis.prefix}*rate*`)).toEqual([]);
     expect(t.received).toHaveLength(0);
@@ -188,7 +188,7 @@ describe('loop guard', () => {
     const id = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ message: 'chore: bump [ci skip]' }));
     await expectSuppressed(r, id, 'skip-marker');
     // What the ops side does for a release.
-    await r.ing.rt.queues
+    await r.ing.runtime.queues
       .get('ci')!
       .add(
         'release',
@@ -286,7 +286,11 @@ describe('newest by the branch graph, not by arrival', () => {
         expect(r.logs.lines.some((l) => l.msg === 'an older push after a newer one')).toBe(true);
       }
       expect(
-        (await r.ing.rt.metrics.registry.getSingleMetricAsString('hookrelay_superseded_deliveries_total'))
+        (
+          await r.ing.runtime.metrics.registry.getSingleMetricAsString(
+            'hookrelay_superseded_deliveries_total',
+          )
+        )
           .split('\n')
           .some((l) => l.includes(`action="${skipSuperseded ? 'skipped' : 'sent'}"`) && l.endsWith(' 1')),
       ).toBe(true);

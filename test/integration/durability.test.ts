@@ -47,14 +47,14 @@ describe('redis.durability', () => {
 
     const replica = await startTestRedis(['--replicaof', '127.0.0.1', String(primary.port)]);
     cleanups.push(() => replica.cleanup());
-    await waitFor(async () => /connected_slaves:1/.test(await ing.rt.redis.info('replication')));
+    await waitFor(async () => /connected_slaves:1/.test(await ing.runtime.redis.info('replication')));
     const replicaClient = new Redis(replica.url);
     cleanups.push(async () => replicaClient.disconnect());
     await waitFor(async () => /master_link_status:up/.test(await replicaClient.info('replication')));
     // And the primary has the replica online with everything written so far acknowledged: under CI load the
     // replica's side can say "up" a moment before the primary counts it for WAIT.
     await waitFor(async () => {
-      const info = await ing.rt.redis.info('replication');
+      const info = await ing.runtime.redis.info('replication');
       const master = Number(/master_repl_offset:(\d+)/.exec(info)?.[1] ?? -1);
       const acked = /slave0:.*state=online.*offset=(\d+)/.exec(info);
       return acked !== null && Number(acked[1]) >= master;
@@ -87,15 +87,15 @@ describe('redis.durability', () => {
     cleanups.push(() => everysec.cleanup());
     const log = captureLogs().log;
     const config = testConfig(everysec.url, { redis: { url: everysec.url, durability: 'fsync' } });
-    const rt = await createRuntime(config, log);
-    cleanups.push(() => rt.close());
-    await waitForRedis(rt.redis, 5000);
-    const version = /redis_version:(\d+)\.(\d+)/.exec(await rt.redis.info('server'))!;
+    const runtime = await createRuntime(config, log);
+    cleanups.push(() => runtime.close());
+    await waitForRedis(runtime.redis, 5000);
+    const version = /redis_version:(\d+)\.(\d+)/.exec(await runtime.redis.info('server'))!;
     const hasWaitAof = Number(version[1]) > 7 || (Number(version[1]) === 7 && Number(version[2]) >= 2);
     if (hasWaitAof) {
-      expect((await checkDurability(rt.redis, config, log)).waitAof).toBe(true);
+      expect((await checkDurability(runtime.redis, config, log)).waitAof).toBe(true);
     } else {
-      await expect(checkDurability(rt.redis, config, log)).rejects.toThrow(DurabilityError);
+      await expect(checkDurability(runtime.redis, config, log)).rejects.toThrow(DurabilityError);
     }
 
     const always = await startTestRedis(['--appendfsync', 'always']);

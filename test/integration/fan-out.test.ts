@@ -33,19 +33,19 @@ async function ingressAlone(): Promise<TestIngress> {
 /** A fan-out over the same runtime, as a worker process runs it (its consumer name unique). */
 async function fanOutOf(ing: TestIngress, claimIdleMs = 15_000) {
   const { startFanOut } = await import('../../src/fanout/fan-out.js');
-  const fanOut = startFanOut(ing.rt, { blockMs: 100, claimIdleMs });
+  const fanOut = startFanOut(ing.runtime, { blockMs: 100, claimIdleMs });
   closers.push(() => fanOut.close());
   return fanOut;
 }
 
 async function jobIds(ing: TestIngress): Promise<string[]> {
-  return db.inspect.lrange(`${ing.rt.config.redis.prefix}:deliver-ci:wait`, 0, -1);
+  return db.inspect.lrange(`${ing.runtime.config.redis.prefix}:deliver-ci:wait`, 0, -1);
 }
 
 describe('the fan-out stage', () => {
   it('an event is visible as received from its 202 on, and routed once a fan-out runs', async () => {
     const ing = await ingressAlone();
-    const admin = await startAdmin(ing.rt);
+    const admin = await startAdmin(ing.runtime);
     closers.push(() => admin.close());
     const res = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush()));
     expect(res.status).toBe(202);
@@ -60,7 +60,7 @@ describe('the fan-out stage', () => {
     );
     const listed = await api<any>(admin.url, 'GET', '/api/events?state=received', { token: VIEWER });
     expect(listed.json.events.map((e: any) => [e.id, e.state])).toEqual([[id, 'received']]);
-    expect(await db.inspect.xlen(ing.rt.keys.inbox(0))).toBe(1);
+    expect(await db.inspect.xlen(ing.runtime.keys.inbox(0))).toBe(1);
     expect(await jobIds(ing)).toEqual([]);
 
     await fanOutOf(ing);
@@ -70,7 +70,7 @@ describe('the fan-out stage', () => {
     expect(after.json).toMatchObject({ state: 'routed', repository: 'acme/widgets' });
     expect(after.json.timeline.find((e: any) => e.kind === 'routing').title).toBe('Routed to ci');
     // Routed entries are acknowledged and deleted: the inbox does not grow.
-    expect(await db.inspect.xlen(ing.rt.keys.inbox(0))).toBe(0);
+    expect(await db.inspect.xlen(ing.runtime.keys.inbox(0))).toBe(0);
   });
 
   it('a consumer that read entries and died before acknowledging them: another claims them, no duplicate jobs', async () => {
@@ -80,7 +80,7 @@ describe('the fan-out stage', () => {
       const res = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush({ ref })));
       ids.push(String(res.json.id));
     }
-    const inbox = ing.rt.keys.inbox(0);
+    const inbox = ing.runtime.keys.inbox(0);
     // The dead consumer: it read all three (they are pending on it) and never got to decide or acknowledge.
     await db.inspect.xgroup('CREATE', inbox, FAN_OUT_GROUP, '0', 'MKSTREAM');
     const read = (await db.inspect.xreadgroup(
@@ -127,8 +127,8 @@ describe('the fan-out stage', () => {
       expect(res.status).toBe(202);
       const id = String(res.json.id);
       expect(await routed(ing, id)).toMatchObject({ state: 'quarantined', quarantine: reason, targets: [] });
-      expect(await db.inspect.zscore(ing.rt.keys.quarantinedOf(0), id)).not.toBeNull();
-      expect((await ing.rt.store.read(id))?.body.equals(body)).toBe(true);
+      expect(await db.inspect.zscore(ing.runtime.keys.quarantinedOf(0), id)).not.toBeNull();
+      expect((await ing.runtime.store.read(id))?.body.equals(body)).toBe(true);
     }
     expect(await jobIds(ing)).toEqual([]);
   });

@@ -36,7 +36,7 @@ describe('every event family is stored and routed', () => {
     expect(res.status).toBe(202);
     expect((await routed(ing, String(res.json.id))).targets).toEqual(['ci']);
     expect(await jobIds(config)).toEqual([`${res.json.id}.ci`]);
-    const stored = await ing.rt.store.read(String(res.json.id));
+    const stored = await ing.runtime.store.read(String(res.json.id));
     expect(stored?.body.equals(req.body)).toBe(true);
   });
 
@@ -54,7 +54,7 @@ describe('every event family is stored and routed', () => {
     const res = await send(ing.url, 'dc', dcCaptured('repo:modified', 'datacenter/gpw-repo-modified.json'));
     expect(res.status).toBe(202);
     expect((await routed(ing, String(res.json.id))).targets).toEqual(['ci', 'gopher']);
-    const stored = await ing.rt.store.read(String(res.json.id));
+    const stored = await ing.runtime.store.read(String(res.json.id));
     expect(stored?.envelope.repository).toBe('gopher/webhook-test');
   });
 
@@ -127,7 +127,7 @@ describe('dedupe never drops a new transition; replays are copies', () => {
     // Two events to one target may arrive in either order: workers run jobs concurrently.
     const got = await server.waitFor(2);
     expect(got.filter((hit) => hit.body.equals(req.body))).toHaveLength(1);
-    const stored = await r.ing.rt.store.read(String(second.json.id));
+    const stored = await r.ing.runtime.store.read(String(second.json.id));
     expect(stored?.envelope.repeatedRefs).toEqual(['main']);
     // Every ref repeating its last move is a copy.
     const again = await send(r.ing.url, 'dc', dcRequest('repo:refs_changed', both));

@@ -97,7 +97,7 @@ const accepted = new Map<string, { what: string; otherFamily: boolean }>();
  * one delivery job exists for a quarantined one.
  */
 async function assertNothingQuarantinedQueued() {
-  const queue = ing.rt.queues.get('ci')!;
+  const queue = ing.runtime.queues.get('ci')!;
   for (const [id, { what, otherFamily }] of accepted) {
     const decision = await routed(ing, id);
     if (decision.state === 'duplicate') continue;
@@ -293,7 +293,7 @@ describe('type confusion in signed payloads', () => {
     // Every one quarantined and not one delivery job for any of them (a 200 is a copy of one of them).
     const decided = accepted.size;
     await assertNothingQuarantinedQueued();
-    const queue = ing.rt.queues.get('ci')!;
+    const queue = ing.runtime.queues.get('ci')!;
     for (const id of new Set(stored)) expect(await queue.getJob(`${id}.ci`)).toBeUndefined();
     expect(decided).toBeGreaterThan(100);
   });

@@ -52,9 +52,9 @@ describe('accepting webhooks', () => {
     expect((await routed(ing, id)).targets).toEqual(['ci', 'ci2']);
     expect(await jobCount(config, 'ci')).toBe(1);
     expect(await jobCount(config, 'ci2')).toBe(1);
-    const job = await ing.rt.queues.get('ci')!.getJob(`${id}.ci`);
+    const job = await ing.runtime.queues.get('ci')!.getJob(`${id}.ci`);
     expect(job?.data).toMatchObject({ eventId: id, targetId: 'ci', idempotencyKey: `${id}.ci` });
-    const stored = await ing.rt.store.read(id);
+    const stored = await ing.runtime.store.read(id);
     expect(stored?.body.equals(req.body)).toBe(true);
     expect(stored?.headers['x-hub-signature']).toBe(req.headers['x-hub-signature']);
     expect(stored?.headers['x-request-uuid']).toBe(req.headers['x-request-uuid']);
@@ -83,7 +83,7 @@ describe('accepting webhooks', () => {
     expect(res.status).toBe(202);
     await routed(ing, String(res.json.id));
     expect(await jobCount(config)).toBe(1);
-    const stored = await ing.rt.store.read(String(res.json.id));
+    const stored = await ing.runtime.store.read(String(res.json.id));
     expect(stored?.envelope.repository).toBe('ACME/widgets');
     expect(stored?.envelope.refs[0]).toMatchObject({ name: 'main', oldHash: HASH.a, newHash: HASH.b });
   });
@@ -246,7 +246,7 @@ describe('rejections', () => {
   it('508 for a request that already passed through this relay', async () => {
     const { ing, config } = await ingress();
     // No relay.id configured: this deployment's generated one.
-    const self = await ing.rt.relayId.get();
+    const self = await ing.runtime.relayId.get();
     const req = cloudRequest('repo:push', cloudPush());
     const hop = await send(ing.url, 'cloud', {
       ...req,
@@ -266,7 +266,7 @@ describe('rejections', () => {
     });
     expect(other.status).toBe(202);
     expect(await eventCount(config)).toBe(1);
-    const stored = await ing.rt.store.read(String(other.json.id));
+    const stored = await ing.runtime.store.read(String(other.json.id));
     expect(stored?.headers['x-hookrelay-hop']).toBe('relay-b');
   });
 
@@ -434,7 +434,7 @@ describe('routing', () => {
       cloudRequest('repo:push', cloudPush({ kind: 'tag', ref: 'v1.0.0', oldHash: null })),
     );
     expect((await routed(ing, String(tag.json.id))).targets).toEqual(['rel']);
-    const stored = await ing.rt.store.read(String(tag.json.id));
+    const stored = await ing.runtime.store.read(String(tag.json.id));
     expect(stored?.envelope.refs[0]).toMatchObject({
       kind: 'tag',
       name: 'v1.0.0',
@@ -447,7 +447,7 @@ describe('routing', () => {
       dcRequest('repo:refs_changed', dcRefsChanged({ type: 'DELETE', ref: 'feature/x/y' })),
     );
     expect((await routed(ing, String(del.json.id))).targets).toEqual(['ci']);
-    const delStored = await ing.rt.store.read(String(del.json.id));
+    const delStored = await ing.runtime.store.read(String(del.json.id));
     expect(delStored?.envelope.refs[0]).toMatchObject({ deleted: true, newHash: null, oldHash: HASH.a });
   });
 
@@ -459,7 +459,7 @@ describe('routing', () => {
     const merged = await send(ing.url, 'dc', dcRequest('pr:merged', dcPrMerged()));
     expect(merged.status).toBe(202);
     await routed(ing, String(merged.json.id));
-    const stored = await ing.rt.store.read(String(merged.json.id));
+    const stored = await ing.runtime.store.read(String(merged.json.id));
     expect(stored?.envelope.pullRequest).toMatchObject({
       id: 3,
       mergeCommit: HASH.merge,

@@ -80,7 +80,7 @@ const bump =
       : [];
 
 function metric(r: TestRelay, reason: string): Promise<string> {
-  return r.ing.rt.metrics.registry
+  return r.ing.runtime.metrics.registry
     .getSingleMetricAsString('hookrelay_loop_suppressed_total')
     .then((text) => text.split('\n').find((l) => l.includes(`reason="${reason}"`)) ?? '');
 }
@@ -279,7 +279,7 @@ describe('explanations', () => {
     });
     const first = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ newHash: newHash() }));
     const end = await settleLoop(r, ci, first);
-    const admin = await startAdmin(r.ing.rt);
+    const admin = await startAdmin(r.ing.runtime);
     open.push(admin);
     const parent = prefix(ci.builds.at(-1)!.commit);
     const trace = await api<{ targets: { evidence?: object; explanation?: string }[] }>(
@@ -492,7 +492,7 @@ describe('Bitbucket Server pushes without commit messages', () => {
     expect(bb.asked.sort()).toEqual(
       [skipped, built].map((id) => `/rest/api/1.0/projects/ACME/repos/widgets/commits/${id}`).sort(),
     );
-    const lookups = await r.ing.rt.metrics.registry.getSingleMetricAsString(
+    const lookups = await r.ing.runtime.metrics.registry.getSingleMetricAsString(
       'hookrelay_commit_message_lookups_total',
     );
     expect(lookups).toContain('source="dc",outcome="fetched"} 2');
@@ -518,7 +518,7 @@ describe('Bitbucket Server pushes without commit messages', () => {
     const warnings = r.logs.lines.filter((l) => String(l.msg).includes('carry no commit message'));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatchObject({ source: 'dc' });
-    const missing = await r.ing.rt.metrics.registry.getSingleMetricAsString(
+    const missing = await r.ing.runtime.metrics.registry.getSingleMetricAsString(
       'hookrelay_commit_message_missing_total',
     );
     expect(missing).toContain('source="dc"} 2');

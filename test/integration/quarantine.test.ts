@@ -36,10 +36,10 @@ async function setup(routes?: Record<string, unknown>[]) {
     ...(routes ? { routes } : {}),
   });
   closers.push(() => relay.close());
-  const admin = await startAdmin(relay.ing.rt);
+  const admin = await startAdmin(relay.ing.runtime);
   closers.push(() => admin.close());
   const metric = async (name: string, labels: Record<string, string>) => {
-    const m = await relay.ing.rt.metrics.registry.getSingleMetric(name)?.get();
+    const m = await relay.ing.runtime.metrics.registry.getSingleMetric(name)?.get();
     const v = m?.values.find((x) => Object.entries(labels).every(([k, l]) => x.labels[k] === l));
     return v?.value ?? 0;
   };
@@ -184,7 +184,7 @@ describe('a signed body of unexpected field types', () => {
     expect(gone.code).toBe(1);
     expect(gone.stdout).toContain('NOT_FOUND');
     // The event is kept (readable, with its outcome) but never delivered.
-    expect(await db.inspect.hget(relay.ing.rt.keys.event(id), 'qd')).toMatch(/^discarded /);
+    expect(await db.inspect.hget(relay.ing.runtime.keys.event(id), 'qd')).toMatch(/^discarded /);
     expect(server.received).toHaveLength(0);
 
     const other = dcRefsChanged({ ref: 'dev' }) as Record<string, any>;

@@ -29,7 +29,7 @@ describe('Redis memory: events and delivery jobs stay compact hashes', () => {
     const id = String(res.json.id);
     expect((await relay.settled(id, 'ci')).state).toBe('delivered');
 
-    const { keys } = relay.ing.rt;
+    const { keys } = relay.ing.runtime;
     // Every field of the event (compressed body, envelope, headers, the delivery's record) and of the job
     // (data, options, return value) is within the bound: one longer field would turn the hash into a table.
     expect(await db.inspect.object('ENCODING', keys.event(id))).toBe('listpack');

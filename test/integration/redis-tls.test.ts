@@ -213,7 +213,7 @@ describe('Redis over TLS (redis.tls)', () => {
         const res = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush()));
         expect(res.status, url).toBe(202);
         await routed(ing, String(res.json.id));
-        expect(await ing.rt.queues.get('ci')!.getJobCounts('waiting', 'delayed')).toMatchObject({
+        expect(await ing.runtime.queues.get('ci')!.getJobCounts('waiting', 'delayed')).toMatchObject({
           waiting: 1,
         });
       } finally {

@@ -51,9 +51,9 @@ describe('relay chains with default relay ids', () => {
       attempts: [{ status: 202 }],
     });
 
-    const [idA, idB] = await Promise.all([a.ing.rt.relayId.get(), b.ing.rt.relayId.get()]);
+    const [idA, idB] = await Promise.all([a.ing.runtime.relayId.get(), b.ing.runtime.relayId.get()]);
     expect(idA).not.toBe(idB);
-    const queueB = b.ing.rt.queues.get('relay-a')!;
+    const queueB = b.ing.runtime.queues.get('relay-a')!;
     const atB = await (async () => {
       for (let i = 0; i < 200; i++) {
         const [job] = await queueB.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
@@ -68,7 +68,7 @@ describe('relay chains with default relay ids', () => {
     expect(dead.attempts[0]!.status).toBe(508);
     // Not counted by the circuit breaker (threshold 1 would have opened it).
     const inspectB = new Redis(otherRedis.url);
-    expect(await inspectB.hgetall(b.ing.rt.keys.circuit('relay-a'))).toEqual({});
+    expect(await inspectB.hgetall(b.ing.runtime.keys.circuit('relay-a'))).toEqual({});
     inspectB.disconnect();
   });
 });
