@@ -8,6 +8,7 @@ import {
   type TargetState,
   targetField,
 } from '../queue/delivery-state.js';
+import { decodeMeta } from '../queue/event-meta.js';
 import type { EventMeta, EventState } from '../queue/event-store.js';
 import { deliveryJobId } from '../relay/job-types.js';
 import type { AdminDeps } from './admin-deps.js';
@@ -112,15 +113,6 @@ export function attemptViews(state: TargetState | null): AttemptView[] {
   return (state?.attempts ?? []).map((a) => ({ ...a, at: new Date(a.at).toISOString() }));
 }
 
-export function parseMeta(raw: string | null | undefined): EventMeta | null {
-  if (!raw) return null;
-  try {
-    return JSON.parse(raw) as EventMeta;
-  } catch {
-    return null;
-  }
-}
-
 export function parseState(raw: string | null | undefined): TargetState | null {
   if (!raw) return null;
   try {
@@ -147,7 +139,7 @@ export async function readEventParts(
 }> {
   const key = deps.keys.event(id);
   if (!targets) {
-    const meta = parseMeta((await deps.redis.hget(key, 'meta')) ?? null);
+    const meta = decodeMeta(await deps.redis.hgetBuffer(key, 'meta'));
     if (meta) return readEventParts(deps, id, meta.targets);
     // Moved to its repository's shard by the fan-out (a cluster): read there.
     const routedAs = deps.keys.shards > 1 ? await deps.redis.get(deps.keys.routedAs(id)) : null;
@@ -155,7 +147,7 @@ export async function readEventParts(
     const routed = await readEventParts(deps, routedAs);
     return { ...routed, routing: { ...routed.routing, routedAs } };
   }
-  const values = await deps.redis.hmget(
+  const [rawMeta, ...fields] = await deps.redis.hmgetBuffer(
     key,
     'meta',
     'ok',
@@ -165,9 +157,11 @@ export async function readEventParts(
     'receivedAs',
     ...targets.map(targetField),
   );
+  // The meta may be compressed (event-meta.ts); every other field is text.
+  const values = [null, ...fields.map((value) => value?.toString('utf8') ?? null)];
   const states = new Map<string, TargetState | null>();
   for (const [i, t] of targets.entries()) states.set(t, parseState(values[i + 6]));
-  const meta = parseMeta(values[0] ?? null);
+  const meta = decodeMeta(rawMeta);
   const routing: Routing = {
     ...(values[3] ? { state: values[3] as EventState } : {}),
     ...(values[4] ? { duplicateOf: values[4] } : {}),

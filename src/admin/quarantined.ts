@@ -1,12 +1,13 @@
 import type { Job } from 'bullmq';
 import { RelayError } from '../errors/index.js';
+import { decodeMeta, encodeMeta } from '../queue/event-meta.js';
 import { deliveryJobOptions } from '../queue/job-options.js';
 import { type DeliveryJobData, deliveryJobId, idempotencyKey } from '../relay/job-types.js';
 import { eventGuard, jobGuard, StaticLoopRules } from '../relay/loop-rules.js';
 import { Router } from '../relay/routing.js';
 import type { AdminDeps } from './admin-deps.js';
 import { matchesEvent } from './event-match.js';
-import { type EventMeta, type EventSummary, eventSummary, parseMeta } from './event-view.js';
+import { type EventMeta, type EventSummary, eventSummary } from './event-view.js';
 import type { Filter } from './filters.js';
 
 /** A signed event stored but held back for its shape: a member of its shard's quarantine index. */
@@ -79,8 +80,8 @@ export class QuarantinedEvents {
   }
 
   private async load(id: string, score: number): Promise<Loaded> {
-    const [meta, ok, reason] = await this.deps.redis.hmget(this.deps.keys.event(id), 'meta', 'ok', 'q');
-    return { id, score, meta: ok ? parseMeta(meta) : null, reason: reason ?? null };
+    const [meta, ok, reason] = await this.deps.redis.hmgetBuffer(this.deps.keys.event(id), 'meta', 'ok', 'q');
+    return { id, score, meta: ok ? decodeMeta(meta) : null, reason: reason?.toString('utf8') ?? null };
   }
 
   /** Up to `count` index entries of one shard within the filter's time range, from `start`, newest first. */
@@ -196,7 +197,7 @@ export class QuarantinedEvents {
       .multi()
       .zrem(this.deps.keys.quarantinedOf(this.deps.keys.shardOfId(l.id)), l.id);
     if (meta) {
-      tx.hset(key, 'meta', JSON.stringify(meta), 'qd', outcome, 'qr', l.reason ?? '');
+      tx.hset(key, 'meta', encodeMeta(JSON.stringify(meta)), 'qd', outcome, 'qr', l.reason ?? '');
       if (state) tx.hset(key, 'state', state);
       tx.hdel(key, 'q');
     }

@@ -1,6 +1,7 @@
 import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
-import type { StoredEvent } from '../queue/event-store.js';
+import { decodeMeta } from '../queue/event-meta.js';
+import type { EventMeta, StoredEvent } from '../queue/event-store.js';
 import type { Keys } from '../queue/keys.js';
 import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
@@ -120,12 +121,14 @@ export class Coalescer {
       const fresh = entries.filter((e) => !this.seen.has(e.id));
       // The store script indexes an event in the same call that writes it and its jobs: an indexed event is
       // committed.
-      const metas = await Promise.all(fresh.map((e) => this.redis.hget(this.keys.event(e.id), 'meta')));
+      const metas = await Promise.all(
+        fresh.map((e) => this.redis.hgetBuffer(this.keys.event(e.id), 'meta').then(decodeMeta)),
+      );
       const writes: Promise<unknown>[] = [];
       for (let i = 0; i < fresh.length; i++) {
         const { id, score } = fresh[i]!;
-        const raw = metas[i];
-        if (raw) this.index(id, raw, writes);
+        const meta = metas[i];
+        if (meta) this.index(id, meta, writes);
         this.remember(id);
         high = Math.max(high, score);
       }
@@ -139,13 +142,7 @@ export class Coalescer {
   }
 
   /** Record one event as the latest of its branch for each coalescing target. */
-  private index(id: string, raw: string, writes: Promise<unknown>[]): void {
-    const meta = JSON.parse(raw) as {
-      sourceId: string;
-      receivedAt: number;
-      envelope: Envelope;
-      targets: string[];
-    };
+  private index(id: string, meta: EventMeta, writes: Promise<unknown>[]): void {
     if (branchTransition(meta.envelope) === null || this.rules.check(meta.envelope)) return;
     for (const targetId of meta.targets) {
       if (this.applies(targetId, meta.sourceId, meta.envelope)) {

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/types.js';
 import { withShard } from '../ingress/event-id.js';
+import { encodeMeta } from '../queue/event-meta.js';
 import type { EventMeta, EventState, EventStore } from '../queue/event-store.js';
 import type { Keys } from '../queue/keys.js';
 import { LuaScript } from '../queue/lua-script.js';
@@ -70,8 +71,8 @@ export class RouteWriter {
       now,
       meta.receivedAt,
       this.config.retention.events + this.config.retention.deadLetters,
-      withTargets(decision.targets),
-      withTargets([]),
+      encodeMeta(withTargets(decision.targets)),
+      encodeMeta(withTargets([])),
       decision.quarantine === undefined ? 'routed' : 'quarantined',
       decision.quarantine ?? '',
       content.length,

@@ -6,6 +6,7 @@ import type { Config, Platform } from '../config/types.js';
 import { NotDurableYet } from '../errors/index.js';
 import { ClusterNodes } from './cluster-nodes.js';
 import { DurableLane } from './durable-lane.js';
+import { decodeMeta } from './event-meta.js';
 import { JOB_KEY_NAMES } from './job-key-names.js';
 import type { Keys } from './keys.js';
 import { LuaScript } from './lua-script.js';
@@ -294,11 +295,13 @@ export class EventStore {
 
   /** An event from its hash's fields as stored (null when it has expired). */
   decode(id: string, fields: Record<string, Buffer>): StoredEvent | null {
-    if (!fields.meta) return null;
-    const meta = JSON.parse(fields.meta.toString('utf8'));
+    const meta = decodeMeta(fields.meta);
+    if (!meta) return null;
     if (fields.rep) {
-      const refs = (meta.envelope as Envelope).refs;
-      meta.envelope.repeatedRefs = repeatedIndices(fields.rep.toString('utf8')).map((i) => refs[i]?.name);
+      const refs = meta.envelope.refs;
+      meta.envelope.repeatedRefs = repeatedIndices(fields.rep.toString('utf8')).flatMap(
+        (i) => refs[i]?.name ?? [],
+      );
     }
     const enc = fields.enc?.toString('utf8');
     const raw = fields.body ?? Buffer.alloc(0);
