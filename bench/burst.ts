@@ -89,8 +89,6 @@ export async function benchBurst(events = 20_000, connections = 32): Promise<Bur
     // Queue metadata, scripts and connections are paid once: measure from after a warm-up.
     await sendAll(warm, [], {});
     await receipts.all(warm.map(rid));
-    if (process.env.BENCH_LISTPACK)
-      await inspect.config('SET', 'hash-max-listpack-value', process.env.BENCH_LISTPACK);
     const baseline = usedMemory(await inspect.info('memory'));
     let peak = baseline;
     const sampler = setInterval(() => {
