@@ -122,7 +122,11 @@ export function startDeliveryWorkers(runtime: Runtime): DeliveryWorkers {
       } else {
         await Promise.allSettled(clients.map((c) => c.close()));
       }
-      await ctx.attemptCounter.close().catch(() => undefined);
+      // Bounded: with Redis away the flush would wait for it forever (the worker connections never give up).
+      await within(
+        ctx.attemptCounter.close().catch(() => undefined),
+        2000,
+      );
       connection.disconnect();
       stateConnection.disconnect();
     },

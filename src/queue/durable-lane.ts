@@ -23,6 +23,7 @@ export class DurableLane {
   epoch = 0;
   private waiters: Waiter[] = [];
   private running = false;
+  private waitingForReady: Promise<void> | undefined;
 
   constructor(
     readonly conn: Redis,
@@ -67,10 +68,13 @@ export class DurableLane {
     }
   }
 
-  /** The connection may still be connecting (just opened, or reconnecting): wait for it, bounded. */
+  /**
+   * The connection may still be connecting (just opened, or reconnecting): wait for it, bounded. Writes arriving
+   * meanwhile share one wait (one listener, however many requests are waiting).
+   */
   ready(): Promise<void> {
     if (this.conn.status === 'ready') return Promise.resolve();
-    return new Promise((resolve, reject) => {
+    this.waitingForReady ??= new Promise<void>((resolve, reject) => {
       const done = (err?: Error) => {
         clearTimeout(timer);
         this.conn.off('ready', onReady);
@@ -80,6 +84,9 @@ export class DurableLane {
       const onReady = () => done();
       const timer = setTimeout(() => done(new Error('redis connection not ready')), this.readyTimeoutMs);
       this.conn.once('ready', onReady);
+    }).finally(() => {
+      this.waitingForReady = undefined;
     });
+    return this.waitingForReady;
   }
 }

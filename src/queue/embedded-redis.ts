@@ -144,7 +144,8 @@ export function redisServerArgs(
     'noeviction',
     '--protected-mode',
     'yes',
-    '--hash-max-listpack-value',
+    // The name Redis 6 knows too; Redis 7 and later take it as an alias of hash-max-listpack-value.
+    '--hash-max-ziplist-value',
     String(REDIS_HASH_LISTPACK_VALUE),
   ];
 }

@@ -295,8 +295,10 @@ export class EventStore {
 
   /** An event from its hash's fields as stored (null when it has expired). */
   decode(id: string, fields: Record<string, Buffer>): StoredEvent | null {
+    if (!fields.meta) return null;
     const meta = decodeMeta(fields.meta);
-    if (!meta) return null;
+    // Stored but unreadable: an error, not an expired event (the fan-out would acknowledge it as gone).
+    if (!meta) throw new Error(`event ${id}: its meta cannot be read`);
     if (fields.rep) {
       const refs = meta.envelope.refs;
       meta.envelope.repeatedRefs = repeatedIndices(fields.rep.toString('utf8')).flatMap(

@@ -10,8 +10,11 @@ export type RedisClient = Redis | Cluster;
  * (no offline queue, a command timeout) so that it answers 503 instead of hanging until Bitbucket's 10 s
  * timeout. Workers block on Redis and must retry forever (`maxRetriesPerRequest: null`).
  *
- * No auto-pipelining (ioredis' default, left as is): with it ioredis builds a Pipeline object per flush, which
- * cost the ingress's store call more CPU than the fewer socket writes saved (docs/benchmarks.md).
+ * Auto-pipelining is off by default: ioredis builds a Pipeline object per flush, which cost the ingress's store
+ * call more CPU than the fewer socket writes saved. `autoPipelining` turns it on for a connection that issues
+ * several commands per tick and never blocks (the delivery's and the fan-out's own). Never on a cluster: an
+ * auto-pipelined batch goes to a node, not a slot, and when one of its commands meets MOVED during a resharding
+ * or failover ioredis rejects it instead of following the redirect (ioredis issue #2075).
  */
 export function createRedis(
   config: Config,
@@ -22,11 +25,10 @@ export function createRedis(
   const r = config.redis;
   const common: RedisOptions = {
     ...connectionOptions(config, role, name),
-    ...(opts.autoPipelining ? { enableAutoPipelining: true } : {}),
+    ...(opts.autoPipelining && !r.cluster ? { enableAutoPipelining: true } : {}),
   };
   if (r.cluster) {
     return new Cluster(r.cluster, {
-      ...(opts.autoPipelining ? { enableAutoPipelining: true } : {}),
       redisOptions: common,
       enableOfflineQueue: common.enableOfflineQueue ?? true,
       clusterRetryStrategy: (times) => Math.min(100 * times, 2000),

@@ -71,9 +71,11 @@ export class AttemptCounter {
           for (const [field, by] of fields) this.add(key, keep, field, by);
         }
       }),
-    ).then(() => {
-      this.flushing = undefined;
-    });
+    )
+      .then(() => undefined)
+      .finally(() => {
+        this.flushing = undefined;
+      });
     return this.flushing;
   }
 

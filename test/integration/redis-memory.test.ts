@@ -16,10 +16,9 @@ afterEach(async () => {
 
 describe('Redis memory: events and delivery jobs stay compact hashes', () => {
   it('the embedded Redis keeps a delivered event and its completed job as listpacks', async () => {
-    expect(await db.inspect.config('GET', 'hash-max-listpack-value')).toEqual([
-      'hash-max-listpack-value',
-      String(REDIS_HASH_LISTPACK_VALUE),
-    ]);
+    // Set under the name Redis 6 knows; Redis 7 reads it back under either.
+    const [, value] = (await db.inspect.config('GET', 'hash-max-ziplist-value')) as string[];
+    expect(value).toBe(String(REDIS_HASH_LISTPACK_VALUE));
     const t: TargetServer = await startTargetServer();
     open.push(t);
     const relay: TestRelay = await startRelay(db.url, [target('ci', t.url)]);
@@ -32,7 +31,9 @@ describe('Redis memory: events and delivery jobs stay compact hashes', () => {
     const { keys } = relay.ing.runtime;
     // Every field of the event (compressed body, envelope, headers, the delivery's record) and of the job
     // (data, options, return value) is within the bound: one longer field would turn the hash into a table.
-    expect(await db.inspect.object('ENCODING', keys.event(id))).toBe('listpack');
-    expect(await db.inspect.object('ENCODING', keys.job('ci', deliveryJobId(id, 'ci'), 0))).toBe('listpack');
+    // `listpack` since Redis 7, `ziplist` before: either way not a hash table.
+    const compact = ['listpack', 'ziplist'];
+    expect(compact).toContain(await db.inspect.object('ENCODING', keys.event(id)));
+    expect(compact).toContain(await db.inspect.object('ENCODING', keys.job('ci', deliveryJobId(id, 'ci'), 0)));
   });
 });
