@@ -106,6 +106,9 @@ export class Coalescer {
     const stored = await this.redis.get(cursorKey);
     let from = (stored ? Number(stored) : fallbackFrom) - OVERLAP_MS;
     let high = 0;
+    // The oldest event still waiting for the fan-out: the cursor stays before it, so a later scan reads it once
+    // it is routed.
+    let firstUnrouted = Number.POSITIVE_INFINITY;
     for (;;) {
       const page = await this.redis.zrangebyscore(
         this.keys.eventIndexOf(shard),
@@ -119,15 +122,20 @@ export class Coalescer {
       const entries: { id: string; score: number }[] = [];
       for (let i = 0; i < page.length; i += 2) entries.push({ id: page[i]!, score: Number(page[i + 1]) });
       const fresh = entries.filter((e) => !this.seen.has(e.id));
-      // The store script indexes an event in the same call that writes it and its jobs: an indexed event is
-      // committed.
-      const metas = await Promise.all(
-        fresh.map((e) => this.redis.hgetBuffer(this.keys.event(e.id), 'meta').then(decodeMeta)),
+      // The ingress indexes an event when it receives it; its envelope (refs) and targets are written when the
+      // fan-out routes it. Until then it is not remembered: its branch move is not known yet.
+      const parts = await Promise.all(
+        fresh.map((e) => this.redis.hmgetBuffer(this.keys.event(e.id), 'meta', 'state')),
       );
       const writes: Promise<unknown>[] = [];
       for (let i = 0; i < fresh.length; i++) {
         const { id, score } = fresh[i]!;
-        const meta = metas[i];
+        const [rawMeta, state] = parts[i]!;
+        if (state?.toString('utf8') === 'received') {
+          firstUnrouted = Math.min(firstUnrouted, score);
+          continue;
+        }
+        const meta = decodeMeta(rawMeta);
         if (meta) this.index(id, meta, writes);
         this.remember(id);
         high = Math.max(high, score);
@@ -138,7 +146,8 @@ export class Coalescer {
       if (next <= from) break;
       from = next;
     }
-    if (high > 0) await CURSOR.run(this.redis, [cursorKey], [high]);
+    const caughtUpTo = Math.min(high, firstUnrouted - 1);
+    if (caughtUpTo > 0) await CURSOR.run(this.redis, [cursorKey], [caughtUpTo]);
   }
 
   /** Record one event as the latest of its branch for each coalescing target. */

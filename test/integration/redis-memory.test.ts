@@ -34,6 +34,8 @@ describe('Redis memory: events and delivery jobs stay compact hashes', () => {
     // `listpack` since Redis 7, `ziplist` before: either way not a hash table.
     const compact = ['listpack', 'ziplist'];
     expect(compact).toContain(await db.inspect.object('ENCODING', keys.event(id)));
-    expect(compact).toContain(await db.inspect.object('ENCODING', keys.job('ci', deliveryJobId(id, 'ci'), 0)));
+    expect(compact).toContain(
+      await db.inspect.object('ENCODING', keys.job('ci', deliveryJobId(id, 'ci'), 0)),
+    );
   });
 });
