@@ -7,6 +7,7 @@ import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
 import type { JobGuard, StaticSuppressReason } from '../relay/job-types.js';
 import { actorDigest, chainParents, deliveredHeads, StaticLoopRules } from '../relay/loop-rules.js';
+import { type NewerDelivered, type OrderCheck, RefOrder } from './ref-order.js';
 
 export type SuppressReason = StaticSuppressReason | 'ref-rate' | 'merge-push-collapsed' | 'chain-loop';
 /** A merged PR whose merge-commit push has not been seen yet: wait a little for it (see LoopGuard.check). */
@@ -23,10 +24,19 @@ type LoopConfig = Config['loop'];
 // The Redis rules of one delivery, with or without the event's read, and a delivered event's record: src/lua/.
 const CHECK = LuaScript.fromFile('loop-check');
 const READ_AND_CHECK = LuaScript.fromFile('loop-read-and-check');
+/** How many arguments `guard` (src/lua/includes/loop-guard.lua) takes. */
+const GUARD_ARGS = 12;
 const RECORD = LuaScript.fromFile('loop-record-delivered');
 
 type Reply = (number | string | Buffer)[];
 const text = (v: number | string | Buffer | undefined) => (v === undefined ? '' : v.toString());
+
+/** HGETALL's flat reply as a field map. */
+function fieldsOf(flat: Buffer[]): Record<string, Buffer> {
+  const fields: Record<string, Buffer> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!.toString('utf8')] = flat[i + 1]!;
+  return fields;
+}
 
 /**
  * The loop guard, checked before a delivery is sent: the static rules (loop-rules.ts), then in Redis (shared by
@@ -66,27 +76,44 @@ export class LoopGuard {
   }
 
   /**
-   * Reads the event and runs the Redis rules in the same call: one round trip where `store.read` then `check`
-   * take two. `event` is null when it has expired (no rule ran).
+   * Reads the event and runs the Redis rules in the same call, and the branch's order check when given: one
+   * round trip where `store.read`, `check` and `RefOrder.newerDelivered` take three. `known`: the event as
+   * this process's fan-out routed it (then only its existence is read). `event` is null when it has expired
+   * (no rule ran); `newer` is absent without an order check.
    */
   async readAndCheck(
     store: EventStore,
     inputs: JobGuard,
     eventId: string,
     targetId: string,
-  ): Promise<{ event: StoredEvent | null } & GuardResult> {
+    order?: OrderCheck,
+    known?: StoredEvent,
+  ): Promise<{ event: StoredEvent | null; newer?: NewerDelivered | null } & GuardResult> {
     const { keys, args } = this.plan(inputs, eventId, targetId);
-    const reply = (await READ_AND_CHECK.runBuffer(this.redis, [this.keys.event(eventId), ...keys], args)) as
-      | [-1]
-      | [Reply, Buffer[]];
+    // The script's arguments after the guard's (which a guard without keys leaves out) are positional.
+    const allArgs =
+      order || known
+        ? [
+            ...(args.length > 0 ? args : Array<string>(GUARD_ARGS).fill('')),
+            order ? '1' : '',
+            ...(order?.args ?? ['', '', '']),
+            known ? '1' : '',
+          ]
+        : args;
+    const reply = (await READ_AND_CHECK.runBuffer(
+      this.redis,
+      [this.keys.event(eventId), ...(order?.keys ?? []), ...keys],
+      allArgs,
+    )) as [-1] | [Reply, Buffer[], Reply];
     if (reply[0] === -1) return { event: null, verdict: null };
-    const flat = reply[1]!;
-    const fields: Record<string, Buffer> = {};
-    for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!.toString('utf8')] = flat[i + 1]!;
-    const event = store.decode(eventId, fields);
+    const event = known ?? store.decode(eventId, fieldsOf(reply[1]!));
     if (!event) return { event: null, verdict: null };
     const verdict = keys.length === 0 && !inputs.staticVerdict ? [0] : reply[0];
-    return { event, ...this.result(inputs, verdict, event.envelope) };
+    return {
+      event,
+      ...this.result(inputs, verdict, event.envelope),
+      ...(order ? { newer: RefOrder.newerIn(reply[2] ?? []) } : {}),
+    };
   }
 
   /**

@@ -14,8 +14,27 @@ import type { Router } from '../relay/routing.js';
  * src/lua/includes/ref-graph.lua).
  */
 
+/** A single-branch push's move from one head to the next. */
+export interface BranchTransition {
+  ref: string;
+  oldHash: string;
+  newHash: string;
+}
+
+/** The order check's keys and arguments (src/lua/includes/ref-order-stale.lua). */
+export interface OrderCheck {
+  keys: [string, string];
+  args: [string, string, number];
+}
+
+/** A newer push already delivered to the target, by the ref graph. */
+export interface NewerDelivered {
+  eventId: string;
+  head: string;
+}
+
 /** A single-branch push's transition, the only kind ordered (tags and multi-ref pushes are not). */
-export function branchTransition(env: Envelope): { ref: string; oldHash: string; newHash: string } | null {
+export function branchTransition(env: Envelope): BranchTransition | null {
   if (env.refs.length !== 1) return null;
   const ref = env.refs[0]!;
   if (ref.kind !== 'branch' || !ref.newHash) return null;
@@ -44,12 +63,32 @@ export class RefOrder {
     return Math.max(...this.config.targets.map((t) => t.retry.maxAge)) + 3_600_000;
   }
 
-  private scope(event: StoredEvent): RepoScope {
+  private scopeOf(sourceId: string, repository: string | null, eventId: string): RepoScope {
+    return { sourceId, repo: repository ?? '-', shard: this.keys.shardOfId(eventId) };
+  }
+
+  /**
+   * The order check of an event's push to a target, for a script that runs it with other reads (the loop
+   * guard's): the same keys and arguments as newerDelivered's.
+   */
+  check(
+    targetId: string,
+    at: { sourceId: string; repository: string | null; eventId: string },
+    move: BranchTransition,
+  ): OrderCheck {
+    const scope = this.scopeOf(at.sourceId, at.repository, at.eventId);
     return {
-      sourceId: event.sourceId,
-      repo: event.envelope.repository ?? '-',
-      shard: this.keys.shardOfId(event.id),
+      keys: [
+        this.keys.refEdges({ ...scope, ref: move.ref }),
+        this.keys.refDelivered({ ...scope, targetId, ref: move.ref }),
+      ],
+      args: [move.oldHash, move.newHash, this.ttlMs()],
     };
+  }
+
+  /** The newer delivered push in an order check's reply, or null. */
+  static newerIn(reply: (string | number | Buffer)[]): NewerDelivered | null {
+    return Number(reply[0]) === 1 ? { eventId: String(reply[1]), head: String(reply[2]) } : null;
   }
 
   /** Whether a route sending this event to this target asks for superseded pushes not to be sent. */
@@ -61,35 +100,25 @@ export class RefOrder {
   }
 
   /** The newer push already delivered to this target, when this one is older by the ref graph. */
-  async newerDelivered(
-    targetId: string,
-    event: StoredEvent,
-  ): Promise<{ eventId: string; head: string } | null> {
+  async newerDelivered(targetId: string, event: StoredEvent): Promise<NewerDelivered | null> {
     const move = branchTransition(event.envelope);
     if (!move) return null;
-    const scope = this.scope(event);
-    const reply = (await STALE.run(
-      this.redis,
-      [
-        this.keys.refEdges({ ...scope, ref: move.ref }),
-        this.keys.refDelivered({ ...scope, targetId, ref: move.ref }),
-      ],
-      [move.oldHash, move.newHash, this.ttlMs()],
-    )) as [number, string?, string?];
-    return reply[0] === 1 ? { eventId: reply[1]!, head: reply[2]! } : null;
+    const { keys, args } = this.check(
+      targetId,
+      { sourceId: event.sourceId, repository: event.envelope.repository, eventId: event.id },
+      move,
+    );
+    return RefOrder.newerIn((await STALE.run(this.redis, keys, args)) as (string | number)[]);
   }
 
   async recordDelivered(targetId: string, event: StoredEvent): Promise<void> {
     const move = branchTransition(event.envelope);
     if (!move) return;
-    const scope = this.scope(event);
-    await DELIVERED.run(
-      this.redis,
-      [
-        this.keys.refEdges({ ...scope, ref: move.ref }),
-        this.keys.refDelivered({ ...scope, targetId, ref: move.ref }),
-      ],
-      [move.oldHash, move.newHash, this.ttlMs(), event.id],
+    const { keys, args } = this.check(
+      targetId,
+      { sourceId: event.sourceId, repository: event.envelope.repository, eventId: event.id },
+      move,
     );
+    await DELIVERED.run(this.redis, keys, [...args, event.id]);
   }
 }

@@ -4,7 +4,8 @@ import { CommitMessages } from '../bitbucket-api/commit-message.js';
 import type { TargetConfig } from '../config/types.js';
 import { DeadLettered, RetryLater } from '../errors/index.js';
 import type { Logger } from '../log.js';
-import { EventStore } from '../queue/event-store.js';
+import { EventStore, type StoredEvent } from '../queue/event-store.js';
+import { LocalHandoff } from '../queue/local-handoff.js';
 import { createRedis, type RedisClient } from '../queue/redis-connection.js';
 import { AttemptCounter } from '../queue/target-stats.js';
 import type { DeliveryJobData } from '../relay/job-types.js';
@@ -47,6 +48,9 @@ export function startDeliveryWorkers(runtime: Runtime): DeliveryWorkers {
   stateConnection.on('error', () => {});
   const log = runtime.log.child({ role: 'worker' });
   const guard = new LoopGuard(stateConnection, runtime.keys, runtime.config.loop);
+  // The fan-out of this process (when it runs one) hands over what it routed: see local-handoff.ts.
+  const routedHandoff = new LocalHandoff<StoredEvent>();
+  runtime.store.routedHandoff = routedHandoff;
   const ctx: DeliveryContext = {
     config: runtime.config,
     keys: runtime.keys,
@@ -62,6 +66,7 @@ export function startDeliveryWorkers(runtime: Runtime): DeliveryWorkers {
     commitMessages: new CommitMessages(runtime.config.sources),
     deadLetters: new DeadLetterWriter(stateConnection, runtime.keys, runtime.metrics, log),
     attemptCounter: new AttemptCounter(stateConnection, runtime.keys),
+    routedHandoff,
   };
   const clients: TargetClient[] = [];
 
@@ -104,6 +109,7 @@ export function startDeliveryWorkers(runtime: Runtime): DeliveryWorkers {
      * after it is abandoned, not lost: its lock expires and another worker sends it with the same key.
      */
     async close() {
+      if (runtime.store.routedHandoff === routedHandoff) runtime.store.routedHandoff = undefined;
       const graceMs = runtime.config.worker.shutdownGrace;
       const within = (promise: Promise<unknown>, ms: number) => {
         let timer: NodeJS.Timeout | undefined;

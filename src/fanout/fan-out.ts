@@ -4,7 +4,8 @@ import { apiAuthorization } from '../bitbucket-api/commit-message.js';
 import type { SourceConfig } from '../config/types.js';
 import { UnknownKeyCounter } from '../ingress/unknown-keys.js';
 import type { Logger } from '../log.js';
-import type { EventMeta } from '../queue/event-store.js';
+import type { EventMeta, ReceivedCopy, StoredEvent } from '../queue/event-store.js';
+import { LocalHandoff } from '../queue/local-handoff.js';
 import { createRedis, type RedisClient } from '../queue/redis-connection.js';
 import { StaticLoopRules } from '../relay/loop-rules.js';
 import type { Runtime } from '../runtime.js';
@@ -49,6 +50,8 @@ export class FanOut {
   private readonly sources: Map<string, SourceConfig>;
   private readonly unknownKeys: UnknownKeyCounter;
   private readonly warnedNoMessage = new Set<string>();
+  /** What this process's ingress received, as it wrote it: read here instead of from Redis. */
+  private readonly handoff = new LocalHandoff<ReceivedCopy>();
   private readonly log: Logger;
   private running = false;
   private loops: Promise<void>[] = [];
@@ -77,6 +80,7 @@ export class FanOut {
 
   start(): this {
     this.running = true;
+    this.runtime.store.receivedHandoff = this.handoff;
     for (let shard = 0; shard < this.runtime.keys.shards; shard++) {
       // XREADGROUP blocks its connection: one per shard, apart from the writes.
       const reader = createRedis(this.runtime.config, 'worker', `fan-out-${shard}`);
@@ -93,6 +97,7 @@ export class FanOut {
    */
   async close(boundMs = 2000): Promise<void> {
     this.running = false;
+    if (this.runtime.store.receivedHandoff === this.handoff) this.runtime.store.receivedHandoff = undefined;
     // A blocked XREADGROUP returns within blockMs; disconnecting ends it at once.
     for (const reader of this.readers) reader.disconnect();
     let timer: NodeJS.Timeout | undefined;
@@ -169,23 +174,35 @@ export class FanOut {
     } while (cursor !== '0-0' && this.running);
   }
 
-  /** Decides a batch of inbox entries: one read of their events, then one script per event. */
+  /**
+   * Decides a batch of inbox entries: one read of the events this process's ingress did not hand over, then
+   * one script per event.
+   */
   async process(shard: number, entries: StreamEntries): Promise<RouteOutcome[]> {
     const ids = entries.map(([, fields]) => fields[fields.indexOf('id') + 1] ?? '');
+    const handed = ids.map((id) => this.handoff.take(id));
     const pipeline = this.writerConn.pipeline();
-    for (const id of ids) pipeline.hgetallBuffer(this.runtime.keys.event(id));
-    const read = (await pipeline.exec()) ?? [];
+    for (const [i, id] of ids.entries()) if (!handed[i]) pipeline.hgetallBuffer(this.runtime.keys.event(id));
+    const read = pipeline.length > 0 ? ((await pipeline.exec()) ?? []) : [];
+    let next = 0;
     return Promise.all(
       entries.map(([entry], i) => {
-        const [err, fields] = read[i] ?? [];
+        const id = ids[i]!;
+        const copy = handed[i];
+        if (copy) return this.decideOne(shard, { id, entry, fields: copy.fields }, copy.event);
+        const [err, fields] = read[next++] ?? [];
         if (err) throw err;
-        return this.decideOne(shard, { id: ids[i]!, entry, fields: fields as Record<string, Buffer> });
+        const inbox = { id, entry, fields: fields as Record<string, Buffer> };
+        return this.decideOne(shard, inbox, this.runtime.store.decode(id, inbox.fields));
       }),
     );
   }
 
-  private async decideOne(shard: number, event: InboxEvent): Promise<RouteOutcome> {
-    const stored = this.runtime.store.decode(event.id, event.fields);
+  private async decideOne(
+    shard: number,
+    event: InboxEvent,
+    stored: StoredEvent | null,
+  ): Promise<RouteOutcome> {
     if (!stored) {
       await this.writer.drop(shard, event.entry);
       return { state: 'gone' };
@@ -223,7 +240,7 @@ export class FanOut {
       ...(stored.clientIp ? { clientIp: stored.clientIp } : {}),
       ...(stored.traceparent ? { traceparent: stored.traceparent } : {}),
     };
-    const outcome = await this.writer.write(event, meta, decision, routedShard, content);
+    const outcome = await this.writer.write(event, meta, decision, routedShard, content, stored);
     this.account(stored.sourceId, event.id, stored.receivedAt, decision, outcome, source);
     return outcome;
   }

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config/types.js';
 import { withShard } from '../ingress/event-id.js';
 import { encodeMeta } from '../queue/event-meta.js';
-import type { EventMeta, EventState, EventStore } from '../queue/event-store.js';
+import type { EventMeta, EventState, EventStore, StoredEvent } from '../queue/event-store.js';
 import type { Keys } from '../queue/keys.js';
 import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
@@ -45,12 +45,17 @@ export class RouteWriter {
     private readonly store: EventStore,
   ) {}
 
+  /**
+   * `received`: the event as decoded, whose routed record is handed to this process's delivery workers
+   * (local-handoff.ts) when they run here.
+   */
   async write(
     event: InboxEvent,
     meta: Omit<EventMeta, 'targets'>,
     decision: Decision,
     routedShard: number,
     content: ContentDedupeKey[],
+    received?: StoredEvent,
   ): Promise<RouteOutcome> {
     const inboxShard = this.keys.shardOfId(event.id);
     const copy = routedShard !== inboxShard;
@@ -110,7 +115,41 @@ export class RouteWriter {
     const reply = (await ROUTE_SCRIPT.run(this.redis as Redis, keys, args)) as string[];
     const outcome = routeOutcome(reply, routedId, decision);
     if (copy) await this.mark(event, outcome, routedId, now);
+    else if (received && outcome.state === 'routed') this.handOver(received, meta, decision, outcome, now);
     return outcome;
+  }
+
+  /** What decode() makes of the routed record route-event.lua wrote, for the delivery workers of this process. */
+  private handOver(
+    received: StoredEvent,
+    meta: Omit<EventMeta, 'targets'>,
+    decision: Decision,
+    outcome: { repeated: number[] },
+    routedAt: number,
+  ): void {
+    const handoff = this.store.routedHandoff;
+    if (!handoff || decision.targets.length === 0) return;
+    const refs = decision.envelope.refs;
+    const envelope =
+      outcome.repeated.length > 0
+        ? { ...decision.envelope, repeatedRefs: outcome.repeated.flatMap((i) => refs[i]?.name ?? []) }
+        : decision.envelope;
+    const routed: StoredEvent = {
+      id: received.id,
+      sourceId: meta.sourceId,
+      receivedAt: meta.receivedAt,
+      envelope,
+      targets: decision.targets,
+      clientIp: meta.clientIp,
+      ...(meta.traceparent ? { traceparent: meta.traceparent } : {}),
+      headers: received.headers,
+      body: received.body,
+      ...(received.acceptedAt !== undefined ? { acceptedAt: received.acceptedAt } : {}),
+      state: 'routed',
+      routedAt,
+      ...(received.bodyHash ? { bodyHash: received.bodyHash } : {}),
+    };
+    handoff.put(received.id, routed, received.body.length, decision.targets.length);
   }
 
   /** The received event moved (or, a duplicate, marked) in its own shard, its inbox entry acknowledged there. */

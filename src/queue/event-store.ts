@@ -9,6 +9,7 @@ import { DurableLane } from './durable-lane.js';
 import { decodeMeta } from './event-meta.js';
 import { JOB_KEY_NAMES } from './job-key-names.js';
 import type { Keys } from './keys.js';
+import type { LocalHandoff } from './local-handoff.js';
 import { LuaScript } from './lua-script.js';
 import type { TargetQueues } from './queues.js';
 import { connectionOptions, type RedisClient } from './redis-connection.js';
@@ -67,6 +68,12 @@ export interface ReceivedEvent {
 }
 
 export type AppendResult = { state: 'received' } | { state: 'duplicate'; id: string };
+
+/** A received event as the fan-out would read it back: decoded, and the hash's raw fields it copies on a cluster. */
+export interface ReceivedCopy {
+  event: StoredEvent;
+  fields: Record<string, Buffer>;
+}
 
 /** The `meta` field of an event hash: written received by the ingress, rewritten routed by the fan-out. */
 export interface EventMeta {
@@ -137,6 +144,10 @@ export class EventStore {
   private readonly lane: DurableLane;
   private readonly nodes: ClusterNodes | undefined;
   private readonly nodeLanes = new Map<Redis, DurableLane>();
+  /** Set when this process runs a fan-out: each received event is handed to it as written (local-handoff.ts). */
+  receivedHandoff: LocalHandoff<ReceivedCopy> | undefined;
+  /** Set when this process runs delivery workers: the fan-out hands each routed event to them. */
+  routedHandoff: LocalHandoff<StoredEvent> | undefined;
 
   constructor(
     client: RedisClient,
@@ -182,10 +193,11 @@ export class EventStore {
     // LZ4, synchronous: on Bitbucket-sized bodies it costs a fifth of zlib's deflate at level 1 for output
     // about 1.3× deflate's; zlib's async API is worse still (a stream per call). Measured in `npm run bench`.
     const body = compress ? compressSync(event.body) : event.body;
+    const envelope = receivedEnvelope(event);
     const meta: EventMeta = {
       sourceId: event.sourceId,
       receivedAt: event.receivedAt,
-      envelope: receivedEnvelope(event),
+      envelope,
       targets: [],
       ...(event.clientIp ? { clientIp: event.clientIp } : {}),
       ...(event.traceparent ? { traceparent: event.traceparent } : {}),
@@ -199,13 +211,15 @@ export class EventStore {
       this.keys.dedupeBody(event.sourceId, event.bodyHash, shard),
       this.keys.inbox(shard),
     ];
+    const headers = JSON.stringify(event.headers);
+    const encoding = compress ? 'lz4' : 'identity';
     const args: (string | number | Buffer)[] = [
       event.id,
       event.receivedAt,
       this.config.retention.events + this.config.retention.deadLetters,
       JSON.stringify(meta),
-      JSON.stringify(event.headers),
-      compress ? 'lz4' : 'identity',
+      headers,
+      encoding,
       body,
       Math.ceil(this.config.ingress.dedupe.deliveryIdWindow / 1000),
       event.bodyHash,
@@ -226,7 +240,30 @@ export class EventStore {
     // A copy is answered 200 only once durable too: its original may have been answered 503 for want of
     // durability, or stored by another instance a moment ago.
     if (lane) await lane.awaitDurable(epoch, this.keys.durabilityMark(shard));
-    return reply[0] === 'duplicate' ? { state: 'duplicate', id: reply[1] } : { state: 'received' };
+    if (reply[0] === 'duplicate') return { state: 'duplicate', id: reply[1] };
+    // What decode() makes of the hash append-event.lua wrote, field for field.
+    this.receivedHandoff?.put(
+      event.id,
+      {
+        event: {
+          id: event.id,
+          sourceId: event.sourceId,
+          receivedAt: event.receivedAt,
+          envelope,
+          targets: [],
+          clientIp: event.clientIp || undefined,
+          ...(event.traceparent ? { traceparent: event.traceparent } : {}),
+          headers: { ...event.headers },
+          body: event.body,
+          acceptedAt: event.receivedAt,
+          state: 'received',
+          bodyHash: event.bodyHash,
+        },
+        fields: { hdr: Buffer.from(headers), enc: Buffer.from(encoding), body },
+      },
+      event.body.length + body.length,
+    );
+    return { state: 'received' };
   }
 
   /** What the fan-out's route script needs of a target's queue in a shard (its BullMQ keys and options). */

@@ -41,6 +41,8 @@ export interface JobGuard {
   receivedAt: number;
   /** A head commit whose message the payload lacks, to read through the source's REST API first. */
   lookup?: string;
+  /** A single-branch push's move: the branch's order of pushes is checked in the same read (ref-order.ts). */
+  branch?: { ref: string; oldHash: string; newHash: string };
 }
 
 export type StaticSuppressReason = 'skip-marker' | 'ignored-actor';

@@ -260,6 +260,23 @@ describe('newest by the branch graph, not by arrival', () => {
     expect(t.received.map((x) => x.headers['x-hookrelay-event'])).toEqual([newer]);
   });
 
+  it('without coalescing, an older push first seen after a newer one was delivered is not sent (skipSuperseded)', async () => {
+    // Checked in the guard's read (one script) on a first attempt, not by the gate's own call: same verdict.
+    const { r, t } = await setup({ routes: [{ source: 'cloud', targets: ['ci'], skipSuperseded: true }] });
+    const newer = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ oldHash: b, newHash: c }));
+    expect((await r.settled(newer, 'ci')).state).toBe('delivered');
+    const older = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ oldHash: HASH.a, newHash: b }));
+    expect(await r.settled(older, 'ci')).toMatchObject({
+      state: 'coalesced',
+      supersededBy: newer,
+      evidence: { rule: 'superseded', newerEvent: newer, newerHead: c.slice(0, 12), action: 'skipped' },
+    });
+    expect(t.received.map((x) => x.headers['x-hookrelay-event'])).toEqual([newer]);
+    // A push that is newer than the one delivered is sent.
+    const next = await accept(r.ing.url, 'cloud', 'repo:push', cloudPush({ oldHash: c, newHash: hash() }));
+    expect((await r.settled(next, 'ci')).state).toBe('delivered');
+  });
+
   for (const skipSuperseded of [false, true]) {
     it(`without coalescing, an older push retried after a newer one was delivered is reported${skipSuperseded ? ' and not sent (skipSuperseded)' : ''}`, async () => {
       const { r, t } = await setup({

@@ -2,6 +2,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { sign } from '../../src/bitbucket/signature.js';
 import { FAN_OUT_GROUP } from '../../src/fanout/route-writer.js';
+import type { ReceivedCopy, StoredEvent } from '../../src/queue/event-store.js';
+import { LocalHandoff } from '../../src/queue/local-handoff.js';
 import { cloudPush } from '../fixtures/payloads.js';
 import { api, startAdmin } from '../helpers/admin.js';
 import { cloudRequest, send } from '../helpers/bitbucket.js';
@@ -10,6 +12,7 @@ import { startIngress, type TestIngress } from '../helpers/ingress.js';
 import { captureLogs } from '../helpers/logs.js';
 import { useTestRedis } from '../helpers/redis.js';
 import { routed } from '../helpers/routed.js';
+import { waitUntil } from '../helpers/target-server.js';
 
 const VIEWER = 'fan-out-viewer-token-0123456789abcdef';
 
@@ -43,6 +46,69 @@ async function jobIds(ing: TestIngress): Promise<string[]> {
 }
 
 describe('the fan-out stage', () => {
+  it('in one process the ingress hands each received event over as Redis holds it, field for field', async () => {
+    const ing = await ingressAlone();
+    const handoff = new LocalHandoff<ReceivedCopy>();
+    ing.runtime.store.receivedHandoff = handoff;
+    // A small body is stored as is, a larger one compressed: both are handed over decoded.
+    const small = await send(ing.url, 'cloud', cloudRequest('repo:push', { push: { changes: [] } }));
+    const large = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush({ commits: 5 })));
+    for (const res of [small, large]) {
+      expect(res.status).toBe(202);
+      const id = String(res.json.id);
+      const copy = handoff.take(id);
+      expect(copy?.event).toEqual(await ing.runtime.store.read(id));
+      const raw = await db.inspect.hgetallBuffer(ing.runtime.keys.event(id));
+      expect(copy?.fields).toEqual({ hdr: raw.hdr, enc: raw.enc, body: raw.body });
+    }
+    expect((await ing.runtime.store.read(String(small.json.id)))?.body.length).toBeLessThan(1024);
+    expect(handoff.size).toBe(0);
+  });
+
+  it('the fan-out hands each routed event to the delivery workers of its process as Redis holds it', async () => {
+    const ing = await ingressAlone();
+    const handoff = new LocalHandoff<StoredEvent>();
+    ing.runtime.store.routedHandoff = handoff;
+    await fanOutOf(ing);
+    // A push of one branch, then one that repeats that move and moves another branch: the routed record
+    // names the repeated ref.
+    const first = cloudPush({ ref: 'main', commits: 3 });
+    const one = await send(ing.url, 'cloud', cloudRequest('repo:push', first));
+    const push = cloudPush({ ref: 'dev' });
+    push.push.changes.unshift(first.push.changes[0]!);
+    const two = await send(ing.url, 'cloud', cloudRequest('repo:push', push));
+    for (const res of [one, two]) {
+      const id = String(res.json.id);
+      await routed(ing, id);
+      // Handed over once the route script's answer is in, a moment after Redis says routed.
+      await waitUntil(() => handoff.size > 0);
+      const handed = handoff.take(id);
+      expect(handed).toBeDefined();
+      // Equal as data: the handed envelope may carry keys set to undefined, which the stored JSON leaves out.
+      expect(handed).toEqual(await ing.runtime.store.read(id));
+      // One target: one take.
+      expect(handoff.take(id)).toBeUndefined();
+      expect(handed?.envelope.repeatedRefs).toEqual(res === two ? ['main'] : undefined);
+    }
+    expect(handoff.size).toBe(0);
+  });
+
+  it('a fan-out in the ingress process routes from the handoff, and one without it reads Redis', async () => {
+    const ing = await ingressAlone();
+    const before = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush({ ref: 'before' })));
+    await fanOutOf(ing);
+    const handoff = ing.runtime.store.receivedHandoff;
+    expect(handoff).toBeDefined();
+    const after = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush({ ref: 'after' })));
+    for (const res of [before, after]) {
+      expect(await routed(ing, String(res.json.id))).toMatchObject({ state: 'routed', targets: ['ci'] });
+    }
+    // `before` was received with no fan-out running here: read from Redis. `after` was handed over.
+    expect(handoff?.hits).toBe(1);
+    expect(handoff?.misses).toBe(1);
+    expect(await jobIds(ing)).toEqual([`${after.json.id}.ci`, `${before.json.id}.ci`]);
+  });
+
   it('an event is visible as received from its 202 on, and routed once a fan-out runs', async () => {
     const ing = await ingressAlone();
     const admin = await startAdmin(ing.runtime);

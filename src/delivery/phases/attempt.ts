@@ -10,8 +10,9 @@ import {
   type Evidence,
   recordAttempt,
 } from '../../queue/delivery-state.js';
-import type { EventStore } from '../../queue/event-store.js';
+import type { EventStore, StoredEvent } from '../../queue/event-store.js';
 import type { Keys } from '../../queue/keys.js';
+import type { LocalHandoff } from '../../queue/local-handoff.js';
 import type { RedisClient } from '../../queue/redis-connection.js';
 import type { RelayIdentity } from '../../queue/relay-id.js';
 import type { AttemptCounter } from '../../queue/target-stats.js';
@@ -43,6 +44,8 @@ export interface DeliveryContext {
   deadLetters: DeadLetterWriter;
   /** Attempts per target for the console's targets page, written once a second. */
   attemptCounter: AttemptCounter;
+  /** Events this process's fan-out routed, as it wrote them: a first look reads them here. */
+  routedHandoff: LocalHandoff<StoredEvent>;
 }
 
 /** One target's pieces: its config, connection pool, breaker and queue (for the breaker's rate limit). */

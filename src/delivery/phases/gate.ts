@@ -2,6 +2,7 @@ import { Worker } from 'bullmq';
 import type { Evidence } from '../../queue/delivery-state.js';
 import type { StoredEvent } from '../../queue/event-store.js';
 import { circuitWaitMs } from '../circuit-decision.js';
+import type { NewerDelivered } from '../ref-order.js';
 import { type Attempt, ended, type JobOutcome, recordState } from './attempt.js';
 
 /**
@@ -16,7 +17,11 @@ export type Gated = { outcome: JobOutcome } | { superseded?: Evidence };
  */
 export async function gate(
   attempt: Attempt,
-  { event, coalescing }: { event: StoredEvent; coalescing: boolean },
+  {
+    event,
+    coalescing,
+    newer: checked,
+  }: { event: StoredEvent; coalescing: boolean; newer?: NewerDelivered | null },
 ): Promise<Gated> {
   const { ctx, target, targetRuntime } = attempt;
   const held = circuitWaitMs(await targetRuntime.circuit.check());
@@ -35,7 +40,7 @@ export async function gate(
   // Without coalescing, an older push (a retry, a late arrival) sent after a newer one would leave the branch's
   // last build on an older commit: reported, and not sent when the route asks (skipSuperseded).
   if (attempt.manual || coalescing) return {};
-  const newer = await ctx.order.newerDelivered(target.id, event);
+  const newer = checked !== undefined ? checked : await ctx.order.newerDelivered(target.id, event);
   if (!newer) return {};
   const skip = ctx.order.skips(target.id, event);
   const superseded: Evidence = {

@@ -4,6 +4,7 @@ import type { StoredEvent } from '../../queue/event-store.js';
 import { notApplicable } from '../applicable.js';
 import { pastMaxAge } from '../decide.js';
 import type { GuardResult, GuardVerdict } from '../loop-guard.js';
+import type { NewerDelivered } from '../ref-order.js';
 import { type Attempt, ended, type JobOutcome, recordState } from './attempt.js';
 import { deadLetter } from './settle.js';
 
@@ -11,7 +12,14 @@ import { deadLetter } from './settle.js';
  * The guard phase's answer: the job ended here (not applicable, suppressed, coalesced), or the event to send and
  * whether a route coalesces it (then the newest push of its branch).
  */
-export type Guarded = { outcome: JobOutcome } | { event: StoredEvent; coalescing: boolean };
+export type Guarded =
+  | { outcome: JobOutcome }
+  | {
+      event: StoredEvent;
+      coalescing: boolean;
+      /** The branch's order, when checked with the guard's read (see gate): a newer push delivered, or null. */
+      newer?: NewerDelivered | null;
+    };
 
 /**
  * Whether the delivery should happen at all: the target's events filter, the event still stored and not past
@@ -39,16 +47,28 @@ export async function guard(attempt: Attempt): Promise<Guarded> {
   let event: StoredEvent | null;
   // The verdict the combined read returned; undefined when the event was read on its own.
   let looked: GuardResult | undefined;
+  let newer: NewerDelivered | null | undefined;
   // A push whose message must be read from Bitbucket first is guarded after that (see headMessage).
   const lookup = loopGuard?.lookup;
   if (loopGuard && !lookup && Date.now() - job.timestamp <= target.retry.maxAge) {
     let verdict: GuardVerdict;
     let evidence: Evidence | undefined;
-    ({ event, verdict, evidence } = await ctx.guard.readAndCheck(
+    // A push to one branch has its order checked in the same read; the gate uses the answer unless the job
+    // coalesces.
+    const order = loopGuard.branch
+      ? ctx.order.check(
+          target.id,
+          { sourceId: loopGuard.source, repository: loopGuard.repository, eventId: data.eventId },
+          loopGuard.branch,
+        )
+      : undefined;
+    ({ event, verdict, evidence, newer } = await ctx.guard.readAndCheck(
       ctx.store,
       loopGuard,
       data.eventId,
       target.id,
+      order,
+      ctx.routedHandoff.take(data.eventId),
     ));
     looked = { verdict, ...(evidence ? { evidence } : {}) };
   } else {
@@ -99,7 +119,7 @@ export async function guard(attempt: Attempt): Promise<Guarded> {
       return { outcome: ended(attempt, { state: 'coalesced', supersededBy: newer }) };
     }
   }
-  return { event, coalescing };
+  return { event, coalescing, ...(newer !== undefined ? { newer } : {}) };
 }
 
 /** The head commit's message read through the source's REST API; undefined (and logged) when that fails. */

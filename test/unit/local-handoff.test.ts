@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { LocalHandoff } from '../../src/queue/local-handoff.js';
+
+/** A handoff on a clock the test moves. */
+function handoff(bounds: { maxBytes?: number; maxEntries?: number; maxAgeMs?: number } = {}) {
+  const clock = { now: 1_000 };
+  const h = new LocalHandoff<string>(
+    { maxBytes: 1000, maxEntries: 10, maxAgeMs: 5000, ...bounds },
+    () => clock.now,
+  );
+  return { h, clock };
+}
+
+describe('local handoff', () => {
+  it('hands an entry over once; a second take reads nothing', () => {
+    const { h } = handoff();
+    h.put('a', 'first', 10);
+    expect(h.take('a')).toBe('first');
+    expect(h.take('a')).toBeUndefined();
+    expect([h.hits, h.misses]).toEqual([1, 1]);
+    expect(h.heldBytes).toBe(0);
+  });
+
+  it('an entry put for several readers is handed to each once; remove forgets it', () => {
+    const { h } = handoff();
+    h.put('a', 'routed', 10, 2);
+    expect(h.take('a')).toBe('routed');
+    expect(h.take('a')).toBe('routed');
+    expect(h.take('a')).toBeUndefined();
+    h.put('b', 'routed', 10, 2);
+    h.remove('b');
+    expect(h.take('b')).toBeUndefined();
+    expect(h.heldBytes).toBe(0);
+  });
+
+  it('drops the oldest entries past the byte bound', () => {
+    const { h } = handoff({ maxBytes: 100 });
+    h.put('a', 'a', 40);
+    h.put('b', 'b', 40);
+    h.put('c', 'c', 40);
+    expect(h.take('a')).toBeUndefined();
+    expect(h.take('b')).toBe('b');
+    expect(h.take('c')).toBe('c');
+  });
+
+  it('keeps nothing larger than the whole bound', () => {
+    const { h } = handoff({ maxBytes: 100 });
+    h.put('a', 'a', 10);
+    h.put('huge', 'huge', 101);
+    expect(h.take('huge')).toBeUndefined();
+    expect(h.take('a')).toBe('a');
+  });
+
+  it('drops the oldest entries past the entry bound', () => {
+    const { h } = handoff({ maxEntries: 2 });
+    for (const id of ['a', 'b', 'c']) h.put(id, id, 1);
+    expect(h.size).toBe(2);
+    expect(h.take('a')).toBeUndefined();
+  });
+
+  it('an entry past its age is not handed over, and leaves when another is put', () => {
+    const { h, clock } = handoff({ maxAgeMs: 5000 });
+    h.put('old', 'old', 10);
+    clock.now += 5001;
+    expect(h.take('old')).toBeUndefined();
+    h.put('stale', 'stale', 10);
+    clock.now += 5001;
+    h.put('fresh', 'fresh', 10);
+    expect(h.size).toBe(1);
+    expect(h.heldBytes).toBe(10);
+  });
+
+  it('a second put of an id replaces the first without counting it twice', () => {
+    const { h } = handoff();
+    h.put('a', 'one', 30);
+    h.put('a', 'two', 20);
+    expect(h.heldBytes).toBe(20);
+    expect(h.take('a')).toBe('two');
+  });
+});
