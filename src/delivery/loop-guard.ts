@@ -13,6 +13,12 @@ export type SuppressReason = StaticSuppressReason | 'ref-rate' | 'merge-push-col
 /** A merged PR whose merge-commit push has not been seen yet: wait a little for it (see LoopGuard.check). */
 export type GuardVerdict = SuppressReason | 'wait-for-push' | null;
 
+/** A delivered event's chain record: keys, and (actor digest, sent at, ttl, event id, received at, heads). */
+export interface ChainRecord {
+  keys: string[];
+  args: [string, number, number, string, number, number];
+}
+
 /** The guard's verdict and, when it holds a delivery back, what it saw. */
 export interface GuardResult {
   verdict: GuardVerdict;
@@ -26,7 +32,6 @@ const CHECK = LuaScript.fromFile('loop-check');
 const READ_AND_CHECK = LuaScript.fromFile('loop-read-and-check');
 /** How many arguments `guard` (src/lua/includes/loop-guard.lua) takes. */
 const GUARD_ARGS = 12;
-const RECORD = LuaScript.fromFile('loop-record-delivered');
 
 type Reply = (number | string | Buffer)[];
 const text = (v: number | string | Buffer | undefined) => (v === undefined ? '' : v.toString());
@@ -41,7 +46,7 @@ function fieldsOf(flat: Buffer[]): Record<string, Buffer> {
 /**
  * The loop guard, checked before a delivery is sent: the static rules (loop-rules.ts), then in Redis (shared by
  * all workers; per source, target and repository): the causal chain rule, the per-ref rate of each actor, and
- * the merge/push collapse. After a delivery, `recordDelivered` remembers what the target built.
+ * the merge/push collapse. After a delivery, `deliveredRecord` says what the target built (record-delivered.ts writes it).
  */
 export class LoopGuard {
   readonly rules: StaticLoopRules;
@@ -117,21 +122,29 @@ export class LoopGuard {
   }
 
   /**
-   * Remembers what a delivered event built for this target: who pushed it, and its turn in a chain. `sentAt`:
-   * when the request went out, the earliest a build it caused could have pushed.
+   * What a delivered event built for this target, for record-delivered.ts to write: who pushed it, and its turn
+   * in a chain (src/lua/includes/chain-record.lua: the heads' records, then those of the commits it builds on).
+   * `sentAt`: when the request went out, the earliest a build it caused could have pushed. Null when the event
+   * built no commit.
    */
-  async recordDelivered(event: StoredEvent, targetId: string, sentAt: number): Promise<void> {
+  deliveredRecord(event: StoredEvent, targetId: string, sentAt: number): ChainRecord | null {
     const env = event.envelope;
     const heads = deliveredHeads(env);
-    if (heads.length === 0) return;
+    if (heads.length === 0) return null;
     const scope = this.scope(event.sourceId, env.repository, event.id);
     const commitKey = (commit: string) => this.keys.loopCommit({ ...scope, targetId, commit });
     const parents = env.refs.length > 0 ? chainParents(env) : [];
-    await RECORD.run(
-      this.redis,
-      [...heads.map(commitKey), ...parents.map(commitKey)],
-      [actorDigest(env.actor), sentAt, this.loop.chain.memory, event.id, event.receivedAt, heads.length],
-    );
+    return {
+      keys: [...heads.map(commitKey), ...parents.map(commitKey)],
+      args: [
+        actorDigest(env.actor),
+        sentAt,
+        this.loop.chain.memory,
+        event.id,
+        event.receivedAt,
+        heads.length,
+      ],
+    };
   }
 
   private scope(sourceId: string, repo: string | null, eventId: string): RepoScope {

@@ -41,9 +41,8 @@ export function branchTransition(env: Envelope): BranchTransition | null {
   return { ref: ref.name, oldHash: (ref.oldHash ?? '').toLowerCase(), newHash: ref.newHash.toLowerCase() };
 }
 
-// A delivery about to be sent, and a delivered push: src/lua/ref-order-*.lua.
+// A delivery about to be sent (a delivered push's head: src/lua/record-delivered.lua).
 const STALE = LuaScript.fromFile('ref-order-stale');
-const DELIVERED = LuaScript.fromFile('ref-order-delivered');
 
 /** Ordering of pushes to a branch per target, for deliveries sent without coalescing. */
 export class RefOrder {
@@ -111,14 +110,17 @@ export class RefOrder {
     return RefOrder.newerIn((await STALE.run(this.redis, keys, args)) as (string | number)[]);
   }
 
-  async recordDelivered(targetId: string, event: StoredEvent): Promise<void> {
+  /**
+   * A delivered push's head, for record-delivered.ts to write (src/lua/includes/delivered-head.lua; the event
+   * id follows these arguments); null when the event is not a push to one branch.
+   */
+  deliveredWrite(targetId: string, event: StoredEvent): OrderCheck | null {
     const move = branchTransition(event.envelope);
-    if (!move) return;
-    const { keys, args } = this.check(
+    if (!move) return null;
+    return this.check(
       targetId,
       { sourceId: event.sourceId, repository: event.envelope.repository, eventId: event.id },
       move,
     );
-    await DELIVERED.run(this.redis, keys, [...args, event.id]);
   }
 }

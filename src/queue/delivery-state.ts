@@ -75,20 +75,24 @@ export async function readTargetState(
 /** Splices the previous attempts into the new state: src/lua/record-attempt.lua. */
 const RECORD_ATTEMPT = LuaScript.fromFile('record-attempt');
 
-/** Record one attempt and the state it leaves the delivery in (attempt history bounded). One round trip. */
-export async function recordAttempt(
-  redis: RedisClient,
-  eventKey: string,
+/** What recordAttempt changes, as a state update. */
+export interface StateUpdate {
+  state: DeliveryState;
+  attempt?: AttemptRecord;
+  reason?: string;
+  excerpt?: string;
+  supersededBy?: string;
+  evidence?: Evidence;
+}
+
+/**
+ * The state an update leaves the delivery in (without the earlier attempts, which the script keeps), and the
+ * script's arguments (src/lua/includes/record-attempt.lua): the JSON of the new state around its attempts.
+ */
+export function attemptWrite(
   targetId: string,
-  update: {
-    state: DeliveryState;
-    attempt?: AttemptRecord;
-    reason?: string;
-    excerpt?: string;
-    supersededBy?: string;
-    evidence?: Evidence;
-  },
-): Promise<TargetState> {
+  update: StateUpdate,
+): { next: TargetState; args: [string, string, string, string, number] } {
   const next: TargetState = {
     state: update.state,
     attempts: update.attempt ? [update.attempt] : [],
@@ -102,16 +106,30 @@ export async function recordAttempt(
   const { state, attempts: _attempts, ...rest } = next;
   const head = `{"state":${JSON.stringify(state)},"attempts":[`;
   const tail = `]${JSON.stringify(rest).replace(/^\{/, ',')}`;
-  const written = (await RECORD_ATTEMPT.run(
-    redis,
-    [eventKey],
-    [
+  return {
+    next,
+    args: [
       targetField(targetId),
       head,
       update.attempt ? JSON.stringify(update.attempt) : '',
       tail,
       MAX_ATTEMPTS_KEPT,
     ],
-  )) as string | number;
+  };
+}
+
+/** The state the script answered (with the earlier attempts), or the update's own when there were none. */
+export function writtenState(written: unknown, next: TargetState): TargetState {
   return typeof written === 'string' ? (JSON.parse(written) as TargetState) : next;
+}
+
+/** Record one attempt and the state it leaves the delivery in (attempt history bounded). One round trip. */
+export async function recordAttempt(
+  redis: RedisClient,
+  eventKey: string,
+  targetId: string,
+  update: StateUpdate,
+): Promise<TargetState> {
+  const { next, args } = attemptWrite(targetId, update);
+  return writtenState(await RECORD_ATTEMPT.run(redis, [eventKey], args), next);
 }

@@ -3,6 +3,7 @@ import type { AttemptRecord, Evidence } from '../../queue/delivery-state.js';
 import type { StoredEvent } from '../../queue/event-store.js';
 
 import { decide } from '../decide.js';
+import { recordDelivered } from '../record-delivered.js';
 import { type Attempt, ended, type JobOutcome, recordState } from './attempt.js';
 import type { Sent } from './send.js';
 
@@ -51,15 +52,15 @@ export async function settle(
   );
   switch (decision.kind) {
     case 'delivered':
-      // What the target built, for the causal chain rule: written beside the state record, in parallel.
-      await Promise.all([
-        recordState(attempt, 'delivered', {
-          attempt: record,
-          ...(superseded ? { evidence: superseded } : {}),
-        }),
-        ctx.guard.recordDelivered(event, target.id, record.at),
-        ctx.order.recordDelivered(target.id, event),
-      ]);
+      // The state record, the branch's delivered head and what the target built (the causal chain rule), in
+      // one call.
+      await recordDelivered(
+        ctx,
+        target.id,
+        event,
+        { state: 'delivered', attempt: record, ...(superseded ? { evidence: superseded } : {}) },
+        record.at,
+      );
       attempt.log.info({ status: record.status, ms: record.ms }, 'delivered');
       return ended(attempt, { state: 'delivered', ...(record.status ? { status: record.status } : {}) });
     case 'retry':
