@@ -68,7 +68,8 @@ export class RouteWriter {
       this.keys.inbox(routedShard),
     ];
     const field = (name: string) => event.fields[name] ?? '';
-    // The meta as routed, and as a duplicate (no targets: it has no jobs), from one serialisation.
+    // The meta as routed, and as a duplicate (no targets: it has no jobs), from one serialisation. Only the
+    // routed one is compressed: the duplicate's is stored for the rare duplicate alone (decodeMeta reads both).
     const untargeted = JSON.stringify(meta).slice(0, -1);
     const withTargets = (targets: string[]) => `${untargeted},"targets":${JSON.stringify(targets)}}`;
     const args: (string | number | Buffer)[] = [
@@ -77,7 +78,7 @@ export class RouteWriter {
       meta.receivedAt,
       this.config.retention.events + this.config.retention.deadLetters,
       encodeMeta(withTargets(decision.targets)),
-      encodeMeta(withTargets([])),
+      withTargets([]),
       decision.quarantine === undefined ? 'routed' : 'quarantined',
       decision.quarantine ?? '',
       content.length,
