@@ -136,6 +136,9 @@ export class FanOut {
           '>',
         )) as [string, StreamEntries][] | null;
         if (read?.[0]) await this.process(shard, read[0][1]);
+        // An idle process must not keep what no stage took (work another process did): see local-handoff.ts.
+        this.handoff.sweep();
+        this.runtime.store.routedHandoff?.sweep();
         lastError = '';
       } catch (err) {
         if (!this.running) break;
@@ -191,18 +194,19 @@ export class FanOut {
         const copy = handed[i];
         if (copy) return this.decideOne(shard, { id, entry, fields: copy.fields }, copy.event);
         const [err, fields] = read[next++] ?? [];
-        if (err) throw err;
-        const inbox = { id, entry, fields: fields as Record<string, Buffer> };
-        return this.decideOne(shard, inbox, this.runtime.store.decode(id, inbox.fields));
+        if (err) return Promise.reject(err);
+        return this.decideOne(shard, { id, entry, fields: fields as Record<string, Buffer> });
       }),
     );
   }
 
-  private async decideOne(
-    shard: number,
-    event: InboxEvent,
-    stored: StoredEvent | null,
-  ): Promise<RouteOutcome> {
+  /**
+   * `handed`: the event as this process's ingress wrote it; else it is decoded from the fields read. Decoded
+   * here, in the entry's own promise, so that an unreadable event fails alone and the rest of its batch is
+   * decided.
+   */
+  private async decideOne(shard: number, event: InboxEvent, handed?: StoredEvent): Promise<RouteOutcome> {
+    const stored = handed ?? this.runtime.store.decode(event.id, event.fields);
     if (!stored) {
       await this.writer.drop(shard, event.entry);
       return { state: 'gone' };

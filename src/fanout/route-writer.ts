@@ -13,6 +13,9 @@ import type { Decision } from './decide.js';
 const ROUTE_SCRIPT = LuaScript.fromFile('route-event');
 const MARK_SCRIPT = LuaScript.fromFile('mark-routed');
 
+/** Bytes of heap per character of JSON, roughly, once parsed into objects and strings. */
+const PARSED_PER_JSON_CHAR = 4;
+
 /** The consumer group of every shard's inbox: all fan-out processes share it, each entry goes to one. */
 export const FAN_OUT_GROUP = 'fanout';
 
@@ -116,7 +119,9 @@ export class RouteWriter {
     const reply = (await ROUTE_SCRIPT.run(this.redis as Redis, keys, args)) as string[];
     const outcome = routeOutcome(reply, routedId, decision);
     if (copy) await this.mark(event, outcome, routedId, now);
-    else if (received && outcome.state === 'routed') this.handOver(received, meta, decision, outcome, now);
+    else if (received && outcome.state === 'routed') {
+      this.handOver(received, meta, decision, outcome, now, untargeted.length);
+    }
     return outcome;
   }
 
@@ -127,6 +132,7 @@ export class RouteWriter {
     decision: Decision,
     outcome: { repeated: number[] },
     routedAt: number,
+    metaChars: number,
   ): void {
     const handoff = this.store.routedHandoff;
     if (!handoff || decision.targets.length === 0) return;
@@ -150,7 +156,10 @@ export class RouteWriter {
       routedAt,
       ...(received.bodyHash ? { bodyHash: received.bodyHash } : {}),
     };
-    handoff.put(received.id, routed, received.body.length, decision.targets.length);
+    // The envelope as objects takes a few times its JSON's size: counted so, the bound holds for pushes with
+    // many commits too.
+    const bytes = received.body.length + PARSED_PER_JSON_CHAR * metaChars;
+    handoff.put(received.id, routed, bytes, decision.targets.length);
   }
 
   /** The received event moved (or, a duplicate, marked) in its own shard, its inbox entry acknowledged there. */

@@ -237,12 +237,26 @@ export class EventStore {
       if (/^(MOVED|ASK) /.test((err as Error).message)) this.nodes?.refresh();
       throw err;
     }
+    // Handed over before the durability wait: the inbox entry is readable from the script's return, and the
+    // fan-out routes the same event whether this request ends 202 or 503.
+    if (reply[0] !== 'duplicate') this.handOver(event, envelope, headers, encoding, body);
     // A copy is answered 200 only once durable too: its original may have been answered 503 for want of
     // durability, or stored by another instance a moment ago.
     if (lane) await lane.awaitDurable(epoch, this.keys.durabilityMark(shard));
     if (reply[0] === 'duplicate') return { state: 'duplicate', id: reply[1] };
-    // What decode() makes of the hash append-event.lua wrote, field for field.
-    this.receivedHandoff?.put(
+    return { state: 'received' };
+  }
+
+  /** What decode() makes of the hash append-event.lua wrote, field for field, for this process's fan-out. */
+  private handOver(
+    event: ReceivedEvent,
+    envelope: Envelope,
+    headers: string,
+    encoding: string,
+    body: Buffer,
+  ): void {
+    if (!this.receivedHandoff) return;
+    this.receivedHandoff.put(
       event.id,
       {
         event: {
@@ -261,9 +275,8 @@ export class EventStore {
         },
         fields: { hdr: Buffer.from(headers), enc: Buffer.from(encoding), body },
       },
-      event.body.length + body.length,
+      event.body.length + body.length + headers.length,
     );
-    return { state: 'received' };
   }
 
   /** What the fan-out's route script needs of a target's queue in a shard (its BullMQ keys and options). */

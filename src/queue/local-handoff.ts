@@ -49,8 +49,8 @@ export class LocalHandoff<T> {
   }
 
   /**
-   * Keeps `value` for the next stage, for `readers` takes; `bytes`: what it holds beyond a few small fields
-   * (its body).
+   * Keeps `value` for the next stage, for `readers` takes; `bytes`: about what it holds in memory (its body,
+   * and its parsed parts).
    */
   put(id: string, value: T, bytes: number, readers = 1): void {
     this.remove(id);
@@ -79,6 +79,11 @@ export class LocalHandoff<T> {
     if (!entry) return;
     this.entries.delete(id);
     this.bytes -= entry.bytes;
+  }
+
+  /** Drops what is past its age; put and take do so too, this is for an owner whose stage went idle. */
+  sweep(): void {
+    this.evict();
   }
 
   /** Oldest first (a Map iterates in insertion order): past its age, or over a bound. */

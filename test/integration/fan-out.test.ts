@@ -41,6 +41,17 @@ async function fanOutOf(ing: TestIngress, claimIdleMs = 15_000) {
   return fanOut;
 }
 
+/** One signed push per branch, each answered 202; their event ids. */
+async function pushes(ing: TestIngress, refs: string[]): Promise<string[]> {
+  const ids: string[] = [];
+  for (const ref of refs) {
+    const res = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush({ ref })));
+    expect(res.status).toBe(202);
+    ids.push(String(res.json.id));
+  }
+  return ids;
+}
+
 async function jobIds(ing: TestIngress): Promise<string[]> {
   return db.inspect.lrange(`${ing.runtime.config.redis.prefix}:deliver-ci:wait`, 0, -1);
 }
@@ -93,6 +104,18 @@ describe('the fan-out stage', () => {
     expect(handoff.size).toBe(0);
   });
 
+  it('an event whose record cannot be read fails alone: the rest of its batch is routed', async () => {
+    const ing = await ingressAlone();
+    const ids = await pushes(ing, ['one', 'two', 'three']);
+    // The middle one's meta is damaged (compressed-meta marker, then bytes LZ4 cannot read).
+    await db.inspect.hset(ing.runtime.keys.event(ids[1]!), 'meta', Buffer.from([0, 1, 2, 3]));
+    await fanOutOf(ing);
+    expect((await routed(ing, ids[0]!)).state).toBe('routed');
+    expect((await routed(ing, ids[2]!)).state).toBe('routed');
+    expect(await db.inspect.hget(ing.runtime.keys.event(ids[1]!), 'state')).toBe('received');
+    expect(await db.inspect.xlen(ing.runtime.keys.inbox(0))).toBe(1);
+  });
+
   it('a fan-out in the ingress process routes from the handoff, and one without it reads Redis', async () => {
     const ing = await ingressAlone();
     const before = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush({ ref: 'before' })));
@@ -141,11 +164,7 @@ describe('the fan-out stage', () => {
 
   it('a consumer that read entries and died before acknowledging them: another claims them, no duplicate jobs', async () => {
     const ing = await ingressAlone();
-    const ids: string[] = [];
-    for (const ref of ['main', 'dev', 'release/1']) {
-      const res = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush({ ref })));
-      ids.push(String(res.json.id));
-    }
+    const ids = await pushes(ing, ['main', 'dev', 'release/1']);
     const inbox = ing.runtime.keys.inbox(0);
     // The dead consumer: it read all three (they are pending on it) and never got to decide or acknowledge.
     await db.inspect.xgroup('CREATE', inbox, FAN_OUT_GROUP, '0', 'MKSTREAM');

@@ -70,6 +70,17 @@ describe('local handoff', () => {
     expect(h.heldBytes).toBe(10);
   });
 
+  it('sweep drops what is past its age with no put or take to do it', () => {
+    const { h, clock } = handoff({ maxAgeMs: 5000 });
+    h.put('a', 'a', 10);
+    clock.now += 4000;
+    h.put('b', 'b', 10);
+    clock.now += 2000;
+    h.sweep();
+    expect([h.size, h.heldBytes]).toEqual([1, 10]);
+    expect(h.take('b')).toBe('b');
+  });
+
   it('a second put of an id replaces the first without counting it twice', () => {
     const { h } = handoff();
     h.put('a', 'one', 30);
