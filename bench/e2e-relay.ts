@@ -4,6 +4,7 @@
  * delivery workers with every check on). Argument: JSON {mode, redisUrl, targetUrl, concurrency, secret, logLevel}.
  */
 import { randomUUID } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Queue, Worker } from 'bullmq';
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
@@ -94,8 +95,14 @@ const url = args.mode === 'naive' ? await naive() : await hookrelay();
 process.send?.({ url });
 // The parent asks for this process's CPU time (user + system, µs) around each phase: CPU per event is the
 // steadier figure on a shared, noisy machine.
+// And how long its event loop was blocked at most during the steady phase (a tail with a free loop is queueing
+// between processes, not work in this one).
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+loopDelay.enable();
 process.on('message', (m: unknown) => {
   if (m === 'cpu') process.send?.({ cpu: process.cpuUsage() });
+  if (m === 'loop-delay-reset') loopDelay.reset();
+  if (m === 'loop-delay') process.send?.({ loopDelayMs: loopDelay.max / 1e6 });
 });
 process.on('disconnect', () => process.exit(0));
 process.on('SIGINT', () => process.exit(0));

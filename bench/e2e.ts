@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
 import { startEmbeddedRedis } from '../src/queue/embedded-redis.js';
+import { type Keys, makeKeys } from '../src/queue/keys.js';
+import { e2eRelayConfig } from './e2e-config.js';
 import { benchRedisUrl, ioredisEndpoint } from './harness.js';
 import { averageSize, type BenchRequest, makeSignedPushes } from './payloads.js';
 
@@ -88,6 +90,20 @@ export function cpuOf(proc: ChildProcess): Promise<number> {
   });
 }
 
+/** The longest the relay's event loop was blocked since the last reset (ms; monitorEventLoopDelay). */
+function loopDelayOf(proc: ChildProcess): Promise<number> {
+  return new Promise((res) => {
+    const onMsg = (m: { loopDelayMs?: number }) => {
+      if (m.loopDelayMs !== undefined) {
+        proc.off('message', onMsg);
+        res(m.loopDelayMs);
+      }
+    };
+    proc.on('message', onMsg);
+    proc.send('loop-delay');
+  });
+}
+
 export function child(file: string, arg?: unknown): Promise<{ proc: ChildProcess; url: string }> {
   const proc = fork(here(file), arg === undefined ? [] : [JSON.stringify(arg)], {
     // BENCH_CPU_PROF=dir: profile the relays (node --cpu-prof) to see where the time goes.
@@ -144,11 +160,41 @@ export class Receipts {
 
 const rid = (r: BenchRequest) => r.headers['x-request-uuid']!;
 
+/** The event ids the relays answered with, by request id (for the stage split of BENCH_VERBOSE). */
+const eventIds = new Map<string, string>();
+
 async function post(pool: Pool, r: BenchRequest): Promise<number> {
   const res = await pool.request({ path: '/hooks/cloud', method: 'POST', headers: r.headers, body: r.body });
-  await res.body.dump();
+  const answer = (await res.body.json()) as { id?: string };
   if (res.statusCode !== 202) throw new Error(`relay answered ${res.statusCode}`);
+  if (answer.id) eventIds.set(rid(r), answer.id);
   return Date.now();
+}
+
+/**
+ * hookrelay's steady-phase latency in two stages, from the event's record: 202 → routed (the fan-out's
+ * `routedAt`) and routed → the target's receipt. The naive relay has no such stages.
+ */
+async function stageSplit(
+  redis: Redis,
+  keys: Keys,
+  reqs: BenchRequest[],
+  receipts: Receipts,
+): Promise<string> {
+  const toRouted: number[] = [];
+  const toReceipt: number[] = [];
+  for (const r of reqs) {
+    const id = eventIds.get(rid(r));
+    if (!id) continue;
+    const [acceptedAt, routedAt] = await redis.hmget(keys.event(id), 'ok', 'routedAt');
+    const receipt = receipts.at.get(rid(r));
+    if (!acceptedAt || !routedAt || receipt === undefined) continue;
+    toRouted.push(Number(routedAt) - Number(acceptedAt));
+    toReceipt.push(receipt - Number(routedAt));
+  }
+  toRouted.sort((a, b) => a - b);
+  toReceipt.sort((a, b) => a - b);
+  return `202 → routed p50 ${percentile(toRouted, 50)} p99 ${percentile(toRouted, 99)} ms, routed → receipt p50 ${percentile(toReceipt, 50)} p99 ${percentile(toReceipt, 99)} ms`;
 }
 
 /** As fast as a fixed number of concurrent senders can go; rate = events / (first send → last receipt). */
@@ -235,27 +281,34 @@ export async function benchE2E(
         offset += n;
         return part;
       };
-      const relay = await child('./e2e-relay.ts', {
-        mode,
+      const relayArgs = {
         redisUrl: benchRedisUrl(redis),
         targetUrl: `${target.url}/hook`,
         concurrency: workerConcurrency,
         secret: SECRET,
         logLevel: 'info',
         prefix: `bench-${mode}`,
-      });
+      };
+      const relay = await child('./e2e-relay.ts', { mode, ...relayArgs });
+      const relayKeys = makeKeys(e2eRelayConfig(relayArgs));
       const pool = new Pool(relay.url, { connections: concurrency });
       try {
         await burst(pool, take(warm), receipts, concurrency);
         const cpu0 = await cpuOf(relay.proc);
         const usage0 = await redisUsage(redisClient);
         const r = await burst(pool, take(events), receipts, concurrency);
-        const lat = await steady(pool, take(steadyCount), receipts, rate);
+        relay.proc.send('loop-delay-reset');
+        const steadyReqs = take(steadyCount);
+        const lat = await steady(pool, steadyReqs, receipts, rate);
+        const loopDelay = await loopDelayOf(relay.proc);
         const cpu1 = await cpuOf(relay.proc);
         const usage1 = await redisUsage(redisClient);
         const measured = events + steadyCount;
         const calls = callsBetween(usage0, usage1);
         if (process.env.BENCH_VERBOSE) {
+          const split =
+            mode === 'hookrelay' ? `; ${await stageSplit(redisClient, relayKeys, steadyReqs, receipts)}` : '';
+          console.log(`    ${mode} steady: event loop blocked at most ${loopDelay.toFixed(1)} ms${split}`);
           const top = [...calls].sort((a, b) => b[1] - a[1]).slice(0, 14);
           console.log(
             `    ${mode} redis calls per event: ${top.map(([n, c]) => `${n} ${(c / measured).toFixed(2)}`).join(', ')}`,
