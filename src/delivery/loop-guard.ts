@@ -46,7 +46,8 @@ function fieldsOf(flat: Buffer[]): Record<string, Buffer> {
 /**
  * The loop guard, checked before a delivery is sent: the static rules (loop-rules.ts), then in Redis (shared by
  * all workers; per source, target and repository): the causal chain rule, the per-ref rate of each actor, and
- * the merge/push collapse. After a delivery, `deliveredRecord` says what the target built (record-delivered.ts writes it).
+ * the merge/push collapse. After a delivery, `deliveredRecord` says what the target built (record-delivered.ts
+ * writes it).
  */
 export class LoopGuard {
   readonly rules: StaticLoopRules;

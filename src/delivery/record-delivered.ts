@@ -18,7 +18,7 @@ export async function recordDelivered(
   sentAt: number,
 ): Promise<TargetState> {
   const { next, args } = attemptWrite(targetId, update);
-  const head = ctx.order.deliveredWrite(targetId, event);
+  const head = ctx.order.checkOf(targetId, event);
   const chain = ctx.guard.deliveredRecord(event, targetId, sentAt);
   const [actor, chainSentAt, ttl, , receivedAt, heads] = chain?.args ?? ['', '', '', '', '', 0];
   const written = await RECORD_DELIVERED.run(

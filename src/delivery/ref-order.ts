@@ -100,21 +100,17 @@ export class RefOrder {
 
   /** The newer push already delivered to this target, when this one is older by the ref graph. */
   async newerDelivered(targetId: string, event: StoredEvent): Promise<NewerDelivered | null> {
-    const move = branchTransition(event.envelope);
-    if (!move) return null;
-    const { keys, args } = this.check(
-      targetId,
-      { sourceId: event.sourceId, repository: event.envelope.repository, eventId: event.id },
-      move,
-    );
-    return RefOrder.newerIn((await STALE.run(this.redis, keys, args)) as (string | number)[]);
+    const order = this.checkOf(targetId, event);
+    if (!order) return null;
+    return RefOrder.newerIn((await STALE.run(this.redis, order.keys, order.args)) as (string | number)[]);
   }
 
   /**
-   * A delivered push's head, for record-delivered.ts to write (src/lua/includes/delivered-head.lua; the event
-   * id follows these arguments); null when the event is not a push to one branch.
+   * An event's branch keys and arguments for this target, the same for the check before a send and for the
+   * delivered head record-delivered.ts writes (src/lua/includes/delivered-head.lua; the event id follows these
+   * arguments there); null when the event is not a push to one branch.
    */
-  deliveredWrite(targetId: string, event: StoredEvent): OrderCheck | null {
+  checkOf(targetId: string, event: StoredEvent): OrderCheck | null {
     const move = branchTransition(event.envelope);
     if (!move) return null;
     return this.check(
