@@ -13,6 +13,7 @@ import type { LocalHandoff } from './local-handoff.js';
 import { LuaScript } from './lua-script.js';
 import type { TargetQueues } from './queues.js';
 import { connectionOptions, type RedisClient } from './redis-connection.js';
+import { batchWrites } from './write-batching.js';
 
 const APPEND_SCRIPT = LuaScript.fromFile('append-event');
 
@@ -230,8 +231,10 @@ export class EventStore {
     await (lane ?? this.lane).ready();
     const epoch = lane?.epoch ?? 0;
     let reply: [string, string];
+    const conn = lane?.conn ?? this.writer;
+    batchWrites(conn);
     try {
-      reply = (await APPEND_SCRIPT.run(lane?.conn ?? this.writer, keys, args)) as [string, string];
+      reply = (await APPEND_SCRIPT.run(conn, keys, args)) as [string, string];
     } catch (err) {
       // A slot moved (resharding, failover) under a node connection: the retry uses the refreshed map.
       if (/^(MOVED|ASK) /.test((err as Error).message)) this.nodes?.refresh();
