@@ -13,10 +13,14 @@ export type SuppressReason = StaticSuppressReason | 'ref-rate' | 'merge-push-col
 /** A merged PR whose merge-commit push has not been seen yet: wait a little for it (see LoopGuard.check). */
 export type GuardVerdict = SuppressReason | 'wait-for-push' | null;
 
-/** A delivered event's chain record: keys, and (actor digest, sent at, ttl, event id, received at, heads). */
+/** A delivered event's chain record (src/lua/includes/chain-record.lua), but when it was sent and its id. */
 export interface ChainRecord {
+  /** The records of the `heads` commits it built, then those of the commits it builds on. */
   keys: string[];
-  args: [string, number, number, string, number, number];
+  heads: number;
+  actor: string;
+  ttl: number;
+  receivedAt: number;
 }
 
 /** The guard's verdict and, when it holds a delivery back, what it saw. */
@@ -124,11 +128,9 @@ export class LoopGuard {
 
   /**
    * What a delivered event built for this target, for record-delivered.ts to write: who pushed it, and its turn
-   * in a chain (src/lua/includes/chain-record.lua: the heads' records, then those of the commits it builds on).
-   * `sentAt`: when the request went out, the earliest a build it caused could have pushed. Null when the event
-   * built no commit.
+   * in a chain. Null when the event built no commit.
    */
-  deliveredRecord(event: StoredEvent, targetId: string, sentAt: number): ChainRecord | null {
+  deliveredRecord(event: StoredEvent, targetId: string): ChainRecord | null {
     const env = event.envelope;
     const heads = deliveredHeads(env);
     if (heads.length === 0) return null;
@@ -137,14 +139,10 @@ export class LoopGuard {
     const parents = env.refs.length > 0 ? chainParents(env) : [];
     return {
       keys: [...heads.map(commitKey), ...parents.map(commitKey)],
-      args: [
-        actorDigest(env.actor),
-        sentAt,
-        this.loop.chain.memory,
-        event.id,
-        event.receivedAt,
-        heads.length,
-      ],
+      heads: heads.length,
+      actor: actorDigest(env.actor),
+      ttl: this.loop.chain.memory,
+      receivedAt: event.receivedAt,
     };
   }
 

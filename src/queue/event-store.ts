@@ -246,8 +246,7 @@ export class EventStore {
     // A copy is answered 200 only once durable too: its original may have been answered 503 for want of
     // durability, or stored by another instance a moment ago.
     if (lane) await lane.awaitDurable(epoch, this.keys.durabilityMark(shard));
-    if (reply[0] === 'duplicate') return { state: 'duplicate', id: reply[1] };
-    return { state: 'received' };
+    return reply[0] === 'duplicate' ? { state: 'duplicate', id: reply[1] } : { state: 'received' };
   }
 
   /** What decode() makes of the hash append-event.lua wrote, field for field, for this process's fan-out. */
