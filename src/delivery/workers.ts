@@ -49,7 +49,9 @@ export function startDeliveryWorkers(runtime: Runtime): DeliveryWorkers {
   const log = runtime.log.child({ role: 'worker' });
   const guard = new LoopGuard(stateConnection, runtime.keys, runtime.config.loop);
   // The fan-out of this process (when it runs one) hands over what it routed: see local-handoff.ts.
-  const routedHandoff = new LocalHandoff<StoredEvent>();
+  const routedHandoff = new LocalHandoff<StoredEvent>({
+    count: (result) => runtime.metrics.localHandoff.inc({ stage: 'routed', result }),
+  });
   runtime.store.routedHandoff = routedHandoff;
   const ctx: DeliveryContext = {
     config: runtime.config,

@@ -51,7 +51,7 @@ export class FanOut {
   private readonly unknownKeys: UnknownKeyCounter;
   private readonly warnedNoMessage = new Set<string>();
   /** What this process's ingress received, as it wrote it: read here instead of from Redis. */
-  private readonly handoff = new LocalHandoff<ReceivedCopy>();
+  private readonly handoff: LocalHandoff<ReceivedCopy>;
   private readonly log: Logger;
   private running = false;
   private loops: Promise<void>[] = [];
@@ -72,6 +72,9 @@ export class FanOut {
     this.loopRules = new StaticLoopRules(runtime.config.loop);
     this.sources = new Map(runtime.config.sources.map((s) => [s.id, s]));
     this.unknownKeys = new UnknownKeyCounter(runtime.metrics);
+    this.handoff = new LocalHandoff({
+      count: (result) => runtime.metrics.localHandoff.inc({ stage: 'received', result }),
+    });
   }
 
   get consumer(): string {

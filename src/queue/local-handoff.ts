@@ -21,6 +21,20 @@ export const DEFAULT_HANDOFF_BOUNDS: HandoffBounds = {
   maxAgeMs: 10_000,
 };
 
+/**
+ * What became of a handed-over event: taken by the next stage (`hit`), looked for and not there (`miss`: read
+ * from Redis), or dropped before any stage took it (`dropped`: past its age or a bound, so bounds too small
+ * for the load show here).
+ */
+export type HandoffResult = 'hit' | 'miss' | 'dropped';
+
+export interface HandoffOptions {
+  bounds?: HandoffBounds;
+  now?: () => number;
+  /** Told of each result (the owner's metrics). */
+  count?: (result: HandoffResult) => void;
+}
+
 interface Entry<T> {
   value: T;
   bytes: number;
@@ -32,13 +46,15 @@ interface Entry<T> {
 export class LocalHandoff<T> {
   private readonly entries = new Map<string, Entry<T>>();
   private bytes = 0;
-  hits = 0;
-  misses = 0;
+  private readonly bounds: HandoffBounds;
+  private readonly now: () => number;
+  private readonly count: (result: HandoffResult) => void;
 
-  constructor(
-    private readonly bounds: HandoffBounds = DEFAULT_HANDOFF_BOUNDS,
-    private readonly now: () => number = Date.now,
-  ) {}
+  constructor(options: HandoffOptions = {}) {
+    this.bounds = options.bounds ?? DEFAULT_HANDOFF_BOUNDS;
+    this.now = options.now ?? Date.now;
+    this.count = options.count ?? (() => {});
+  }
 
   get size(): number {
     return this.entries.size;
@@ -54,7 +70,11 @@ export class LocalHandoff<T> {
    */
   put(id: string, value: T, bytes: number, readers = 1): void {
     this.remove(id);
-    if (bytes > this.bounds.maxBytes || readers < 1) return;
+    if (readers < 1) return;
+    if (bytes > this.bounds.maxBytes) {
+      this.count('dropped');
+      return;
+    }
     this.entries.set(id, { value, bytes, at: this.now(), readers });
     this.bytes += bytes;
     this.evict();
@@ -65,11 +85,11 @@ export class LocalHandoff<T> {
     this.evict();
     const entry = this.entries.get(id);
     if (!entry) {
-      this.misses++;
+      this.count('miss');
       return undefined;
     }
     if (--entry.readers === 0) this.remove(id);
-    this.hits++;
+    this.count('hit');
     return entry.value;
   }
 
@@ -94,6 +114,7 @@ export class LocalHandoff<T> {
       if (!over && entry.at >= oldest) break;
       this.entries.delete(id);
       this.bytes -= entry.bytes;
+      this.count('dropped');
     }
   }
 }

@@ -1,23 +1,25 @@
 import { describe, expect, it } from 'vitest';
-import { LocalHandoff } from '../../src/queue/local-handoff.js';
+import { type HandoffResult, LocalHandoff } from '../../src/queue/local-handoff.js';
 
-/** A handoff on a clock the test moves. */
+/** A handoff on a clock the test moves, and what it counted. */
 function handoff(bounds: { maxBytes?: number; maxEntries?: number; maxAgeMs?: number } = {}) {
   const clock = { now: 1_000 };
-  const h = new LocalHandoff<string>(
-    { maxBytes: 1000, maxEntries: 10, maxAgeMs: 5000, ...bounds },
-    () => clock.now,
-  );
-  return { h, clock };
+  const counted: Record<HandoffResult, number> = { hit: 0, miss: 0, dropped: 0 };
+  const h = new LocalHandoff<string>({
+    bounds: { maxBytes: 1000, maxEntries: 10, maxAgeMs: 5000, ...bounds },
+    now: () => clock.now,
+    count: (result) => counted[result]++,
+  });
+  return { h, clock, counted };
 }
 
 describe('local handoff', () => {
   it('hands an entry over once; a second take reads nothing', () => {
-    const { h } = handoff();
+    const { h, counted } = handoff();
     h.put('a', 'first', 10);
     expect(h.take('a')).toBe('first');
     expect(h.take('a')).toBeUndefined();
-    expect([h.hits, h.misses]).toEqual([1, 1]);
+    expect(counted).toEqual({ hit: 1, miss: 1, dropped: 0 });
     expect(h.heldBytes).toBe(0);
   });
 
@@ -34,19 +36,21 @@ describe('local handoff', () => {
   });
 
   it('drops the oldest entries past the byte bound', () => {
-    const { h } = handoff({ maxBytes: 100 });
+    const { h, counted } = handoff({ maxBytes: 100 });
     h.put('a', 'a', 40);
     h.put('b', 'b', 40);
     h.put('c', 'c', 40);
+    expect(counted.dropped).toBe(1);
     expect(h.take('a')).toBeUndefined();
     expect(h.take('b')).toBe('b');
     expect(h.take('c')).toBe('c');
   });
 
   it('keeps nothing larger than the whole bound', () => {
-    const { h } = handoff({ maxBytes: 100 });
+    const { h, counted } = handoff({ maxBytes: 100 });
     h.put('a', 'a', 10);
     h.put('huge', 'huge', 101);
+    expect(counted.dropped).toBe(1);
     expect(h.take('huge')).toBeUndefined();
     expect(h.take('a')).toBe('a');
   });
@@ -71,21 +75,23 @@ describe('local handoff', () => {
   });
 
   it('sweep drops what is past its age with no put or take to do it', () => {
-    const { h, clock } = handoff({ maxAgeMs: 5000 });
+    const { h, clock, counted } = handoff({ maxAgeMs: 5000 });
     h.put('a', 'a', 10);
     clock.now += 4000;
     h.put('b', 'b', 10);
     clock.now += 2000;
     h.sweep();
     expect([h.size, h.heldBytes]).toEqual([1, 10]);
+    expect(counted.dropped).toBe(1);
     expect(h.take('b')).toBe('b');
   });
 
   it('a second put of an id replaces the first without counting it twice', () => {
-    const { h } = handoff();
+    const { h, counted } = handoff();
     h.put('a', 'one', 30);
     h.put('a', 'two', 20);
     expect(h.heldBytes).toBe(20);
+    expect(counted.dropped).toBe(0);
     expect(h.take('a')).toBe('two');
   });
 });
