@@ -116,6 +116,10 @@ const worker = Section({
   metricsPort: Type.Optional(Port()),
   // How long SIGTERM waits for in-flight deliveries (absent = the slowest target's timeout + 2 s).
   shutdownGrace: Type.Optional(Duration()),
+  // An inbox entry a worker read and did not acknowledge for this long is taken over by another (its reader
+  // stopped between read and acknowledge): how long a crash can delay the events it held. Longer than a
+  // fan-out batch ever takes, or two workers decide the same entries (harmless, but twice the work).
+  inboxTakeover: Duration({ minimum: 1000, default: '15s' }),
 });
 
 const admin = Section({

@@ -18,17 +18,11 @@ export interface FanOutOptions {
   batch?: number;
   /** How long one XREADGROUP waits for new entries (ms); also how soon a stop is noticed. */
   blockMs?: number;
-  /**
-   * An entry read by a consumer and not acknowledged for this long (ms) is taken over (XAUTOCLAIM): its
-   * consumer died between read and acknowledge. Longer than a batch ever takes, short enough that a crash
-   * delays its events by seconds, not minutes.
-   */
-  claimIdleMs?: number;
   /** This consumer's name in the group; unique per process by default. */
   consumer?: string;
 }
 
-const DEFAULTS = { batch: 64, blockMs: 1000, claimIdleMs: 15_000 };
+const DEFAULTS = { batch: 64, blockMs: 1000 };
 /** A failed read or write (Redis away) is tried again after this pause. */
 const RETRY_PAUSE_MS = 500;
 
@@ -38,11 +32,16 @@ type StreamEntries = [string, string[]][];
  * The fan-out stage (worker role): reads each shard's inbox with a consumer group, and for each received
  * event parses, validates, normalises, content-dedupes and routes it, then writes its delivery jobs, its
  * decision and the acknowledgement in one script (route-writer.ts). Several processes share the group; an
- * entry a dead consumer held is claimed after `claimIdleMs`. Deciding twice is harmless: the script of an
+ * entry a dead consumer held is claimed after `worker.inboxTakeover`. Deciding twice is harmless: the script of an
  * event already decided only acknowledges.
  */
 export class FanOut {
   private readonly opts: Required<FanOutOptions>;
+  /**
+   * An entry read by a consumer and not acknowledged for this long (ms) is taken over (XAUTOCLAIM): its
+   * consumer died between read and acknowledge (`worker.inboxTakeover`).
+   */
+  private readonly claimIdleMs: number;
   private readonly writerConn: RedisClient;
   private readonly readers: RedisClient[] = [];
   private readonly writer: RouteWriter;
@@ -65,6 +64,7 @@ export class FanOut {
       consumer: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
       ...options,
     };
+    this.claimIdleMs = runtime.config.worker.inboxTakeover;
     this.log = runtime.log.child({ role: 'fan-out' });
     this.writerConn = createRedis(runtime.config, 'worker', 'fan-out', { autoPipelining: true });
     this.writerConn.on('error', () => {});
@@ -122,7 +122,7 @@ export class FanOut {
     while (this.running) {
       try {
         if (!groupReady) groupReady = await ensureGroup(reader, inbox);
-        if (Date.now() - lastClaim >= this.opts.claimIdleMs / 2) {
+        if (Date.now() - lastClaim >= this.claimIdleMs / 2) {
           lastClaim = Date.now();
           await this.claim(shard, reader);
         }
@@ -163,7 +163,7 @@ export class FanOut {
         this.runtime.keys.inbox(shard),
         FAN_OUT_GROUP,
         this.opts.consumer,
-        this.opts.claimIdleMs,
+        this.claimIdleMs,
         cursor,
         'COUNT',
         this.opts.batch,

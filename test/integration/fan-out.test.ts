@@ -24,9 +24,10 @@ afterEach(async () => {
 });
 
 /** An ingress whose fan-out is not started: what it receives stays in the inbox until a test starts one. */
-async function ingressAlone(): Promise<TestIngress> {
+async function ingressAlone(extra: Record<string, unknown> = {}): Promise<TestIngress> {
   const config = testConfig(db.url, {
     admin: { tokens: [{ name: 'vic', token: VIEWER, role: 'viewer' }] },
+    ...extra,
   });
   const ing = await startIngress(config, captureLogs().log, { fanOut: false });
   closers.push(() => ing.close());
@@ -34,9 +35,9 @@ async function ingressAlone(): Promise<TestIngress> {
 }
 
 /** A fan-out over the same runtime, as a worker process runs it (its consumer name unique). */
-async function fanOutOf(ing: TestIngress, claimIdleMs = 15_000) {
+async function fanOutOf(ing: TestIngress) {
   const { startFanOut } = await import('../../src/fanout/fan-out.js');
-  const fanOut = startFanOut(ing.runtime, { blockMs: 100, claimIdleMs });
+  const fanOut = startFanOut(ing.runtime, { blockMs: 100 });
   closers.push(() => fanOut.close());
   return fanOut;
 }
@@ -165,7 +166,8 @@ describe('the fan-out stage', () => {
   });
 
   it('a consumer that read entries and died before acknowledging them: another claims them, no duplicate jobs', async () => {
-    const ing = await ingressAlone();
+    // Taken over after `worker.inboxTakeover`: with the default 15 s the entries would outwait this test.
+    const ing = await ingressAlone({ worker: { inboxTakeover: '1s' } });
     const ids = await pushes(ing, ['main', 'dev', 'release/1']);
     const inbox = ing.runtime.keys.inbox(0);
     // The dead consumer: it read all three (they are pending on it) and never got to decide or acknowledge.
@@ -182,7 +184,7 @@ describe('the fan-out stage', () => {
     )) as [string, [string, string[]][]][];
     expect(read[0]![1]).toHaveLength(3);
 
-    const fanOut = await fanOutOf(ing, 300);
+    const fanOut = await fanOutOf(ing);
     for (const id of ids) expect((await routed(ing, id)).targets).toEqual(['ci']);
     expect((await jobIds(ing)).sort()).toEqual(ids.map((id) => `${id}.ci`).sort());
     expect(await db.inspect.xpending(inbox, FAN_OUT_GROUP)).toEqual([0, null, null, null]);

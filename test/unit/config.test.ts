@@ -213,6 +213,7 @@ describe('config', () => {
     expect(c.ingress.dedupe).toEqual({ deliveryIdWindow: 3_600_000, contentWindow: 0 });
     expect(c.targets[0]!.timeout).toBe(2500);
     expect(c.worker.shutdownGrace).toBe(4500);
+    expect(c.worker.inboxTakeover).toBe(15_000);
     expect(c.loop).toMatchObject({ collapseWait: 5000, collapseWindow: 600_000 });
     expect(c.loop.chain.memory).toBe(7_200_000);
     expect(c.loop.maxTriggersPerRef.window).toBe(60_000);
@@ -225,6 +226,9 @@ describe('config', () => {
     ]);
     expect(problems(target({ timeout: '6m' }))).toEqual([
       'targets[0].timeout: must be a duration of at most 5m',
+    ]);
+    expect(problems({ ...minimal, worker: { inboxTakeover: '500ms' } })).toEqual([
+      'worker.inboxTakeover: must be a duration of at least 1s',
     ]);
     expect(problems(target({ timeout: 'soon' }))).toEqual([
       'targets[0].timeout: must be a duration (milliseconds, or like "30s", "5m", "2h")',
