@@ -289,19 +289,31 @@ export async function benchE2E(
         logLevel: 'info',
         prefix: `bench-${mode}`,
       };
-      const relay = await child('./e2e-relay.ts', { mode, ...relayArgs });
+      // BENCH_E2E_SPLIT=1: hookrelay as the compose file runs it, ingress and worker in two processes (CPU per
+      // event is both's; the loop delay the ingress's).
+      const split = mode === 'hookrelay' && process.env.BENCH_E2E_SPLIT === '1';
+      const relay = await child('./e2e-relay.ts', {
+        mode,
+        ...relayArgs,
+        ...(split ? { roles: 'ingress' } : {}),
+      });
+      const worker = split
+        ? await child('./e2e-relay.ts', { mode, ...relayArgs, roles: 'worker' })
+        : undefined;
+      const procs = [relay.proc, ...(worker ? [worker.proc] : [])];
+      const cpuAll = async () => (await Promise.all(procs.map(cpuOf))).reduce((a, b) => a + b, 0);
       const relayKeys = makeKeys(e2eRelayConfig(relayArgs));
       const pool = new Pool(relay.url, { connections: concurrency });
       try {
         await burst(pool, take(warm), receipts, concurrency);
-        const cpu0 = await cpuOf(relay.proc);
+        const cpu0 = await cpuAll();
         const usage0 = await redisUsage(redisClient);
         const r = await burst(pool, take(events), receipts, concurrency);
         relay.proc.send('loop-delay-reset');
         const steadyReqs = take(steadyCount);
         const lat = await steady(pool, steadyReqs, receipts, rate);
         const loopDelay = await loopDelayOf(relay.proc);
-        const cpu1 = await cpuOf(relay.proc);
+        const cpu1 = await cpuAll();
         const usage1 = await redisUsage(redisClient);
         const measured = events + steadyCount;
         const calls = callsBetween(usage0, usage1);
@@ -325,7 +337,7 @@ export async function benchE2E(
         });
       } finally {
         await pool.close();
-        relay.proc.kill(process.env.BENCH_CPU_PROF ? 'SIGINT' : 'SIGKILL');
+        for (const proc of procs) proc.kill(process.env.BENCH_CPU_PROF ? 'SIGINT' : 'SIGKILL');
       }
     }
   } finally {
