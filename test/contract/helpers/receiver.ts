@@ -1,7 +1,7 @@
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { TargetState } from '../../../src/queue/delivery-state.js';
 import { accept } from '../../helpers/bitbucket.js';
-import { startRelay, type TestRelay, target } from '../../helpers/delivery.js';
+import type { TestRelay } from '../../helpers/delivery.js';
 import { useTestRedis } from '../../helpers/redis.js';
 import {
   type Behaviour,
@@ -9,6 +9,7 @@ import {
   startTargetServer,
   type TargetServer,
 } from '../../helpers/target-server.js';
+import { startSignedRelay, verifyRelayRequests } from '../harness.js';
 
 /**
  * A CI receiver's contract as its own docs or source state it: what it checks in a request, how it answers one
@@ -76,7 +77,8 @@ export interface ContractRun {
 
 /**
  * One file's contract run: a real redis-server, the relay's real ingress and delivery workers, and the
- * receiver's fake on a real HTTP port, with one target of the type under test pointing at it.
+ * receiver's fake on a real HTTP port, with one target of the type under test pointing at it. The target signs,
+ * and after each test every request the receiver got from the relay is verified (as `contract()` does).
  */
 export function useContract(
   rules: ReceiverRules,
@@ -85,17 +87,19 @@ export function useContract(
   const db = useTestRedis();
   let relay: TestRelay | undefined;
   let receiver: ContractReceiver | undefined;
+  let secret = '';
   const requestsFor = (eventId: string) =>
     receiver!.seen.filter((s) => header(s.req, 'x-hookrelay-event') === eventId);
   beforeAll(async () => {
     receiver = await startReceiver(rules);
-    relay = await startRelay(
+    ({ relay, secret } = await startSignedRelay(
       db.url,
-      [target('ci', '', { ...targetFor(receiver.url), retry: { attempts: 4, delay: 50, maxDelay: 200 } })],
+      { id: 'ci', url: '', ...targetFor(receiver.url) },
       // A merge's delivery goes out at once rather than waiting for the push of its merge commit.
       { loop: { collapseMergePush: false } },
-    );
+    ));
   });
+  afterEach(() => verifyRelayRequests(receiver!.server, secret));
   afterAll(async () => {
     await relay?.close();
     await receiver?.server.close();
