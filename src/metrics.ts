@@ -58,7 +58,8 @@ export function createMetrics() {
       labelNames: ['source', 'decision'] as const,
       registers: [registry],
     }),
-    // Handoffs exist only in a process that runs two adjacent stages (`hookrelay start`; local-handoff.ts).
+    // Only where one process runs two adjacent stages: ingress and fan-out (`hookrelay start`), fan-out and
+    // delivery (`start` and `worker`); see local-handoff.ts.
     localHandoff: new Counter({
       name: 'hookrelay_local_handoff_total',
       help: 'Events one stage handed to the next in this process, by stage (received: ingress to fan-out; routed: fan-out to delivery) and result (hit; miss: read from Redis instead; dropped: past its age or a bound before it was taken)',

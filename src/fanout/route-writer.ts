@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
-import type { Config } from '../config/types.js';
+import type { Config, TargetConfig } from '../config/types.js';
+import { notApplicable } from '../delivery/applicable.js';
 import { withShard } from '../ingress/event-id.js';
 import { encodeMeta } from '../queue/event-meta.js';
 import type { EventMeta, EventState, EventStore, StoredEvent } from '../queue/event-store.js';
@@ -41,12 +42,16 @@ export type RouteOutcome =
  * shard, mark-routed.lua in the inbox's. One script call per event without a cluster.
  */
 export class RouteWriter {
+  private readonly targets: Map<string, TargetConfig>;
+
   constructor(
     private readonly redis: RedisClient,
     private readonly keys: Keys,
     private readonly config: Config,
     private readonly store: EventStore,
-  ) {}
+  ) {
+    this.targets = new Map(config.targets.map((t) => [t.id, t]));
+  }
 
   /**
    * `received`: the event as decoded, whose routed record is handed to this process's delivery workers
@@ -120,46 +125,47 @@ export class RouteWriter {
     const outcome = routeOutcome(reply, routedId, decision);
     if (copy) await this.mark(event, outcome, routedId, now);
     else if (received && outcome.state === 'routed') {
-      this.handOver(received, meta, decision, outcome, now, untargeted.length);
+      this.handOver(received, decision, outcome, now, untargeted.length);
     }
     return outcome;
   }
 
-  /** What decode() makes of the routed record route-event.lua wrote, for the delivery workers of this process. */
+  /**
+   * What decode() makes of the routed record route-event.lua wrote, for the delivery workers of this process:
+   * the received event with the routing's envelope, targets and state. Kept for one take per target that will
+   * read it: a target the event does not apply to ends its job before reading anything.
+   */
   private handOver(
     received: StoredEvent,
-    meta: Omit<EventMeta, 'targets'>,
     decision: Decision,
     outcome: { repeated: number[] },
     routedAt: number,
     metaChars: number,
   ): void {
     const handoff = this.store.routedHandoff;
-    if (!handoff || decision.targets.length === 0) return;
+    if (!handoff) return;
+    const eventKey = decision.envelope.eventKey;
+    const readers = decision.targets.filter((id) => {
+      const target = this.targets.get(id);
+      return target !== undefined && notApplicable(target, eventKey) === null;
+    }).length;
+    if (readers === 0) return;
     const refs = decision.envelope.refs;
     const envelope =
       outcome.repeated.length > 0
         ? { ...decision.envelope, repeatedRefs: outcome.repeated.flatMap((i) => refs[i]?.name ?? []) }
         : decision.envelope;
     const routed: StoredEvent = {
-      id: received.id,
-      sourceId: meta.sourceId,
-      receivedAt: meta.receivedAt,
+      ...received,
       envelope,
       targets: decision.targets,
-      clientIp: meta.clientIp,
-      ...(meta.traceparent ? { traceparent: meta.traceparent } : {}),
-      headers: received.headers,
-      body: received.body,
-      ...(received.acceptedAt !== undefined ? { acceptedAt: received.acceptedAt } : {}),
       state: 'routed',
       routedAt,
-      ...(received.bodyHash ? { bodyHash: received.bodyHash } : {}),
     };
     // The envelope as objects takes a few times its JSON's size: counted so, the bound holds for pushes with
     // many commits too.
     const bytes = received.body.length + PARSED_PER_JSON_CHAR * metaChars;
-    handoff.put(received.id, routed, bytes, decision.targets.length);
+    handoff.put(received.id, routed, bytes, readers);
   }
 
   /** The received event moved (or, a duplicate, marked) in its own shard, its inbox entry acknowledged there. */

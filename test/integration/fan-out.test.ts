@@ -4,7 +4,7 @@ import { sign } from '../../src/bitbucket/signature.js';
 import { FAN_OUT_GROUP } from '../../src/fanout/route-writer.js';
 import type { ReceivedCopy, StoredEvent } from '../../src/queue/event-store.js';
 import { LocalHandoff } from '../../src/queue/local-handoff.js';
-import { cloudPush } from '../fixtures/payloads.js';
+import { cloudPullRequest, cloudPush } from '../fixtures/payloads.js';
 import { api, startAdmin } from '../helpers/admin.js';
 import { cloudRequest, send } from '../helpers/bitbucket.js';
 import { SECRETS, testConfig } from '../helpers/config.js';
@@ -102,6 +102,32 @@ describe('the fan-out stage', () => {
       expect(handoff.take(id)).toBeUndefined();
       expect(handed?.envelope.repeatedRefs).toEqual(res === two ? ['main'] : undefined);
     }
+    expect(handoff.size).toBe(0);
+  });
+
+  it('a routed event is handed over once per target it applies to', async () => {
+    const ing = await ingressAlone({
+      targets: [
+        { id: 'ci', url: 'http://127.0.0.1:9/hook' },
+        { id: 'reviews', url: 'http://127.0.0.1:9/reviews', events: ['pullrequest:*'] },
+      ],
+      routes: [{ source: 'cloud', targets: ['ci', 'reviews'] }],
+    });
+    const handoff = new LocalHandoff<StoredEvent>();
+    ing.runtime.store.routedHandoff = handoff;
+    await fanOutOf(ing);
+    const push = await send(ing.url, 'cloud', cloudRequest('repo:push', cloudPush()));
+    const pr = await send(ing.url, 'cloud', cloudRequest('pullrequest:created', cloudPullRequest()));
+    const takes = async (id: string) => {
+      await routed(ing, id);
+      await waitUntil(() => handoff.size > 0);
+      let n = 0;
+      while (handoff.take(id)) n++;
+      return n;
+    };
+    // Both targets have the push's job, but `reviews` ends it as not applicable before reading the event.
+    expect(await takes(String(push.json.id))).toBe(1);
+    expect(await takes(String(pr.json.id))).toBe(2);
     expect(handoff.size).toBe(0);
   });
 

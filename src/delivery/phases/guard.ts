@@ -44,6 +44,8 @@ export async function guard(attempt: Attempt): Promise<Guarded> {
   // delivery about to be dead-lettered counts nowhere.
   const firstLook = attempt.trigger === 'bitbucket' && job.attemptsMade === 0;
   const loopGuard = firstLook ? data.loopGuard : undefined;
+  // The routed event as this process's fan-out wrote it, on whichever path reads it (see local-handoff.ts).
+  const handed = firstLook ? ctx.routedHandoff.take(data.eventId) : undefined;
   let event: StoredEvent | null;
   // The verdict the combined read returned; undefined when the event was read on its own.
   let looked: GuardResult | undefined;
@@ -68,11 +70,11 @@ export async function guard(attempt: Attempt): Promise<Guarded> {
       data.eventId,
       target.id,
       order,
-      ctx.routedHandoff.take(data.eventId),
+      handed,
     ));
     looked = { verdict, ...(evidence ? { evidence } : {}) };
   } else {
-    event = await ctx.store.read(data.eventId);
+    event = handed ?? (await ctx.store.read(data.eventId));
   }
   if (!event) {
     attempt.log.warn('event expired before delivery');
