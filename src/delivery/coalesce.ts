@@ -67,7 +67,7 @@ export class Coalescer {
    */
   private offer(targetId: string, sourceId: string, env: Envelope, eventId: string): Promise<string> {
     const move = branchTransition(env)!;
-    const scope = { sourceId, repo: env.repository ?? '-', shard: this.keys.shardOfId(eventId) };
+    const scope = this.keys.repoScope(sourceId, env.repository, eventId);
     return OFFER.run(
       this.redis,
       [

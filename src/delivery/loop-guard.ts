@@ -2,7 +2,7 @@ import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
 import type { Evidence } from '../queue/delivery-state.js';
 import type { EventStore, StoredEvent } from '../queue/event-store.js';
-import type { Keys, RepoScope } from '../queue/keys.js';
+import type { Keys } from '../queue/keys.js';
 import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
 import type { JobGuard, StaticSuppressReason } from '../relay/job-types.js';
@@ -134,7 +134,7 @@ export class LoopGuard {
     const env = event.envelope;
     const heads = deliveredHeads(env);
     if (heads.length === 0) return null;
-    const scope = this.scope(event.sourceId, env.repository, event.id);
+    const scope = this.keys.repoScope(event.sourceId, env.repository, event.id);
     const commitKey = (commit: string) => this.keys.loopCommit({ ...scope, targetId, commit });
     const parents = env.refs.length > 0 ? chainParents(env) : [];
     return {
@@ -144,10 +144,6 @@ export class LoopGuard {
       ttl: this.loop.chain.memory,
       receivedAt: event.receivedAt,
     };
-  }
-
-  private scope(sourceId: string, repo: string | null, eventId: string): RepoScope {
-    return { sourceId, repo: repo ?? '-', shard: this.keys.shardOfId(eventId) };
   }
 
   private result(inputs: JobGuard, reply: Reply, env: Envelope, headMessage?: string): GuardResult {
@@ -205,7 +201,7 @@ export class LoopGuard {
     eventId: string,
     targetId: string,
   ): { keys: string[]; args: (string | number)[] } {
-    const scope = this.scope(inputs.source, inputs.repository, eventId);
+    const scope = this.keys.repoScope(inputs.source, inputs.repository, eventId);
     const marks = this.loop.collapseMergePush
       ? inputs.mergeMarks.map((mark) => this.keys.loopMerge({ ...scope, targetId, mark }))
       : [];

@@ -1,7 +1,7 @@
 import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
 import type { StoredEvent } from '../queue/event-store.js';
-import type { Keys, RepoScope } from '../queue/keys.js';
+import type { Keys } from '../queue/keys.js';
 import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
 import type { Router } from '../relay/routing.js';
@@ -62,10 +62,6 @@ export class RefOrder {
     return Math.max(...this.config.targets.map((t) => t.retry.maxAge)) + 3_600_000;
   }
 
-  private scopeOf(sourceId: string, repository: string | null, eventId: string): RepoScope {
-    return { sourceId, repo: repository ?? '-', shard: this.keys.shardOfId(eventId) };
-  }
-
   /**
    * The order check of an event's push to a target, for a script that runs it with other reads (the loop
    * guard's): the same keys and arguments as newerDelivered's.
@@ -75,7 +71,7 @@ export class RefOrder {
     at: { sourceId: string; repository: string | null; eventId: string },
     move: BranchTransition,
   ): OrderCheck {
-    const scope = this.scopeOf(at.sourceId, at.repository, at.eventId);
+    const scope = this.keys.repoScope(at.sourceId, at.repository, at.eventId);
     return {
       keys: [
         this.keys.refEdges({ ...scope, ref: move.ref }),

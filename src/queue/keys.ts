@@ -54,6 +54,8 @@ export interface Keys {
   shardCount: string;
   /** The shard an event id was made for (see newEventId): its last three hex digits. */
   shardOfId(eventId: string): number;
+  /** The loop-guard scope of an event's repository (`-` for an event without one), in the event's shard. */
+  repoScope(sourceId: string, repository: string | null, eventId: string): RepoScope;
   event(id: string): string;
   /** The event index of shard 0 (the only one without a cluster). */
   eventIndex: string;
@@ -163,6 +165,11 @@ export function makeKeys(config: Pick<Config, 'redis'>): Keys {
     inbox: (s) => `${shard(s)}:inbox`,
     routedAs: (id) => `${shard(shardOfId(id))}:routed-as:${id}`,
     shardOfId,
+    repoScope: (sourceId, repository, eventId) => ({
+      sourceId,
+      repo: repository ?? '-',
+      shard: shardOfId(eventId),
+    }),
     shardCount: `${global}:shards`,
     event: (id) => `${shard(shardOfId(id))}:ev:${id}`,
     eventIndex: `${shard(0)}:events`,
