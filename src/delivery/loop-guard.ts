@@ -31,11 +31,9 @@ export interface GuardResult {
 
 type LoopConfig = Config['loop'];
 
-// The Redis rules of one delivery, with or without the event's read, and a delivered event's record: src/lua/.
+// The Redis rules of one delivery, with or without the event's read: src/lua/.
 const CHECK = LuaScript.fromFile('loop-check');
 const READ_AND_CHECK = LuaScript.fromFile('loop-read-and-check');
-/** How many arguments `guard` (src/lua/includes/loop-guard.lua) takes. */
-const GUARD_ARGS = 12;
 
 type Reply = (number | string | Buffer)[];
 const text = (v: number | string | Buffer | undefined) => (v === undefined ? '' : v.toString());
@@ -100,16 +98,9 @@ export class LoopGuard {
     known?: StoredEvent,
   ): Promise<{ event: StoredEvent | null; newer?: NewerDelivered | null } & GuardResult> {
     const { keys, args } = this.plan(inputs, eventId, targetId);
-    // The script's arguments after the guard's (which a guard without keys leaves out) are positional.
+    // The script's arguments after the guard's are positional.
     const allArgs =
-      order || known
-        ? [
-            ...(args.length > 0 ? args : Array<string>(GUARD_ARGS).fill('')),
-            order ? '1' : '',
-            ...(order?.args ?? ['', '', '']),
-            known ? '1' : '',
-          ]
-        : args;
+      order || known ? [...args, order ? '1' : '', ...(order?.args ?? ['', '', '']), known ? '1' : ''] : args;
     const reply = (await READ_AND_CHECK.runBuffer(
       this.redis,
       [this.keys.event(eventId), ...(order?.keys ?? []), ...keys],
@@ -202,11 +193,12 @@ export class LoopGuard {
     targetId: string,
   ): { keys: string[]; args: (string | number)[] } {
     const scope = this.keys.repoScope(inputs.source, inputs.repository, eventId);
-    const marks = this.loop.collapseMergePush
+    const allMarks = this.loop.collapseMergePush
       ? inputs.mergeMarks.map((mark) => this.keys.loopMerge({ ...scope, targetId, mark }))
       : [];
-    // Held by the static rules: only a push's merge marks are written (its merged PR inherits the verdict).
-    if (inputs.staticVerdict && (inputs.merge || marks.length === 0)) return { keys: [], args: [] };
+    // Held by the static rules: only a push's merge marks are written (its merged PR inherits the verdict), and
+    // with none the rules have no key at all.
+    const marks = inputs.staticVerdict && inputs.merge ? [] : allMarks;
     const rate = inputs.staticVerdict
       ? []
       : inputs.refs.map((ref) => this.keys.loopRate({ ...scope, targetId, ref, actor: inputs.actor ?? '-' }));
