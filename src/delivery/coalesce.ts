@@ -5,9 +5,9 @@ import type { EventMeta, StoredEvent } from '../queue/event-store.js';
 import type { Keys } from '../queue/keys.js';
 import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
+import { branchTransition } from '../relay/branch-transition.js';
 import type { StaticLoopRules } from '../relay/loop-rules.js';
 import type { Router } from '../relay/routing.js';
-import { branchTransition } from './ref-order.js';
 
 /*
  * Coalescing (`coalesce: latest-per-ref` on a route): while pushes to one branch wait for a busy or failing

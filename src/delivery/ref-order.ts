@@ -1,9 +1,9 @@
-import type { Envelope } from '../bitbucket/envelope.js';
 import type { Config } from '../config/types.js';
 import type { StoredEvent } from '../queue/event-store.js';
 import type { Keys } from '../queue/keys.js';
 import { LuaScript } from '../queue/lua-script.js';
 import type { RedisClient } from '../queue/redis-connection.js';
+import { type BranchTransition, branchTransition } from '../relay/branch-transition.js';
 import type { Router } from '../relay/routing.js';
 
 /*
@@ -13,13 +13,6 @@ import type { Router } from '../relay/routing.js';
  * transitions already forgotten) fall back to arrival order (event ids are UUIDv7). The HASH is bounded (see
  * src/lua/includes/ref-graph.lua).
  */
-
-/** A single-branch push's move from one head to the next. */
-export interface BranchTransition {
-  ref: string;
-  oldHash: string;
-  newHash: string;
-}
 
 /** The order check's keys and arguments (src/lua/includes/ref-order-stale.lua). */
 export interface OrderCheck {
@@ -31,14 +24,6 @@ export interface OrderCheck {
 export interface NewerDelivered {
   eventId: string;
   head: string;
-}
-
-/** A single-branch push's transition, the only kind ordered (tags and multi-ref pushes are not). */
-export function branchTransition(env: Envelope): BranchTransition | null {
-  if (env.refs.length !== 1) return null;
-  const ref = env.refs[0]!;
-  if (ref.kind !== 'branch' || !ref.newHash) return null;
-  return { ref: ref.name, oldHash: (ref.oldHash ?? '').toLowerCase(), newHash: ref.newHash.toLowerCase() };
 }
 
 // A delivery about to be sent (a delivered push's head: src/lua/record-delivered.lua).

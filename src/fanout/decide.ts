@@ -7,7 +7,6 @@ import { validatePayload } from '../bitbucket/payload-schemas.js';
 import type { TypeProblems } from '../bitbucket/read-typed.js';
 import { safeJsonParse } from '../bitbucket/safe-json.js';
 import type { SourceConfig } from '../config/types.js';
-import { branchTransition } from '../delivery/ref-order.js';
 import type { StoredEvent } from '../queue/event-store.js';
 import type { JobGuard } from '../relay/job-types.js';
 import { eventGuard, jobGuard, missingMessage, type StaticLoopRules } from '../relay/loop-rules.js';
@@ -72,11 +71,9 @@ export function decide(event: StoredEvent, rules: DecideRules): Decision {
         );
   const quarantine = problems.first;
   const targets = quarantine === undefined ? rules.router.match(event.sourceId, envelope).targets : [];
-  const inputs = rules.source
+  const guard = rules.source
     ? eventGuard(rules.loopRules, envelope, rules.source, event.receivedAt)
     : jobGuard(rules.loopRules, envelope, event.sourceId, event.receivedAt);
-  const branch = branchTransition(envelope);
-  const guard = branch ? { ...inputs, branch } : inputs;
   return {
     envelope,
     targets,

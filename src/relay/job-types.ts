@@ -1,3 +1,4 @@
+import type { BranchTransition } from './branch-transition.js';
 /** What a delivery job carries. The event (bytes, headers, envelope) is stored once beside the jobs. */
 export interface DeliveryJobData {
   eventId: string;
@@ -42,7 +43,7 @@ export interface JobGuard {
   /** A head commit whose message the payload lacks, to read through the source's REST API first. */
   lookup?: string;
   /** A single-branch push's move: the branch's order of pushes is checked in the same read (ref-order.ts). */
-  branch?: { ref: string; oldHash: string; newHash: string };
+  branch?: BranchTransition;
 }
 
 export type StaticSuppressReason = 'skip-marker' | 'ignored-actor';

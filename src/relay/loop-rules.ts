@@ -4,6 +4,7 @@ import type { Envelope, Person } from '../bitbucket/envelope.js';
 import { apiAuthorization } from '../bitbucket-api/commit-message.js';
 import type { Config, SourceConfig } from '../config/types.js';
 import type { Evidence } from '../queue/delivery-state.js';
+import { branchTransition } from './branch-transition.js';
 import type { JobGuard, StaticSuppressReason } from './job-types.js';
 
 /*
@@ -215,6 +216,7 @@ export function jobGuard(
 ): JobGuard {
   const fixed = rules.check(env);
   const push = env.refs.length > 0;
+  const branch = branchTransition(env);
   return {
     repository: env.repository ?? '-',
     refs: env.refs.map((ref) => ref.name),
@@ -231,5 +233,6 @@ export function jobGuard(
           ...(rules.chainApplies(env.actor) ? { chain: true as const } : {}),
         }
       : {}),
+    ...(branch ? { branch } : {}),
   };
 }

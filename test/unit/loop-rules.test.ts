@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Envelope, RefChange } from '../../src/bitbucket/envelope.js';
 import { classifyStatus } from '../../src/delivery/classify.js';
 import { explain } from '../../src/delivery/explain.js';
-import { branchTransition } from '../../src/delivery/ref-order.js';
+import { branchTransition } from '../../src/relay/branch-transition.js';
 import {
   actorDigest,
   chainParents,
@@ -97,6 +97,15 @@ describe('causal chain inputs', () => {
     expect(g.parents).toEqual(chainParents(push()));
     expect(jobGuard(rules, push({ actor: { name: 'Ada' } }), 'cloud', 1).chain).toBeUndefined();
     expect(jobGuard(rules, merged(), 'dc', 1)).toMatchObject({ merge: true, staticVerdict: 'ignored-actor' });
+  });
+
+  it("job inputs carry a single-branch push's move, for the branch order checked with the guard's read", () => {
+    const rules = new StaticLoopRules(loop);
+    expect(jobGuard(rules, push(), 'cloud', 1).branch).toEqual(branchTransition(push()));
+    expect(jobGuard(rules, push(), 'cloud', 1).branch).toMatchObject({ oldHash: OLD, newHash: NEW });
+    const tag = push({ refs: [ref({ kind: 'tag', name: 'v1', oldHash: null, created: true })] });
+    expect(jobGuard(rules, tag, 'cloud', 1).branch).toBeUndefined();
+    expect(jobGuard(rules, merged(), 'cloud', 1).branch).toBeUndefined();
   });
 });
 
