@@ -25,6 +25,13 @@ import type { Router } from '../relay/routing.js';
 // Events can enter the index slightly out of score order (score = receive time, set before the commit).
 const OVERLAP_MS = 5_000;
 const PAGE = 500;
+/**
+ * How long an event not routed yet keeps the cursor behind it. The fan-out routes within seconds; one still
+ * `received` after this is stuck (an unreadable record, an inbox entry lost with its stream), and holding the
+ * cursor for it would make every later scan page the index from it for as long as it is retained. Routed
+ * later than this, an event is only not coalesced: it is delivered on its own.
+ */
+export const UNROUTED_HOLD_MS = 10 * 60_000;
 
 // Offer a push as its branch's newest, and move the shared cursor forward: src/lua/coalesce-*.lua.
 const OFFER = LuaScript.fromFile('coalesce-offer');
@@ -132,7 +139,7 @@ export class Coalescer {
         const { id, score } = fresh[i]!;
         const [rawMeta, state] = parts[i]!;
         if (state?.toString('utf8') === 'received') {
-          firstUnrouted = Math.min(firstUnrouted, score);
+          if (Date.now() - score < UNROUTED_HOLD_MS) firstUnrouted = Math.min(firstUnrouted, score);
           continue;
         }
         const meta = decodeMeta(rawMeta);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Coalescer } from '../../src/delivery/coalesce.js';
+import { Coalescer, UNROUTED_HOLD_MS } from '../../src/delivery/coalesce.js';
 import { startFanOut } from '../../src/fanout/fan-out.js';
 import { StaticLoopRules } from '../../src/relay/loop-rules.js';
 import { cloudPush } from '../fixtures/payloads.js';
@@ -59,5 +59,34 @@ describe('coalescing catches up on pushes the fan-out has not routed yet', () =>
 
     await routeAll([newer]);
     expect(await coalescer.supersededBy('ci', olderEvent)).toBe(newer);
+  });
+
+  it('an event stuck in `received` past the hold no longer keeps the cursor behind it', async () => {
+    const config = testConfig(db.url, {
+      routes: [{ source: 'cloud', targets: ['ci'], coalesce: 'latest-per-ref' }],
+    });
+    const ing = await startIngress(config, captureLogs().log);
+    closers.push(() => ing.close());
+    const { runtime } = ing;
+    const { keys } = runtime;
+    const now = Date.now();
+    // The cursor has been held since before an event that never got routed (its record unreadable, say).
+    await db.inspect.set(keys.coalesceCursor(0), now - 3 * UNROUTED_HOLD_MS);
+    const stuck = '0190a0a0-0000-7000-8000-000000000000';
+    await db.inspect.hset(keys.event(stuck), 'state', 'received');
+    await db.inspect.zadd(keys.eventIndexOf(0), now - 2 * UNROUTED_HOLD_MS, stuck);
+    const id = await accept(ing.url, 'cloud', 'repo:push', cloudPush({ newHash: hash() }));
+    await routed(ing, id);
+    const event = (await runtime.store.read(id))!;
+
+    const coalescer = new Coalescer(
+      runtime.redis,
+      keys,
+      config,
+      runtime.router,
+      new StaticLoopRules(config.loop),
+    );
+    expect(await coalescer.supersededBy('ci', event)).toBeNull();
+    expect(Number(await db.inspect.get(keys.coalesceCursor(0)))).toBeGreaterThanOrEqual(event.receivedAt);
   });
 });
