@@ -3,7 +3,8 @@
  * back from Redis, and decode, what it already holds: the ingress hands a received event to its fan-out, the
  * fan-out a routed event to its delivery workers. Redis stays the record. An entry is a copy of what was
  * written, so a stage that misses (another process took the work, the entry aged out or was evicted, a
- * restart) reads Redis as it would without the handoff, and sees the same thing.
+ * restart, or the next stage started before the handover, which follows the write's answer) reads Redis as it
+ * would without the handoff, and sees the same thing.
  *
  * Bounded by bytes (the bodies dominate), entries and age: a stage that falls behind, or work another process
  * takes, never grows the heap past the bounds.

