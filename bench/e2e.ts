@@ -1,7 +1,8 @@
 /**
  * End-to-end rate: events per second from the ingress's 202 to a local CI target that answers 200 at once, for
  * hookrelay (every check and guarantee on) against a naive relay (bare Fastify route → Queue.add → plain BullMQ
- * Worker → POST) measured in the same run on the same payloads and the same Redis. Then the latency from the
+ * Worker → POST) and a reference relay (the naive one plus the work per event hookrelay's promises require:
+ * e2e-relay.ts), measured in the same run on the same payloads and the same Redis. Then the latency from the
  * 202 to the target's receipt at a steady 500 events/s. Run: `node --import tsx bench/e2e.ts [events]`.
  */
 import { type ChildProcess, fork } from 'node:child_process';
@@ -24,25 +25,34 @@ export interface E2EResult {
   events: number;
   avgBytes: number;
   naiveRate: number;
+  referenceRate: number;
+  /** hookrelay's rate against the reference relay's. */
+  ratioToReference: number;
   hookrelayRate: number;
   ratio: number;
   steadyRate: number;
   naiveP50: number;
   naiveP99: number;
+  referenceP99: number;
   hookrelayP50: number;
   hookrelayP99: number;
   hookrelayMax: number;
   /** The relay process's CPU time (user + system) per event, burst and steady phases together. */
   naiveCpuMs: number;
+  referenceCpuMs: number;
   hookrelayCpuMs: number;
   /** redis-server's CPU time per event, and the Redis commands per event (scripts count as one). */
   naiveRedisCpuMs: number;
+  referenceRedisCpuMs: number;
   hookrelayRedisCpuMs: number;
   naiveRedisCalls: number;
   hookrelayRedisCalls: number;
   /** Every round's figures, in the order they ran. */
-  rounds: Record<'naive' | 'hookrelay', Round[]>;
+  rounds: Record<Mode, Round[]>;
 }
+
+type Mode = 'naive' | 'reference' | 'hookrelay';
+const MODES: readonly Mode[] = ['naive', 'reference', 'hookrelay'];
 
 interface Round {
   rate: number;
@@ -274,15 +284,16 @@ export async function benchE2E(
   const receipts = new Receipts();
   const target = await child('./e2e-target.ts');
   receipts.attach(target.proc);
-  const all = makeSignedPushes(2 * rounds * (warm + events + steadyCount), SECRET);
+  const all = makeSignedPushes(MODES.length * rounds * (warm + events + steadyCount), SECRET);
   const out: Partial<E2EResult> = { events, steadyRate: rate, avgBytes: Math.round(averageSize(all)) };
-  const runs: Record<'naive' | 'hookrelay', Round[]> = {
+  const runs: Record<Mode, Round[]> = {
     naive: [],
+    reference: [],
     hookrelay: [],
   };
   try {
     let offset = 0;
-    const modes = Array.from({ length: rounds }, () => ['naive', 'hookrelay'] as const).flat();
+    const modes = Array.from({ length: rounds }, () => MODES).flat();
     for (const mode of modes) {
       const take = (n: number) => {
         const part = all.slice(offset, offset + n);
@@ -359,9 +370,13 @@ export async function benchE2E(
     const mid = s.length >> 1;
     return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
   };
-  const pick = (mode: 'naive' | 'hookrelay', k: keyof Round) => med(runs[mode].map((x) => x[k]));
+  const pick = (mode: Mode, k: keyof Round) => med(runs[mode].map((x) => x[k]));
   Object.assign(out, {
     naiveRate: pick('naive', 'rate'),
+    referenceRate: pick('reference', 'rate'),
+    referenceP99: pick('reference', 'p99'),
+    referenceCpuMs: pick('reference', 'cpuMs'),
+    referenceRedisCpuMs: pick('reference', 'redisCpuMs'),
     naiveP50: pick('naive', 'p50'),
     naiveP99: pick('naive', 'p99'),
     hookrelayRate: pick('hookrelay', 'rate'),
@@ -377,6 +392,7 @@ export async function benchE2E(
     rounds: runs,
   });
   out.ratio = out.hookrelayRate! / out.naiveRate!;
+  out.ratioToReference = out.hookrelayRate! / out.referenceRate!;
   return out as E2EResult;
 }
 
@@ -389,18 +405,24 @@ export function printE2E(r: E2EResult): void {
     `  naive relay   ${f(r.naiveRate)} events/s   p50 ${r.naiveP50} ms  p99 ${r.naiveP99} ms @ ${r.steadyRate}/s`,
   );
   console.log(
+    `  reference     ${f(r.referenceRate)} events/s   p99 ${r.referenceP99} ms @ ${r.steadyRate}/s (naive + signature, body hash, parse, outbound signature, log lines)`,
+  );
+  console.log(
     `  hookrelay     ${f(r.hookrelayRate)} events/s   p50 ${r.hookrelayP50} ms  p99 ${r.hookrelayP99} ms @ ${r.steadyRate}/s (max ${r.hookrelayMax} ms)`,
   );
   console.log(
     `  ratio ${r.ratio.toFixed(2)} × naive (target ≥ 0.9), p99 target ≤ 20 ms  (medians of ${r.rounds.naive.length} alternating rounds)`,
   );
   console.log(
-    `  relay CPU per event: naive ${r.naiveCpuMs.toFixed(3)} ms, hookrelay ${r.hookrelayCpuMs.toFixed(3)} ms (${(r.hookrelayCpuMs / r.naiveCpuMs).toFixed(2)}×)`,
+    `  ratio ${r.ratioToReference.toFixed(2)} × the reference; the reference ${(r.referenceRate / r.naiveRate).toFixed(2)} × naive`,
   );
   console.log(
-    `  redis-server per event: naive ${r.naiveRedisCpuMs.toFixed(3)} ms CPU, ${r.naiveRedisCalls.toFixed(1)} calls; hookrelay ${r.hookrelayRedisCpuMs.toFixed(3)} ms CPU, ${r.hookrelayRedisCalls.toFixed(1)} calls`,
+    `  relay CPU per event: naive ${r.naiveCpuMs.toFixed(3)} ms, reference ${r.referenceCpuMs.toFixed(3)} ms, hookrelay ${r.hookrelayCpuMs.toFixed(3)} ms (${(r.hookrelayCpuMs / r.naiveCpuMs).toFixed(2)}× naive, ${(r.hookrelayCpuMs / r.referenceCpuMs).toFixed(2)}× reference)`,
   );
-  for (const mode of ['naive', 'hookrelay'] as const) {
+  console.log(
+    `  redis-server per event: naive ${r.naiveRedisCpuMs.toFixed(3)} ms CPU, ${r.naiveRedisCalls.toFixed(1)} calls; reference ${r.referenceRedisCpuMs.toFixed(3)} ms CPU; hookrelay ${r.hookrelayRedisCpuMs.toFixed(3)} ms CPU, ${r.hookrelayRedisCalls.toFixed(1)} calls`,
+  );
+  for (const mode of MODES) {
     console.log(
       `  ${mode.padEnd(9)} rounds: ${r.rounds[mode].map((x) => `${x.rate.toFixed(0)}/s p99 ${x.p99} ms ${x.cpuMs.toFixed(3)} cpu-ms/ev`).join(', ')}`,
     );
