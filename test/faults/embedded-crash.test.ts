@@ -24,6 +24,8 @@ const TARGETS = ['ci'];
 const PREFIX = 'fembedded';
 // `hookrelay start` loads every role; on a loaded 2-core machine that has taken most of a minute.
 const READY_MS = 90_000;
+/** More than any one command the relay appends: a body is at most `ingress.bodyLimit` (1 MiB) with its headers. */
+const MAX_COMMAND_BYTES = 2 * 1024 * 1024;
 
 let dir: string;
 let data: string;
@@ -42,12 +44,28 @@ function startedLine(p: Proc): Record<string, unknown> | undefined {
 }
 
 /** redis-check-aof on the multi-part AOF's manifest: exit 0 and "is valid" when every part is intact. */
-function checkAof(): { ok: boolean; output: string } {
+function checkAof(): { ok: boolean; cutShortAtEnd: boolean; output: string } {
   const run = spawnSync('redis-check-aof', [join(data, 'appendonlydir', 'appendonly.aof.manifest')], {
     encoding: 'utf8',
   });
   const output = `${run.stdout}${run.stderr}`;
-  return { ok: run.status === 0 && /is valid/.test(output), output };
+  return { ok: run.status === 0 && /is valid/.test(output), cutShortAtEnd: cutShortAtEnd(output), output };
+}
+
+/**
+ * Whether the AOF's only fault is its last command cut short. A redis-server SIGKILLed while appending leaves
+ * that: Linux stops a write to a file part-way at a fatal signal. Redis loads such a file (aof-load-truncated,
+ * its default) by truncating that command, which no client had an answer for; it refuses any other fault, so
+ * the restart that follows is the decisive check. Here: only the last file is short, by less than one command.
+ */
+function cutShortAtEnd(output: string): boolean {
+  const files = [
+    ...output.matchAll(
+      /AOF analyzed: filename=(\S+), size=\d+, ok_up_to=\d+, ok_up_to_line=\d+, diff=(\d+)/g,
+    ),
+  ];
+  const short = files.filter((file) => file[2] !== '0');
+  return short.length === 1 && short[0] === files.at(-1) && Number(short[0]![2]) < MAX_COMMAND_BYTES;
 }
 
 beforeAll(async () => {
@@ -83,6 +101,7 @@ interface Crash {
   relayExit: { code: number | null; signal: NodeJS.Signals | null };
   settledMs: number;
   aofValid: boolean;
+  aofCutShort: boolean;
   previousRun: unknown;
   redisServersAfterStart: number;
 }
@@ -103,7 +122,10 @@ async function crashAndRestart(driver: Driver, kill: Crash['kill'], round: numbe
   await waitFor('no redis-server left on the folder', () => redisServersOn(data).length === 0, 15_000, 20);
   const settledMs = Date.now() - killedAt;
   const aof = checkAof();
-  expect(aof.ok, aof.output).toBe(true);
+  // A relay killed alone leaves its redis-server to stop cleanly: the file is whole. A killed redis-server may
+  // have been appending.
+  if (kill === 'relay') expect(aof.ok, aof.output).toBe(true);
+  else expect(aof.ok || aof.cutShortAtEnd, aof.output).toBe(true);
   relay = await startRelay(`relay-${round}`);
   const servers = redisServersOn(data);
   expect(servers).toHaveLength(1);
@@ -114,6 +136,7 @@ async function crashAndRestart(driver: Driver, kill: Crash['kill'], round: numbe
     relayExit,
     settledMs,
     aofValid: aof.ok,
+    aofCutShort: aof.cutShortAtEnd,
     previousRun: started?.previousRun,
     redisServersAfterStart: servers.length,
   };
