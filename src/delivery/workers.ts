@@ -5,7 +5,7 @@ import type { TargetConfig } from '../config/types.js';
 import { DeadLettered, RetryLater } from '../errors/index.js';
 import type { Logger } from '../log.js';
 import { EventStore, type StoredEvent } from '../queue/event-store.js';
-import { DEFAULT_HANDOFF_BOUNDS, LocalHandoff } from '../queue/local-handoff.js';
+import { LocalHandoff } from '../queue/local-handoff.js';
 import { createRedis, type RedisClient } from '../queue/redis-connection.js';
 import { AttemptCounter } from '../queue/target-stats.js';
 import type { DeliveryJobData } from '../relay/job-types.js';
@@ -53,9 +53,6 @@ export function startDeliveryWorkers(runtime: Runtime): DeliveryWorkers {
     count: (result) => runtime.metrics.localHandoff.inc({ stage: 'routed', result }),
   });
   runtime.store.routedHandoff = routedHandoff;
-  // Idle workers take nothing: what the fan-out handed over for jobs another process ran must still age out.
-  const sweeper = setInterval(() => routedHandoff.sweep(), DEFAULT_HANDOFF_BOUNDS.maxAgeMs / 2);
-  sweeper.unref();
   const ctx: DeliveryContext = {
     config: runtime.config,
     keys: runtime.keys,
@@ -114,7 +111,6 @@ export function startDeliveryWorkers(runtime: Runtime): DeliveryWorkers {
      * after it is abandoned, not lost: its lock expires and another worker sends it with the same key.
      */
     async close() {
-      clearInterval(sweeper);
       if (runtime.store.routedHandoff === routedHandoff) runtime.store.routedHandoff = undefined;
       const graceMs = runtime.config.worker.shutdownGrace;
       const within = (promise: Promise<unknown>, ms: number) => {

@@ -139,8 +139,6 @@ export class FanOut {
           '>',
         )) as [string, StreamEntries][] | null;
         if (read?.[0]) await this.process(shard, read[0][1]);
-        // An idle process must not keep what no stage took (work another process did): see local-handoff.ts.
-        this.handoff.sweep();
         lastError = '';
       } catch (err) {
         if (!this.running) break;

@@ -50,6 +50,7 @@ export class LocalHandoff<T> {
   private readonly bounds: HandoffBounds;
   private readonly now: () => number;
   private readonly count: (result: HandoffResult) => void;
+  private sweepTimer: NodeJS.Timeout | undefined;
 
   constructor(options: HandoffOptions = {}) {
     this.bounds = options.bounds ?? DEFAULT_HANDOFF_BOUNDS;
@@ -79,6 +80,7 @@ export class LocalHandoff<T> {
     this.entries.set(id, { value, bytes, at: this.now(), readers });
     this.bytes += bytes;
     this.evict();
+    this.sweepLater();
   }
 
   /** The value kept for `id`, as many times as it was put for: later takes read Redis. */
@@ -102,9 +104,24 @@ export class LocalHandoff<T> {
     this.bytes -= entry.bytes;
   }
 
-  /** Drops what is past its age; put and take do so too, this is for an owner whose stage went idle. */
-  sweep(): void {
-    this.evict();
+  /**
+   * While it holds anything, the handoff looks again when its oldest entry passes its age: a stage that went
+   * idle takes nothing, and what was handed over for work another process did must still go. Unref'd: it
+   * keeps no process alive.
+   */
+  private sweepLater(): void {
+    if (this.sweepTimer) return;
+    const oldest = this.entries.values().next().value;
+    if (!oldest) return;
+    this.sweepTimer = setTimeout(
+      () => {
+        this.sweepTimer = undefined;
+        this.evict();
+        this.sweepLater();
+      },
+      Math.max(1, oldest.at + this.bounds.maxAgeMs + 1 - this.now()),
+    );
+    this.sweepTimer.unref();
   }
 
   /** Oldest first (a Map iterates in insertion order): past its age, or over a bound. */

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { type HandoffResult, LocalHandoff } from '../../src/queue/local-handoff.js';
 
 /** A handoff on a clock the test moves, and what it counted. */
@@ -74,16 +74,29 @@ describe('local handoff', () => {
     expect(h.heldBytes).toBe(10);
   });
 
-  it('sweep drops what is past its age with no put or take to do it', () => {
-    const { h, clock, counted } = handoff({ maxAgeMs: 5000 });
-    h.put('a', 'a', 10);
-    clock.now += 4000;
-    h.put('b', 'b', 10);
-    clock.now += 2000;
-    h.sweep();
-    expect([h.size, h.heldBytes]).toEqual([1, 10]);
-    expect(counted.dropped).toBe(1);
-    expect(h.take('b')).toBe('b');
+  it('drops what is past its age by itself, with no put or take to do it (an idle stage)', () => {
+    vi.useFakeTimers();
+    try {
+      const counted = { dropped: 0 };
+      const h = new LocalHandoff<string>({
+        bounds: { maxBytes: 1000, maxEntries: 10, maxAgeMs: 5000 },
+        count: (result) => {
+          if (result === 'dropped') counted.dropped++;
+        },
+      });
+      h.put('a', 'a', 10);
+      vi.advanceTimersByTime(4000);
+      h.put('b', 'b', 10);
+      vi.advanceTimersByTime(2000);
+      expect([h.size, h.heldBytes]).toEqual([1, 10]);
+      expect(counted.dropped).toBe(1);
+      vi.advanceTimersByTime(5000);
+      expect([h.size, h.heldBytes, counted.dropped]).toEqual([0, 0, 2]);
+      // Empty, it waits for nothing.
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a second put of an id replaces the first without counting it twice', () => {
